@@ -1,0 +1,1589 @@
+//! Reads and validates the plugin configuration file, `InputPlugins/QualysGuard.yaml`
+//! (named with `-plugininfo`).
+//!
+//! The file is a compatibility contract: the Perl connector read it with YAML::XS, so
+//! every file that worked there (guide Table ii-2, ii-3, ii-4 and the guide's sample)
+//! must load here with the same meaning. On top of that come a few new keys with
+//! defaults (`source`, `scan_mode`, `include_types`, `description_length`) and secrets
+//! from the environment (`QUALYS_PASSWORD`, `QUALYS_PROXY_PASSWORD`).
+//!
+//! The connector runs from cron, where nobody watches it, so everything is checked here,
+//! at start-up: a bad value is an error naming file, line, column and key; nothing is
+//! left to fail half way through a run. Secret values never appear in an error or a
+//! warning.
+//!
+//! YAML is read with yaml-rust2's event parser rather than its `Yaml` tree because the
+//! tree forgets positions and silently merges duplicate keys.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
+
+use crate::filter::IpRanges;
+use crate::model::FindingType;
+use crate::secret::Secret;
+
+/// Where the connector looks when `-plugininfo` is not given (guide, `-plugininfo`).
+pub const DEFAULT_PATH: &str = "InputPlugins/QualysGuard.yaml";
+/// Guide Table ii-3: `url` "defaults to https://qualysapi.qualys.com".
+pub const DEFAULT_URL: &str = "https://qualysapi.qualys.com";
+/// The Host Input source / scanner name the Perl connector used.
+pub const DEFAULT_SOURCE: &str = "QualysGuard";
+pub const DEFAULT_DESCRIPTION_LENGTH: usize = 512;
+pub const MAX_DESCRIPTION_LENGTH: usize = 65536;
+/// Confirmed and potential findings; information gathered is noise for impact flags.
+pub const DEFAULT_INCLUDE_TYPES: [FindingType; 2] = [FindingType::Vuln, FindingType::Practice];
+/// Overrides `password`, so the secret need not sit in the file.
+pub const PASSWORD_ENV: &str = "QUALYS_PASSWORD";
+/// Overrides `proxy_password`.
+pub const PROXY_PASSWORD_ENV: &str = "QUALYS_PROXY_PASSWORD";
+
+const PLUGININFO_HINT: &str =
+    "use -plugininfo to name the YAML file (default InputPlugins/QualysGuard.yaml)";
+/// A real configuration is a dozen lines; anything this big is the wrong file, and the
+/// limit keeps a mistaken `-plugininfo /dev/zero` from eating memory.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Bounds on the YAML tree: nesting (our recursion) and alias expansion ("billion
+/// laughs") cannot blow the stack or the heap.
+const MAX_DEPTH: usize = 64;
+const MAX_NODES: usize = 100_000;
+/// How far an unknown key may be from a known one to be suggested.
+const MAX_SUGGESTION_DISTANCE: usize = 2;
+
+// ---------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------
+
+/// How the Host Input commands treat what the FMC already knows about a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Replace this source's vulnerabilities on each host (the Perl connector's behaviour).
+    Flush,
+    /// Add to them.
+    Update,
+}
+
+impl ScanMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanMode::Flush => "flush",
+            ScanMode::Update => "update",
+        }
+    }
+}
+
+impl fmt::Display for ScanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyScheme {
+    Http,
+    Https,
+}
+
+impl ProxyScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyScheme::Http => "http",
+            ProxyScheme::Https => "https",
+        }
+    }
+
+    /// The port used when the proxy URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProxyScheme::Http => 80,
+            ProxyScheme::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for ProxyScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `proxy` key (guide Table ii-4). Credentials are separate keys
+/// (`proxy_username`, `proxy_password`) and are never part of this value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub scheme: ProxyScheme,
+    /// Host name or IP address; an IPv6 address is stored without brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Proxy {
+    /// `scheme://host:port`, with brackets around an IPv6 host: usable as a proxy URL.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+/// Where a secret came from, so the caller can log it without the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretOrigin {
+    File,
+    /// The environment variable's name.
+    Env(&'static str),
+}
+
+impl fmt::Display for SecretOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretOrigin::File => f.write_str("the configuration file"),
+            SecretOrigin::Env(var) => f.write_str(var),
+        }
+    }
+}
+
+/// The validated configuration. `Debug` is safe to log: secrets print `<redacted>`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub user_id: Option<String>,
+    pub password: Option<Secret>,
+    pub password_origin: Option<SecretOrigin>,
+    /// Digits only.
+    pub template_id: Option<String>,
+    /// `http(s)://host[:port][/path]`, scheme in lower case, no trailing slash.
+    pub url: String,
+    pub add_host: bool,
+    pub ip_ranges: IpRanges,
+    pub proxy: Option<Proxy>,
+    pub proxy_username: Option<String>,
+    pub proxy_password: Option<Secret>,
+    pub proxy_password_origin: Option<SecretOrigin>,
+    pub source: String,
+    pub scan_mode: ScanMode,
+    pub include_types: Vec<FindingType>,
+    pub description_length: usize,
+}
+
+impl Config {
+    /// Every key at its default: what an empty file gives.
+    pub fn defaults(path: &Path) -> Config {
+        Config {
+            path: path.to_path_buf(),
+            user_id: None,
+            password: None,
+            password_origin: None,
+            template_id: None,
+            url: DEFAULT_URL.to_string(),
+            // Guide Table ii-3: "n - (the Connector default value)".
+            add_host: false,
+            // Guide Table ii-3: ip_ranges "default is none", i.e. no filtering.
+            ip_ranges: IpRanges::default(),
+            proxy: None,
+            proxy_username: None,
+            proxy_password: None,
+            proxy_password_origin: None,
+            source: DEFAULT_SOURCE.to_string(),
+            scan_mode: ScanMode::Flush,
+            include_types: DEFAULT_INCLUDE_TYPES.to_vec(),
+            description_length: DEFAULT_DESCRIPTION_LENGTH,
+        }
+    }
+}
+
+/// A configuration error. Displays as `path:line:column: key: message`, each part
+/// present only when known.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based.
+    pub line: Option<usize>,
+    /// 1-based, in characters.
+    pub column: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The process environment, for `load`'s `env` parameter in production.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads, checks and parses the file at `path`. Warnings (unknown keys, a file with a
+/// secret that others can read, ...) each name the file and come back with the config.
+///
+/// `require_qualys`: `user_id`, `password` and `template_id` must be set (they are not
+/// needed when the report is read from a file). `env` looks up environment variables.
+pub fn load(
+    path: &Path,
+    require_qualys: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let metadata = fs::metadata(path).map_err(|e| file_error(path, &e))?;
+    if metadata.is_dir() {
+        return Err(bare_error(
+            path,
+            format!("is a directory, not a YAML file; {PLUGININFO_HINT}"),
+        ));
+    }
+    let text = read_text(path)?;
+    let parsed = parse(path, &text, require_qualys, env)?;
+    let mut warnings = parsed.warnings;
+    if let Some(warning) = permission_warning(path, &metadata, &parsed.file_secrets) {
+        warnings.push(warning);
+    }
+    Ok((parsed.config, warnings))
+}
+
+/// `load` without the file system: parses `text` as if read from `path`.
+pub fn parse_str(
+    path: &Path,
+    text: &str,
+    require_qualys: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let parsed = parse(path, text, require_qualys, env)?;
+    Ok((parsed.config, parsed.warnings))
+}
+
+// ---------------------------------------------------------------------------------------
+// The key table
+// ---------------------------------------------------------------------------------------
+
+/// What a key accepts. Decides how values are read, quoted in messages and overridden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One scalar.
+    Text,
+    /// One scalar that is never quoted in a message; a non-empty `env` variable
+    /// overrides the file.
+    Secret { env: &'static str },
+    /// A comma-separated scalar or a YAML list of scalars.
+    TextOrList,
+}
+
+type Handler = fn(&mut Config, &Value) -> Result<(), Fail>;
+
+#[derive(Debug)]
+struct KeyDef {
+    name: &'static str,
+    kind: Kind,
+    /// Needed to download the report from Qualys (guide Table ii-2).
+    required: bool,
+    handler: Handler,
+}
+
+/// Every key the file may hold. A new key is one line here plus its handler.
+const KEYS: &[KeyDef] = &[
+    // Guide Table ii-2: required parameters.
+    KeyDef {
+        name: "user_id",
+        kind: Kind::Text,
+        required: true,
+        handler: set_user_id,
+    },
+    KeyDef {
+        name: "password",
+        kind: Kind::Secret { env: PASSWORD_ENV },
+        required: true,
+        handler: set_password,
+    },
+    KeyDef {
+        name: "template_id",
+        kind: Kind::Text,
+        required: true,
+        handler: set_template_id,
+    },
+    // Guide Table ii-3: optional parameters.
+    KeyDef {
+        name: "url",
+        kind: Kind::Text,
+        required: false,
+        handler: set_url,
+    },
+    KeyDef {
+        name: "add_host",
+        kind: Kind::Text,
+        required: false,
+        handler: set_add_host,
+    },
+    KeyDef {
+        name: "ip_ranges",
+        kind: Kind::TextOrList,
+        required: false,
+        handler: set_ip_ranges,
+    },
+    // Guide Table ii-4: proxy parameters.
+    KeyDef {
+        name: "proxy",
+        kind: Kind::Text,
+        required: false,
+        handler: set_proxy,
+    },
+    KeyDef {
+        name: "proxy_username",
+        kind: Kind::Text,
+        required: false,
+        handler: set_proxy_username,
+    },
+    KeyDef {
+        name: "proxy_password",
+        kind: Kind::Secret {
+            env: PROXY_PASSWORD_ENV,
+        },
+        required: false,
+        handler: set_proxy_password,
+    },
+    // New keys: not in the guide, all with defaults that match the Perl connector.
+    KeyDef {
+        name: "source",
+        kind: Kind::Text,
+        required: false,
+        handler: set_source,
+    },
+    KeyDef {
+        name: "scan_mode",
+        kind: Kind::Text,
+        required: false,
+        handler: set_scan_mode,
+    },
+    KeyDef {
+        name: "include_types",
+        kind: Kind::TextOrList,
+        required: false,
+        handler: set_include_types,
+    },
+    KeyDef {
+        name: "description_length",
+        kind: Kind::Text,
+        required: false,
+        handler: set_description_length,
+    },
+];
+
+/// A key's value as its handler sees it.
+#[derive(Debug)]
+struct Value {
+    /// Where the value starts; `None` when it came from the environment.
+    pos: Option<Pos>,
+    origin: SecretOrigin,
+    form: Form,
+}
+
+#[derive(Debug)]
+enum Form {
+    One(String),
+    List(Vec<Item>),
+}
+
+#[derive(Debug)]
+struct Item {
+    pos: Pos,
+    text: String,
+}
+
+impl Value {
+    /// The scalar, for keys that take one value.
+    fn scalar(&self) -> Result<&str, Fail> {
+        match &self.form {
+            Form::One(text) => Ok(text),
+            Form::List(_) => Err(fail("expected a single value, got a list")),
+        }
+    }
+
+    /// The trimmed scalar, which must not be blank.
+    fn text(&self) -> Result<&str, Fail> {
+        let text = self.scalar()?.trim();
+        if text.is_empty() {
+            return Err(fail("is blank"));
+        }
+        Ok(text)
+    }
+
+    /// The comma-separated parts of a scalar, or the parts of every list item, each with
+    /// where to point an error at.
+    fn parts(&self) -> Vec<(Option<Pos>, &str)> {
+        match &self.form {
+            Form::One(text) => text.split(',').map(|p| (self.pos, p.trim())).collect(),
+            Form::List(items) => items
+                .iter()
+                .flat_map(|i| i.text.split(',').map(|p| (Some(i.pos), p.trim())))
+                .collect(),
+        }
+    }
+}
+
+/// A handler's complaint; the caller adds file, key and (unless given) the position.
+#[derive(Debug)]
+struct Fail {
+    pos: Option<Pos>,
+    /// Text to look for on the value's line to point the column at it exactly.
+    near: Option<String>,
+    message: String,
+}
+
+fn fail(message: impl Into<String>) -> Fail {
+    Fail {
+        pos: None,
+        near: None,
+        message: message.into(),
+    }
+}
+
+impl Fail {
+    fn at(mut self, pos: Option<Pos>) -> Fail {
+        self.pos = pos;
+        self
+    }
+
+    fn near(mut self, text: &str) -> Fail {
+        self.near = Some(text.to_string());
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------
+
+/// A user name goes into HTTP basic authentication, which cannot carry ':' or control
+/// characters (RFC 7617).
+fn user_name(value: &Value) -> Result<String, Fail> {
+    let text = value.text()?;
+    if text.chars().any(char::is_control) {
+        return Err(fail("must not contain control characters"));
+    }
+    if text.contains(':') {
+        return Err(fail(format!(
+            "must not contain ':' (HTTP basic authentication cannot carry it), got {}",
+            quote(text)
+        ))
+        .near(text));
+    }
+    Ok(text.to_string())
+}
+
+fn set_user_id(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.user_id = Some(user_name(value)?);
+    Ok(())
+}
+
+fn set_proxy_username(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.proxy_username = Some(user_name(value)?);
+    Ok(())
+}
+
+/// Passwords are taken verbatim (no trimming: spaces may be part of them). A line break
+/// or tab is refused: it is almost always a YAML block scalar or a paste gone wrong, and
+/// the server would just answer "Bad Login/Password" (guide, troubleshooting).
+fn secret(value: &Value) -> Result<Secret, Fail> {
+    let text = value.scalar()?;
+    if text.chars().any(char::is_control) {
+        return Err(fail(
+            "contains a line break, tab or other control character (value not shown); \
+             write it on one line in single quotes",
+        ));
+    }
+    Ok(Secret::new(text))
+}
+
+fn set_password(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.password = Some(secret(value)?);
+    config.password_origin = Some(value.origin);
+    Ok(())
+}
+
+fn set_proxy_password(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.proxy_password = Some(secret(value)?);
+    config.proxy_password_origin = Some(value.origin);
+    Ok(())
+}
+
+/// Guide Table ii-2: the report template's ID, a number. YAML gives it to us as text
+/// whether it was written as an integer or quoted.
+fn set_template_id(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fail(format!(
+            "expected the report template's number (digits only), got {}",
+            quote(text)
+        )));
+    }
+    config.template_id = Some(text.to_string());
+    Ok(())
+}
+
+/// Guide Table ii-3: the QualysGuard API server. A path is allowed (some installations
+/// sit below a prefix); the connector appends `/api/...` itself, hence no trailing slash.
+fn set_url(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    let url = split_url(text, "user_id and password are separate keys")?;
+    if url.rest.contains(['?', '#']) {
+        return Err(fail(format!(
+            "must not contain a query or fragment, got {}",
+            quote(&redact_url(text))
+        )));
+    }
+    let path = url.rest.trim_end_matches('/');
+    config.url = format!("{}://{}{}", url.scheme, url.authority, path);
+    Ok(())
+}
+
+/// Guide Table ii-3: y or n; the guide's troubleshooting also names `yes`, and YAML
+/// booleans come to us as `true` / `false`.
+fn set_add_host(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.add_host = match text.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "true" => true,
+        "n" | "no" | "false" => false,
+        _ => {
+            return Err(fail(format!(
+                "expected y, yes, true, n, no or false, got {}",
+                quote(text)
+            )));
+        }
+    };
+    Ok(())
+}
+
+/// Guide Table ii-3: "One or more IP ranges ... CIDR notation or a dashed range",
+/// default none. A YAML list is accepted too; its items mean the same as a comma list.
+fn set_ip_ranges(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let (spec, items): (String, &[Item]) = match &value.form {
+        Form::One(text) => (text.clone(), &[]),
+        Form::List(items) => {
+            let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+            (texts.join(","), items)
+        }
+    };
+    config.ip_ranges = IpRanges::parse(&spec).map_err(|e| {
+        // Point at the list item holding the bad entry, then at the entry itself.
+        let pos = items
+            .iter()
+            .find(|i| i.text.contains(e.token.as_str()))
+            .map(|i| i.pos)
+            .or(value.pos);
+        fail(format!("bad entry {}: {}", quote(&e.token), e.reason))
+            .at(pos)
+            .near(&e.token)
+    })?;
+    Ok(())
+}
+
+/// Guide Table ii-4: `https://192.168.1.100:443`; "the port number must be between 0
+/// and 65535".
+fn set_proxy(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    let url = split_url(text, "set proxy_username and proxy_password instead")?;
+    if !url.rest.is_empty() && url.rest != "/" {
+        return Err(fail(format!(
+            "expected scheme://host[:port] without a path, got {}",
+            quote(&redact_url(text))
+        )));
+    }
+    config.proxy = Some(Proxy {
+        scheme: url.scheme,
+        host: url.host,
+        port: url.port.unwrap_or(url.scheme.default_port()),
+    });
+    Ok(())
+}
+
+/// The Host Input source (`SetSource,<source>`) and scanner name: a field of a
+/// comma-separated command line, so no commas or quotes.
+fn set_source(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    if let Some(bad) = text
+        .chars()
+        .find(|&c| !(' '..='~').contains(&c) || c == '"' || c == ',')
+    {
+        return Err(fail(format!(
+            "expected printable ASCII without '\"' or ',' (it becomes a field of the Host \
+             Input commands), got {} (bad character {})",
+            quote(text),
+            quote(&bad.to_string())
+        ))
+        .near(&bad.to_string()));
+    }
+    config.source = text.to_string();
+    Ok(())
+}
+
+fn set_scan_mode(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.scan_mode = match text.to_ascii_lowercase().as_str() {
+        "flush" => ScanMode::Flush,
+        "update" => ScanMode::Update,
+        _ => {
+            return Err(fail(format!(
+                "expected flush or update, got {}",
+                quote(text)
+            )));
+        }
+    };
+    Ok(())
+}
+
+fn set_include_types(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let mut types = Vec::new();
+    for (pos, part) in value.parts() {
+        if part.is_empty() {
+            continue;
+        }
+        let kind = FindingType::from_str(part).map_err(|e| fail(e).at(pos).near(part))?;
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
+    if types.is_empty() {
+        return Err(fail(
+            "names no finding type; give at least one of Vuln, Practice, Ig \
+             (or remove the key for the default Vuln, Practice)",
+        ));
+    }
+    config.include_types = types;
+    Ok(())
+}
+
+fn set_description_length(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    let out_of_range = || {
+        fail(format!(
+            "must be between 0 and {MAX_DESCRIPTION_LENGTH}, got {}",
+            quote(text)
+        ))
+    };
+    let negative = text
+        .strip_prefix('-')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    if negative {
+        return Err(out_of_range());
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fail(format!(
+            "expected a whole number between 0 and {MAX_DESCRIPTION_LENGTH}, got {}",
+            quote(text)
+        )));
+    }
+    match digits.parse::<usize>() {
+        Ok(n) if n <= MAX_DESCRIPTION_LENGTH => {
+            config.description_length = n;
+            Ok(())
+        }
+        _ => Err(out_of_range()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// URLs
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct UrlParts<'a> {
+    scheme: ProxyScheme,
+    /// As written (host and port), for rebuilding the URL.
+    authority: &'a str,
+    /// Without IPv6 brackets.
+    host: String,
+    port: Option<u16>,
+    /// Path, query and fragment, as written.
+    rest: &'a str,
+}
+
+/// Splits `scheme://host[:port]rest`, checking scheme, host and port. Credentials in the
+/// URL are refused (`credentials_hint` says where they go) and never quoted back.
+fn split_url<'a>(text: &'a str, credentials_hint: &str) -> Result<UrlParts<'a>, Fail> {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(fail(format!(
+            "must not contain spaces or control characters, got {}",
+            quote(&redact_url(text))
+        )));
+    }
+    let Some((scheme, after)) = text.split_once("://") else {
+        return Err(fail(format!(
+            "expected an http:// or https:// URL, got {}",
+            quote(&redact_url(text))
+        )));
+    };
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => ProxyScheme::Http,
+        "https" => ProxyScheme::Https,
+        _ => {
+            return Err(fail(format!(
+                "expected an http:// or https:// URL, got {}",
+                quote(&redact_url(text))
+            )));
+        }
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    if authority.contains('@') {
+        return Err(fail(format!(
+            "must not contain a user name or password (value not shown); {credentials_hint}"
+        )));
+    }
+    let (host, port) = split_authority(authority)?;
+    Ok(UrlParts {
+        scheme,
+        authority,
+        host,
+        port,
+        rest,
+    })
+}
+
+fn split_authority(authority: &str) -> Result<(String, Option<u16>), Fail> {
+    if authority.is_empty() {
+        return Err(fail("has no host name"));
+    }
+    if let Some(inner) = authority.strip_prefix('[') {
+        let Some((addr, after)) = inner.split_once(']') else {
+            return Err(fail(format!("has an unclosed '[' in {}", quote(authority))));
+        };
+        if addr.parse::<Ipv6Addr>().is_err() {
+            return Err(fail(format!("bad IPv6 address {}", quote(addr))).near(addr));
+        }
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(port) => Some(parse_port(port)?),
+                None => {
+                    return Err(fail(format!("unexpected {} after ']'", quote(after))).near(after));
+                }
+            },
+        };
+        return Ok((addr.to_string(), port));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => {
+            if port.contains(':') {
+                return Err(fail(format!(
+                    "an IPv6 address must be written in brackets, as in http://[2001:db8::1]:8080, got {}",
+                    quote(authority)
+                )));
+            }
+            (host, Some(parse_port(port)?))
+        }
+        None => (authority, None),
+    };
+    if host.is_empty() {
+        return Err(fail("has no host name"));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(fail(format!(
+            "bad host name {} (letters, digits, '.', '-' and '_' only; write an \
+             international name in its xn-- form)",
+            quote(host)
+        ))
+        .near(host));
+    }
+    Ok((host.to_string(), port))
+}
+
+fn parse_port(port: &str) -> Result<u16, Fail> {
+    if port.is_empty() {
+        return Err(fail("has an empty port after ':'"));
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fail(format!("port {} is not a number", quote(port))).near(port));
+    }
+    port.parse::<u16>().map_err(|_| {
+        let shown: String = port.chars().take(20).collect();
+        fail(format!("port {shown} is out of range (0-65535)")).near(port)
+    })
+}
+
+/// The URL with anything before an '@' in its authority replaced, so a message can
+/// quote it without leaking an embedded password.
+fn redact_url(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------
+
+/// A 1-based line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+impl Pos {
+    fn from_marker(mark: &Marker) -> Pos {
+        // yaml-rust2 counts lines from 1 but columns from 0.
+        Pos {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Parsed {
+    config: Config,
+    warnings: Vec<String>,
+    /// The secret keys the file itself holds (for the permission warning).
+    file_secrets: Vec<&'static str>,
+}
+
+/// Source text and file name, for building located messages.
+#[derive(Debug)]
+struct Source<'a> {
+    path: &'a Path,
+    lines: Vec<&'a str>,
+}
+
+impl Source<'_> {
+    fn error(
+        &self,
+        pos: Option<Pos>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            key: key.map(str::to_string),
+            message: message.into(),
+        }
+    }
+
+    fn warning(&self, pos: Pos, message: &str) -> String {
+        format!(
+            "{}:{}:{}: {message}",
+            self.path.display(),
+            pos.line,
+            pos.column
+        )
+    }
+
+    /// Moves `pos` to where `needle` first appears on its line at or after it; keeps
+    /// `pos` when the needle is not there (a multi-line or escaped scalar).
+    fn refine(&self, pos: Pos, needle: &str) -> Pos {
+        let Some(line) = self.lines.get(pos.line.wrapping_sub(1)) else {
+            return pos;
+        };
+        let Some((start, _)) = line.char_indices().nth(pos.column.saturating_sub(1)) else {
+            return pos;
+        };
+        match line[start..].find(needle) {
+            Some(offset) if !needle.is_empty() => Pos {
+                line: pos.line,
+                column: pos.column + line[start..start + offset].chars().count(),
+            },
+            _ => pos,
+        }
+    }
+}
+
+fn parse(
+    path: &Path,
+    text: &str,
+    require_qualys: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Parsed, ConfigError> {
+    // A BOM (Windows editors) is not part of the first key; yaml-rust2 would keep it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = untab_after_keys(text);
+    let source = Source {
+        path,
+        lines: text.lines().collect(),
+    };
+    let root = read_document(&source, &text)?;
+    let entries = match root {
+        None => Vec::new(),
+        Some(node) if node.is_null() => Vec::new(),
+        Some(Node {
+            value: NodeValue::Map(entries),
+            ..
+        }) => entries,
+        Some(node) => {
+            return Err(source.error(
+                Some(node.pos),
+                None,
+                format!(
+                    "expected `key: value` lines (a YAML mapping) at the top level, got {}",
+                    node.describe()
+                ),
+            ));
+        }
+    };
+
+    let mut config = Config::defaults(path);
+    let mut warnings = Vec::new();
+    let mut file_secrets = Vec::new();
+    // Where each key was first seen (duplicates) and which known keys have a value.
+    let mut seen: HashMap<String, Pos> = HashMap::new();
+    let mut set: HashMap<&'static str, Option<Pos>> = HashMap::new();
+
+    for (key, value) in entries {
+        let name = match &key.value {
+            NodeValue::Scalar { text, .. } => text.clone(),
+            _ => {
+                return Err(source.error(
+                    Some(key.pos),
+                    None,
+                    format!("expected a key name, got {}", key.describe()),
+                ));
+            }
+        };
+        if let Some(first) = seen.get(&name) {
+            return Err(source.error(
+                Some(key.pos),
+                Some(&name),
+                format!(
+                    "duplicate key: set on line {} and again on line {}",
+                    first.line, key.pos.line
+                ),
+            ));
+        }
+        seen.insert(name.clone(), key.pos);
+
+        let Some(def) = KEYS.iter().find(|d| d.name == name) else {
+            let mut message = format!("unknown key {} ignored", quote(&name));
+            if let Some(known) = suggest(&name) {
+                message.push_str(&format!(" (did you mean '{known}'?)"));
+            }
+            warnings.push(source.warning(key.pos, &message));
+            continue;
+        };
+        let located = |fail: Fail| {
+            let pos = fail.pos.or(Some(value.pos));
+            let pos = match (pos, &fail.near) {
+                (Some(pos), Some(near)) => Some(source.refine(pos, near)),
+                _ => pos,
+            };
+            source.error(pos, Some(def.name), fail.message)
+        };
+        check_tag(&value).map_err(located)?;
+        if value.is_null() {
+            // `key:` and `key: ~` leave the default in place.
+            continue;
+        }
+        let input = to_value(&value).map_err(located)?;
+        if let Err(fail) = (def.handler)(&mut config, &input) {
+            return Err(located(redact_secret(def, &input, fail)));
+        }
+        set.insert(def.name, Some(key.pos));
+        if matches!(def.kind, Kind::Secret { .. }) {
+            file_secrets.push(def.name);
+        }
+    }
+
+    // Secrets from the environment win over the file, when set and non-empty.
+    for def in KEYS {
+        let Kind::Secret { env: var } = def.kind else {
+            continue;
+        };
+        let Some(text) = env(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let input = Value {
+            pos: None,
+            origin: SecretOrigin::Env(var),
+            form: Form::One(text),
+        };
+        if let Err(fail) = (def.handler)(&mut config, &input) {
+            let fail = redact_secret(def, &input, fail);
+            return Err(source.error(
+                None,
+                Some(def.name),
+                format!("{} (from environment variable {var})", fail.message),
+            ));
+        }
+        set.entry(def.name).or_insert(None);
+    }
+
+    if require_qualys {
+        let missing: Vec<String> = KEYS
+            .iter()
+            .filter(|d| d.required && !set.contains_key(d.name))
+            .map(|d| match d.kind {
+                Kind::Secret { env } => format!("{} (or set {env})", d.name),
+                _ => d.name.to_string(),
+            })
+            .collect();
+        if !missing.is_empty() {
+            let noun = if missing.len() == 1 { "key" } else { "keys" };
+            return Err(source.error(
+                None,
+                None,
+                format!(
+                    "missing required {noun} {}; they are needed to download the report \
+                     from Qualys (guide Table ii-2)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+
+    check_proxy_credentials(&source, &config, &set, &mut warnings)?;
+    Ok(Parsed {
+        config,
+        warnings,
+        file_secrets,
+    })
+}
+
+/// Proxy credentials only mean something with a proxy, and a password without a user
+/// name cannot be sent at all (guide Table ii-4).
+fn check_proxy_credentials(
+    source: &Source<'_>,
+    config: &Config,
+    set: &HashMap<&'static str, Option<Pos>>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    if config.proxy.is_none() {
+        for name in ["proxy_username", "proxy_password"] {
+            if let Some(Some(pos)) = set.get(name) {
+                warnings.push(source.warning(
+                    *pos,
+                    &format!("{name} is set but proxy is not; {name} is ignored"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if config.proxy_password.is_some() && config.proxy_username.is_none() {
+        let pos = set.get("proxy_password").copied().flatten();
+        let from = match config.proxy_password_origin {
+            Some(SecretOrigin::Env(var)) => format!(" (from environment variable {var})"),
+            _ => String::new(),
+        };
+        return Err(source.error(
+            pos,
+            Some("proxy_password"),
+            format!("is set{from} but proxy_username is not; set both or neither"),
+        ));
+    }
+    Ok(())
+}
+
+/// A handler message must not carry a secret; they are written not to, and this makes
+/// sure of it.
+fn redact_secret(def: &KeyDef, input: &Value, mut fail: Fail) -> Fail {
+    if let (Kind::Secret { .. }, Form::One(text)) = (def.kind, &input.form) {
+        if !text.is_empty() && fail.message.contains(text.as_str()) {
+            fail.message = "invalid value (not shown)".to_string();
+        }
+        fail.near = None;
+    }
+    fail
+}
+
+/// Tags other than YAML's own (`!!str`, `!!int`, ...) mean nothing here; a value that
+/// starts with '!' was most likely meant as text (a password), so say to quote it and
+/// do not echo the tag.
+fn check_tag(node: &Node) -> Result<(), Fail> {
+    match &node.value {
+        NodeValue::Scalar { tag: Some(tag), .. } if !tag.starts_with(YAML_TAG_PREFIX) => Err(fail(
+            "starts with '!', which YAML reads as a tag (value not shown); put the value in \
+             single quotes",
+        )
+        .at(Some(node.pos))),
+        _ => Ok(()),
+    }
+}
+
+const YAML_TAG_PREFIX: &str = "tag:yaml.org,2002:";
+
+/// A value node as a handler input: a scalar, or a list of scalars.
+fn to_value(node: &Node) -> Result<Value, Fail> {
+    let form = match &node.value {
+        NodeValue::Scalar { text, .. } => Form::One(text.clone()),
+        NodeValue::Seq(items) => {
+            let mut list = Vec::new();
+            for item in items {
+                check_tag(item)?;
+                match &item.value {
+                    _ if item.is_null() => {}
+                    NodeValue::Scalar { text, .. } => {
+                        list.push(Item {
+                            pos: item.pos,
+                            text: text.clone(),
+                        });
+                    }
+                    _ => {
+                        return Err(fail(format!(
+                            "list items must be single values, got {}",
+                            item.describe()
+                        ))
+                        .at(Some(item.pos)));
+                    }
+                }
+            }
+            Form::List(list)
+        }
+        NodeValue::Map(_) => {
+            return Err(fail(
+                "expected a value, got a nested mapping (are the following lines \
+                 indented by mistake?)",
+            ));
+        }
+    };
+    Ok(Value {
+        pos: Some(node.pos),
+        origin: SecretOrigin::File,
+        form,
+    })
+}
+
+/// yaml-rust2 refuses a tab between `key:` and its value, which libyaml (and so the Perl
+/// connector) accepts. Turn such tabs into spaces; columns stay the same.
+fn untab_after_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let rest = &line[indent..];
+        let key_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        let after_key = &rest[key_len..];
+        match after_key.strip_prefix(':') {
+            Some(value) if key_len > 0 && value.starts_with('\t') => {
+                let tabs = value.len() - value.trim_start_matches('\t').len();
+                out.push_str(&line[..indent + key_len + 1]);
+                out.push_str(&" ".repeat(tabs));
+                out.push_str(&value[tabs..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// YAML tree
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Node {
+    pos: Pos,
+    value: NodeValue,
+}
+
+#[derive(Debug, Clone)]
+enum NodeValue {
+    Scalar {
+        text: String,
+        plain: bool,
+        /// Full tag (`tag:yaml.org,2002:str` for `!!str`).
+        tag: Option<String>,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// `key:`, `key: ~`, `key: null` and `key: ''` all mean "not set".
+    fn is_null(&self) -> bool {
+        match &self.value {
+            NodeValue::Scalar { text, plain, tag } => {
+                text.is_empty()
+                    || (*plain
+                        && tag.is_none()
+                        && matches!(text.as_str(), "~" | "null" | "Null" | "NULL"))
+            }
+            _ => false,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.value {
+            NodeValue::Scalar { .. } => "a single value",
+            NodeValue::Seq(_) => "a list",
+            NodeValue::Map(_) => "a mapping",
+        }
+    }
+
+    fn size(&self) -> usize {
+        1 + match &self.value {
+            NodeValue::Scalar { .. } => 0,
+            NodeValue::Seq(items) => items.iter().map(Node::size).sum(),
+            NodeValue::Map(entries) => entries.iter().map(|(k, v)| k.size() + v.size()).sum(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct EventSink {
+    events: Vec<(Event, Pos)>,
+}
+
+impl MarkedEventReceiver for EventSink {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        self.events.push((event, Pos::from_marker(&mark)));
+    }
+}
+
+/// Parses `text` into at most one document's tree (`None` for an empty file).
+fn read_document(source: &Source<'_>, text: &str) -> Result<Option<Node>, ConfigError> {
+    let mut sink = EventSink::default();
+    Parser::new_from_str(text)
+        .load(&mut sink, true)
+        .map_err(|e| syntax_error(source, &e))?;
+    let mut tree = TreeBuilder {
+        events: sink.events.into_iter(),
+        anchors: HashMap::new(),
+        nodes: 0,
+    };
+    let mut root = None;
+    let fail = |(pos, message): (Pos, String)| source.error(Some(pos), None, message);
+    while let Some((event, pos)) = tree.events.next() {
+        match event {
+            Event::DocumentStart if root.is_some() => {
+                return Err(source.error(
+                    Some(pos),
+                    None,
+                    "a second YAML document ('---') follows; the file must hold one mapping",
+                ));
+            }
+            Event::DocumentStart => {
+                let (event, pos) = tree.next(pos).map_err(fail)?;
+                root = Some(tree.node(event, pos, 0).map_err(fail)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(root)
+}
+
+struct TreeBuilder {
+    events: std::vec::IntoIter<(Event, Pos)>,
+    /// Anchored nodes with their sizes, for aliases.
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
+}
+
+impl fmt::Debug for TreeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreeBuilder")
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+type TreeResult<T> = Result<T, (Pos, String)>;
+
+impl TreeBuilder {
+    fn next(&mut self, after: Pos) -> TreeResult<(Event, Pos)> {
+        self.events
+            .next()
+            .ok_or((after, "YAML ends unexpectedly".to_string()))
+    }
+
+    fn count(&mut self, pos: Pos, n: usize) -> TreeResult<()> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err((
+                pos,
+                format!("more than {MAX_NODES} YAML values (alias loop?)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, anchor: usize, node: &Node) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), node.size()));
+        }
+    }
+
+    fn node(&mut self, event: Event, pos: Pos, depth: usize) -> TreeResult<Node> {
+        if depth > MAX_DEPTH {
+            return Err((pos, format!("nested more than {MAX_DEPTH} levels deep")));
+        }
+        self.count(pos, 1)?;
+        let node = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = Node {
+                    pos,
+                    value: NodeValue::Scalar {
+                        text,
+                        plain: style == TScalarStyle::Plain,
+                        tag: tag.map(|t| format!("{}{}", t.handle, t.suffix)),
+                    },
+                };
+                self.remember(anchor, &node);
+                node
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (event, at) = self.next(pos)?;
+                    if event == Event::SequenceEnd {
+                        break;
+                    }
+                    items.push(self.node(event, at, depth + 1)?);
+                }
+                let node = Node {
+                    pos,
+                    value: NodeValue::Seq(items),
+                };
+                self.remember(anchor, &node);
+                node
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut entries = Vec::new();
+                loop {
+                    let (event, at) = self.next(pos)?;
+                    if event == Event::MappingEnd {
+                        break;
+                    }
+                    let key = self.node(event, at, depth + 1)?;
+                    let (event, at) = self.next(at)?;
+                    let value = self.node(event, at, depth + 1)?;
+                    entries.push((key, value));
+                }
+                // yaml-rust2 marks a block mapping one column after its first key;
+                // the earlier of the two is where the mapping really starts.
+                let pos = entries.first().map_or(pos, |(key, _)| pos.min(key.pos));
+                let node = Node {
+                    pos,
+                    value: NodeValue::Map(entries),
+                };
+                self.remember(anchor, &node);
+                node
+            }
+            Event::Alias(id) => {
+                let Some((node, size)) = self.anchors.get(&id).cloned() else {
+                    return Err((pos, "alias to an unknown anchor".to_string()));
+                };
+                self.count(pos, size)?;
+                Node { pos, ..node }
+            }
+            _ => return Err((pos, "unexpected YAML structure".to_string())),
+        };
+        Ok(node)
+    }
+}
+
+/// A YAML syntax error. Two common causes get a precise message: tabs used for
+/// indentation (YAML allows only spaces), and a password with punctuation that is not
+/// quoted (guide Table ii-2: "put your password in single quotes"); the latter must not
+/// echo the value, and yaml-rust2 may quote a character of it.
+fn syntax_error(source: &Source<'_>, error: &ScanError) -> ConfigError {
+    let pos = Pos::from_marker(error.marker());
+    if let Some(tab) = first_indenting_tab(&source.lines) {
+        return source.error(
+            Some(tab),
+            None,
+            "tab character in the indentation; YAML indents with spaces only",
+        );
+    }
+    let line_key = source
+        .lines
+        .get(pos.line.wrapping_sub(1))
+        .and_then(|l| line_key(l));
+    if let Some(def) = KEYS
+        .iter()
+        .find(|d| matches!(d.kind, Kind::Secret { .. }) && Some(d.name) == line_key)
+    {
+        return source.error(
+            Some(pos),
+            Some(def.name),
+            "YAML syntax error in this value (not shown); put it in single quotes, \
+             writing any ' inside it as ''",
+        );
+    }
+    source.error(
+        Some(pos),
+        None,
+        format!("YAML syntax error: {}", error.info()),
+    )
+}
+
+/// The first tab in the leading whitespace of a line that has content.
+fn first_indenting_tab(lines: &[&str]) -> Option<Pos> {
+    lines.iter().enumerate().find_map(|(i, line)| {
+        let content = line.trim_start_matches([' ', '\t']);
+        let indent = &line[..line.len() - content.len()];
+        let column = indent.find('\t')?;
+        (!content.is_empty() && !content.starts_with('#')).then_some(Pos {
+            line: i + 1,
+            column: column + 1,
+        })
+    })
+}
+
+/// The key a `key: value` line starts with, without quotes.
+fn line_key(line: &str) -> Option<&str> {
+    let (key, _) = line.trim_start().split_once(':')?;
+    Some(key.trim().trim_matches(['\'', '"']))
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------
+
+/// A value quoted for a message: single quotes, control characters escaped, long values
+/// cut (a message is one line in a cron mail).
+fn quote(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut out = String::from("'");
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The known key closest to `name` (case ignored), if close enough to be a typo.
+fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    KEYS.iter()
+        .map(|d| (edit_distance(&name, d.name), d.name))
+        .filter(|&(distance, _)| distance <= MAX_SUGGESTION_DISTANCE)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+// ---------------------------------------------------------------------------------------
+// The file
+// ---------------------------------------------------------------------------------------
+
+fn bare_error(path: &Path, message: String) -> ConfigError {
+    ConfigError {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message,
+    }
+}
+
+fn file_error(path: &Path, error: &io::Error) -> ConfigError {
+    match error.kind() {
+        io::ErrorKind::NotFound => bare_error(path, format!("file not found; {PLUGININFO_HINT}")),
+        io::ErrorKind::PermissionDenied => bare_error(
+            path,
+            format!("cannot read the file: {error}; check its permissions and owner"),
+        ),
+        _ => bare_error(path, format!("cannot read the file: {error}")),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let file = fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, &e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(bare_error(
+            path,
+            format!(
+                "is larger than {MAX_FILE_BYTES} bytes, so it is not a QualysGuard.yaml; \
+                 {PLUGININFO_HINT}"
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // The prefix is valid UTF-8 by definition; count lines and characters in it.
+        let prefix = String::from_utf8_lossy(valid);
+        let line = prefix.matches('\n').count() + 1;
+        let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            key: None,
+            message: "is not valid UTF-8 text; save it as UTF-8 (or plain ASCII)".to_string(),
+        }
+    })
+}
+
+/// The Perl connector left the password in a file anyone might read; say so when the
+/// file holds a secret and group or others have any access.
+#[cfg(unix)]
+fn permission_warning(
+    path: &Path,
+    metadata: &fs::Metadata,
+    file_secrets: &[&'static str],
+) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode() & 0o777;
+    if file_secrets.is_empty() || mode & 0o077 == 0 {
+        return None;
+    }
+    Some(format!(
+        "{}: holds {} but group or others can access it (mode {mode:03o}); run: chmod 600 {} \
+         (or move the secret to {PASSWORD_ENV} / {PROXY_PASSWORD_ENV})",
+        path.display(),
+        file_secrets.join(" and "),
+        path.display(),
+    ))
+}
+
+#[cfg(not(unix))]
+fn permission_warning(
+    _path: &Path,
+    _metadata: &fs::Metadata,
+    _file_secrets: &[&'static str],
+) -> Option<String> {
+    None
+}

@@ -1,0 +1,219 @@
+//! The one place that decides exit codes and the hint printed with a failure.
+//!
+//! Exit codes are a contract for the schedulers that run the connector (README, "Exit
+//! codes"); they never change meaning.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::cli::UsageError;
+use crate::config::ConfigError;
+use crate::hostinput::SinkError;
+use crate::logging::LogError;
+use crate::qualys::report::ReportError;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The job completed: every host was written or delivered.
+    Success = 0,
+    /// An unexpected internal failure (a bug: please report it).
+    Internal = 1,
+    /// The command line or the configuration file is wrong; nothing was done.
+    Usage = 2,
+    /// The report could not be used: unreadable, malformed, truncated, a Qualys error
+    /// document, or another format. Nothing was written or sent.
+    Report = 3,
+    /// Local output failed (the `-csvfile` file, temporary storage). No partial file is
+    /// left under the target name.
+    Output = 4,
+    /// Delivery to the Management Center failed or was not confirmed for every host.
+    Delivery = 5,
+    /// Downloading the report from Qualys failed.
+    Download = 6,
+}
+
+impl Code {
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// All codes with their meaning, for `--help` and the README.
+    pub const TABLE: [(Code, &'static str); 7] = [
+        (
+            Code::Success,
+            "success: every host was written or delivered",
+        ),
+        (Code::Internal, "internal error (a bug: please report it)"),
+        (
+            Code::Usage,
+            "usage or configuration error: nothing was done",
+        ),
+        (
+            Code::Report,
+            "the report is unusable (unreadable, malformed, truncated, a Qualys error, another format): nothing was written or sent",
+        ),
+        (
+            Code::Output,
+            "local output failed (CSV file, temporary storage): no partial file is left",
+        ),
+        (
+            Code::Delivery,
+            "delivery to the Management Center failed or was not confirmed for every host",
+        ),
+        (Code::Download, "downloading the report from Qualys failed"),
+    ];
+}
+
+/// The exit code table as Markdown, for the README (a test keeps the two identical).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Code | Meaning |\n|---|---|\n");
+    for (code, meaning) in Code::TABLE {
+        out.push_str(&format!("| {} | {meaning} |\n", code.as_i32()));
+    }
+    out
+}
+
+/// The exit code table for `--help`.
+pub fn help_table() -> String {
+    let mut out = String::from("Exit codes:\n");
+    for (code, meaning) in Code::TABLE {
+        out.push_str(&format!("  {}  {meaning}\n", code.as_i32()));
+    }
+    out
+}
+
+/// Everything that ends a run early, with what the operator needs to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Usage(#[from] UsageError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Log(#[from] LogError),
+    /// A usage problem found after parsing (conflicting or missing options).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}{location}: {error}")]
+    Report {
+        path: PathBuf,
+        /// ":line:column" when the error points into the file.
+        location: Location,
+        error: Box<ReportError>,
+    },
+    #[error("cannot open report {path}: {source}")]
+    ReportOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Sink(#[from] SinkError),
+    #[error("{0}")]
+    Spill(String),
+    #[error("{0}")]
+    NotAvailable(String),
+}
+
+/// `:line:column` of a report error, or nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Location(pub Option<(u64, u64)>);
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some((line, column)) => write!(f, ":{line}:{column}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Failure {
+    pub fn code(&self) -> Code {
+        match self {
+            Failure::Usage(_) | Failure::Config(_) | Failure::Log(_) | Failure::Invalid(_) => {
+                Code::Usage
+            }
+            Failure::NotAvailable(_) => Code::Usage,
+            Failure::Report { .. } | Failure::ReportOpen { .. } => Code::Report,
+            Failure::Sink(_) | Failure::Spill(_) => Code::Output,
+        }
+    }
+
+    /// A line telling the operator what to do, when there is something specific to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Failure::Usage(_) => Some("run with --help for the list of options".into()),
+            Failure::Report { error, .. } => match error.as_ref() {
+                ReportError::Incomplete { .. } => Some(
+                    "the report file is truncated: download it again; nothing was written or sent"
+                        .into(),
+                ),
+                ReportError::Qualys(q) => qualys_hint(q.code.as_deref(), &q.items),
+                ReportError::NotXml { .. } | ReportError::NotAReport { .. } => Some(
+                    "give the XML of a report template (Scan Report template, XML format)".into(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The guide's troubleshooting advice for the Qualys errors it documents.
+fn qualys_hint(code: Option<&str>, items: &[String]) -> Option<String> {
+    match code {
+        Some("2010") => Some(
+            "check user_id and password in the YAML file; put a password with punctuation in single quotes, e.g. password: 'p@ss,w0rd'"
+                .into(),
+        ),
+        Some("999") if items.iter().any(|i| i.contains("invalid report")) => Some(
+            "check template_id: log into Qualys, open Report Templates and read the ID from the template's Info link"
+                .into(),
+        ),
+        Some("2001") => Some("the Qualys account has expired: contact your Qualys administrator".into()),
+        Some("2007") => Some(
+            "this host's address is not in the account's secure IP list: ask your Qualys administrator to add it"
+                .into(),
+        ),
+        Some("1960" | "1965") => {
+            Some("Qualys API limits were reached: wait and run again later".into())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_stable() {
+        let want = [0, 1, 2, 3, 4, 5, 6];
+        let got: Vec<i32> = Code::TABLE.iter().map(|(c, _)| c.as_i32()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn qualys_hints() {
+        let cases: [(Option<&str>, &[&str], Option<&str>); 4] = [
+            (Some("2010"), &[], Some("single quotes")),
+            (
+                Some("999"),
+                &["Tried to launch invalid report."],
+                Some("template_id"),
+            ),
+            (Some("999"), &["something else"], None),
+            (None, &[], None),
+        ];
+        for (code, items, want) in cases {
+            let items: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+            let hint = qualys_hint(code, &items);
+            match want {
+                Some(w) => assert!(hint.as_deref().unwrap_or("").contains(w), "{code:?}"),
+                None => assert!(hint.is_none(), "{code:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The Host Input command language (host-input.md §4): encoding commands as the exact
+//! bytes the FMC reads, over the wire and in the `-csvfile` output alike.
+//!
+//! The server silently discards lines it cannot parse, so every text field is made safe
+//! here: no `"`, `,`, CR or LF inside a field (Cisco's clients replace `,` with a space,
+//! `"` with `'`, line breaks with spaces) and ASCII only (common punctuation and accented
+//! Latin letters are transliterated, anything else dropped).
+
+use std::io::Write;
+use std::net::IpAddr;
+
+/// Closes a host's staged results (host-input.md §4): `ScanFlush` replaces the host's
+/// existing results, `ScanUpdate` merges with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Flush,
+    Update,
+}
+
+impl Commit {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Commit::Flush => "ScanFlush",
+            Commit::Update => "ScanUpdate",
+        }
+    }
+}
+
+/// One AddScanResult line's fields, borrowed from the data model.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanResult<'a> {
+    pub ip: IpAddr,
+    pub scanner_id: &'a str,
+    pub vuln_id: u32,
+    pub port: Option<u16>,
+    /// IP protocol number, present exactly when `port` is (6 tcp, 17 udp).
+    pub protocol: Option<u8>,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub cve_ids: &'a [String],
+    pub bugtraq_ids: &'a [String],
+}
+
+/// Appends `SetSource,<source>\n`.
+pub fn set_source(out: &mut Vec<u8>, source: &str) {
+    out.extend_from_slice(b"SetSource,");
+    sanitize_into(out, source, usize::MAX);
+    out.push(b'\n');
+}
+
+/// Appends `AddHost,<ip>\n`.
+pub fn add_host(out: &mut Vec<u8>, ip: IpAddr) {
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(out, "AddHost,{ip}");
+}
+
+/// Appends `ScanFlush\n` or `ScanUpdate\n`.
+pub fn commit(out: &mut Vec<u8>, commit: Commit) {
+    out.extend_from_slice(commit.keyword().as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends one AddScanResult line. `description_length` caps the description in
+/// characters after sanitising; the name is never cut.
+pub fn add_scan_result(out: &mut Vec<u8>, r: &ScanResult<'_>, description_length: usize) {
+    let _ = write!(out, "AddScanResult,{},\"", r.ip);
+    sanitize_into(out, r.scanner_id, usize::MAX);
+    let _ = write!(out, "\",{},", r.vuln_id);
+    if let (Some(port), Some(proto)) = (r.port, r.protocol) {
+        let _ = write!(out, "{port},{proto}");
+    } else {
+        out.push(b',');
+    }
+    out.extend_from_slice(b",\"");
+    sanitize_into(out, r.name, usize::MAX);
+    out.extend_from_slice(b"\",\"");
+    sanitize_into(out, r.description, description_length);
+    out.extend_from_slice(b"\",\"cve_ids: ");
+    id_list(out, r.cve_ids);
+    out.extend_from_slice(b"\",\"bugtraq_ids: ");
+    id_list(out, r.bugtraq_ids);
+    out.extend_from_slice(b"\"\n");
+}
+
+fn id_list(out: &mut Vec<u8>, ids: &[String]) {
+    let mut first = true;
+    for id in ids {
+        let start = out.len();
+        if !first {
+            out.push(b' ');
+        }
+        let before = out.len();
+        // IDs are separated by spaces: an ID can hold none.
+        for c in id.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                out.push(c as u8);
+            }
+        }
+        if out.len() == before {
+            out.truncate(start);
+        } else {
+            first = false;
+        }
+    }
+}
+
+/// Appends `text` made safe for a quoted Host Input field, at most `max_chars`
+/// characters, with runs of spaces collapsed and no leading or trailing space.
+pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
+    let start = out.len();
+    let mut pending_space = false;
+    let mut written = 0usize;
+    'chars: for c in text.chars() {
+        let mut buf = [0u8; 4];
+        let replacement: &str = match c {
+            ',' | '\r' | '\n' | '\t' => " ",
+            '"' => "'",
+            c if c.is_ascii_control() => "",
+            c if c.is_ascii() => c.encode_utf8(&mut buf),
+            c => transliterate(c),
+        };
+        for b in replacement.bytes() {
+            if b == b' ' {
+                pending_space = out.len() > start;
+                continue;
+            }
+            let needed = usize::from(pending_space) + 1;
+            if written + needed > max_chars {
+                break 'chars;
+            }
+            if pending_space {
+                out.push(b' ');
+                written += 1;
+                pending_space = false;
+            }
+            out.push(b);
+            written += 1;
+        }
+    }
+}
+
+/// ASCII for common non-ASCII characters; "" drops the character.
+fn transliterate(c: char) -> &'static str {
+    match c {
+        '\u{a0}' | '\u{2000}'..='\u{200b}' | '\u{202f}' | '\u{3000}' => " ",
+        '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' | '\u{2032}' | '\u{b4}' | '\u{60}' => "'",
+        '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' | '\u{2033}' | '\u{ab}' | '\u{bb}' => "'",
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
+        '\u{2026}' => "...",
+        '\u{2022}' | '\u{b7}' => "*",
+        '\u{a9}' => "(c)",
+        '\u{ae}' => "(R)",
+        '\u{2122}' => "(TM)",
+        '\u{d7}' => "x",
+        '\u{c0}'..='\u{c5}' => "A",
+        '\u{c6}' => "AE",
+        '\u{c7}' => "C",
+        '\u{c8}'..='\u{cb}' => "E",
+        '\u{cc}'..='\u{cf}' => "I",
+        '\u{d0}' => "D",
+        '\u{d1}' => "N",
+        '\u{d2}'..='\u{d6}' | '\u{d8}' => "O",
+        '\u{d9}'..='\u{dc}' => "U",
+        '\u{dd}' => "Y",
+        '\u{de}' => "Th",
+        '\u{df}' => "ss",
+        '\u{e0}'..='\u{e5}' => "a",
+        '\u{e6}' => "ae",
+        '\u{e7}' => "c",
+        '\u{e8}'..='\u{eb}' => "e",
+        '\u{ec}'..='\u{ef}' => "i",
+        '\u{f0}' => "d",
+        '\u{f1}' => "n",
+        '\u{f2}'..='\u{f6}' | '\u{f8}' => "o",
+        '\u{f9}'..='\u{fc}' => "u",
+        '\u{fd}' | '\u{ff}' => "y",
+        '\u{fe}' => "th",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sanitized(text: &str, max: usize) -> String {
+        let mut out = Vec::new();
+        sanitize_into(&mut out, text, max);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sanitize_table() {
+        let cases = [
+            ("plain", usize::MAX, "plain"),
+            ("a,b", usize::MAX, "a b"),
+            ("say \"hi\"", usize::MAX, "say 'hi'"),
+            ("line\r\nbreak", usize::MAX, "line break"),
+            ("tab\there", usize::MAX, "tab here"),
+            ("  lead and trail  ", usize::MAX, "lead and trail"),
+            ("a , , b", usize::MAX, "a b"),
+            (
+                "caf\u{e9} na\u{ef}ve \u{c5}ngstr\u{f6}m",
+                usize::MAX,
+                "cafe naive Angstrom",
+            ),
+            (
+                "\u{201c}quoted\u{201d} \u{2014} it\u{2019}s\u{2026}",
+                usize::MAX,
+                "'quoted' - it's...",
+            ),
+            ("\u{4e2d}\u{6587} dropped", usize::MAX, "dropped"),
+            ("bell\u{7}char", usize::MAX, "bellchar"),
+            ("0123456789", 5, "01234"),
+            ("ab cd ef", 5, "ab cd"),
+            ("ab cd", 3, "ab"),
+            ("", 10, ""),
+        ];
+        for (input, max, want) in cases {
+            assert_eq!(sanitized(input, max), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn sanitized_fields_never_break_the_line() {
+        let nasty = "x,\"y\"\r\n\u{2028}\u{1F600},,\"\"";
+        let out = sanitized(nasty, usize::MAX);
+        assert!(out.is_ascii());
+        assert!(!out.contains([',', '"', '\r', '\n']), "{out:?}");
+    }
+
+    #[test]
+    fn scan_result_lines() {
+        let cves = vec!["CVE-1999-0524".to_string()];
+        let bids = vec![
+            "66690".to_string(),
+            "bad id,\"x".to_string(),
+            " ".to_string(),
+        ];
+        let cases: Vec<(ScanResult<'_>, &str)> = vec![
+            (
+                ScanResult {
+                    ip: "192.0.2.10".parse().unwrap(),
+                    scanner_id: "QualysGuard",
+                    vuln_id: 38170,
+                    port: Some(443),
+                    protocol: Some(6),
+                    name: "SSL Certificate - Subject Common Name Does Not Match",
+                    description: "The certificate's common name does not match the host name.",
+                    cve_ids: &[],
+                    bugtraq_ids: &[],
+                },
+                "AddScanResult,192.0.2.10,\"QualysGuard\",38170,443,6,\"SSL Certificate - Subject Common Name Does Not Match\",\"The certificate's common name does not match the host name.\",\"cve_ids: \",\"bugtraq_ids: \"\n",
+            ),
+            (
+                ScanResult {
+                    ip: "192.0.2.10".parse().unwrap(),
+                    scanner_id: "QualysGuard",
+                    vuln_id: 82003,
+                    port: None,
+                    protocol: None,
+                    name: "ICMP Timestamp Request",
+                    description: "The host answered, an \"ICMP\" timestamp request.",
+                    cve_ids: &cves,
+                    bugtraq_ids: &bids,
+                },
+                "AddScanResult,192.0.2.10,\"QualysGuard\",82003,,,\"ICMP Timestamp Request\",\"The host answered an 'ICMP' timestamp request.\",\"cve_ids: CVE-1999-0524\",\"bugtraq_ids: 66690 badidx\"\n",
+            ),
+            (
+                ScanResult {
+                    ip: "2001:db8::1".parse().unwrap(),
+                    scanner_id: "Scanner,One",
+                    vuln_id: 1,
+                    port: Some(53),
+                    protocol: Some(17),
+                    name: "",
+                    description: "",
+                    cve_ids: &[],
+                    bugtraq_ids: &[],
+                },
+                "AddScanResult,2001:db8::1,\"Scanner One\",1,53,17,\"\",\"\",\"cve_ids: \",\"bugtraq_ids: \"\n",
+            ),
+        ];
+        for (result, want) in cases {
+            let mut out = Vec::new();
+            add_scan_result(&mut out, &result, 512);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn other_commands() {
+        let mut out = Vec::new();
+        set_source(&mut out, "QualysGuard");
+        add_host(&mut out, "192.0.2.11".parse().unwrap());
+        commit(&mut out, Commit::Flush);
+        commit(&mut out, Commit::Update);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "SetSource,QualysGuard\nAddHost,192.0.2.11\nScanFlush\nScanUpdate\n"
+        );
+    }
+
+    #[test]
+    fn description_is_capped() {
+        let mut out = Vec::new();
+        let r = ScanResult {
+            ip: "192.0.2.1".parse().unwrap(),
+            scanner_id: "QualysGuard",
+            vuln_id: 7,
+            port: None,
+            protocol: None,
+            name: "n",
+            description: "abcdefghij",
+            cve_ids: &[],
+            bugtraq_ids: &[],
+        };
+        add_scan_result(&mut out, &r, 4);
+        assert!(String::from_utf8(out).unwrap().contains(",\"abcd\","));
+    }
+}

@@ -1,0 +1,153 @@
+//! The `-csvfile` sink: writes the exact bytes that would be sent to the FMC into a file
+//! (the guide's "CSV" output, host-input.md §4).
+//!
+//! The file appears atomically: commands go to a hidden temporary file in the same
+//! directory, which is synced and renamed over the target only when the whole stream has
+//! been written. An interrupted or failed run leaves no partial file under the target
+//! name (and an existing file there is left as it was).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::{CommandSink, Delivery, HostBlock, SinkError};
+
+#[derive(Debug)]
+pub struct CsvFile {
+    target: PathBuf,
+    out: Option<BufWriter<NamedTempFile>>,
+    delivery: Delivery,
+}
+
+impl CsvFile {
+    /// Creates the temporary file beside `target`. Fails early (before any work) when the
+    /// directory is missing or not writable.
+    pub fn create(target: &Path) -> Result<CsvFile, SinkError> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|source| SinkError::Write {
+                path: target.display().to_string(),
+                source,
+            })?;
+        Ok(CsvFile {
+            target: target.to_path_buf(),
+            out: Some(BufWriter::with_capacity(256 * 1024, tmp)),
+            delivery: Delivery::default(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        let target = &self.target;
+        let out = self.out.as_mut().ok_or_else(|| SinkError::Write {
+            path: target.display().to_string(),
+            source: std::io::Error::other("the file was already completed"),
+        })?;
+        out.write_all(bytes).map_err(|source| SinkError::Write {
+            path: target.display().to_string(),
+            source,
+        })?;
+        self.delivery.bytes += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl CommandSink for CsvFile {
+    fn preamble(&mut self, bytes: &[u8], commands: usize) -> Result<(), SinkError> {
+        self.write(bytes)?;
+        self.delivery.commands += commands as u64;
+        Ok(())
+    }
+
+    fn host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
+        self.write(block.bytes)?;
+        self.delivery.hosts += 1;
+        self.delivery.findings += block.findings as u64;
+        self.delivery.commands += block.commands as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Delivery, SinkError> {
+        let path = self.target.display().to_string();
+        let err = |source: std::io::Error| SinkError::Write {
+            path: path.clone(),
+            source,
+        };
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| err(std::io::Error::other("the file was already completed")))?;
+        let tmp = out.into_inner().map_err(|e| err(e.into_error()))?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&self.target).map_err(|e| err(e.error))?;
+        // Make the rename itself durable.
+        if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(self.delivery.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appears_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("Output.csv");
+        let mut sink = CsvFile::create(&target).unwrap();
+        sink.preamble(b"SetSource,QualysGuard\n", 1).unwrap();
+        sink.host(&HostBlock {
+            ip: "192.0.2.1".parse().unwrap(),
+            commands: 1,
+            findings: 0,
+            bytes: b"ScanFlush\n",
+        })
+        .unwrap();
+        assert!(!target.exists(), "no file before finish");
+        let delivery = sink.finish().unwrap();
+        assert_eq!(delivery.hosts, 1);
+        assert_eq!(delivery.commands, 2);
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "SetSource,QualysGuard\nScanFlush\n"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary file removed");
+    }
+
+    #[test]
+    fn dropped_sink_leaves_nothing_and_keeps_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("Output.csv");
+        std::fs::write(&target, "old\n").unwrap();
+        {
+            let mut sink = CsvFile::create(&target).unwrap();
+            sink.preamble(b"SetSource,QualysGuard\n", 1).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_directory_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("no/such/dir/Output.csv");
+        let err = CsvFile::create(&target).unwrap_err().to_string();
+        assert!(err.contains("no/such/dir/Output.csv"), "{err}");
+    }
+}

@@ -1,0 +1,48 @@
+//! The Host Input side (host-input.md): the command language, and the sinks that take a
+//! stream of per-host command blocks to their destination (a command file for now).
+//!
+//! A sink receives commands a host at a time, so that a host's results and its closing
+//! ScanFlush always travel together (host-input.md §4).
+
+pub mod commands;
+pub mod csvfile;
+
+use std::net::IpAddr;
+
+/// The commands for one host: `AddHost` (optional), its `AddScanResult` lines and the
+/// closing `ScanFlush`/`ScanUpdate`, as the exact bytes to send.
+#[derive(Debug, Clone, Copy)]
+pub struct HostBlock<'a> {
+    pub ip: IpAddr,
+    pub commands: usize,
+    pub findings: usize,
+    pub bytes: &'a [u8],
+}
+
+/// What a sink confirms at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub hosts: u64,
+    pub findings: u64,
+    pub commands: u64,
+    pub bytes: u64,
+}
+
+/// A destination for Host Input commands.
+pub trait CommandSink {
+    /// The stream's opening lines (`SetSource`), sent before any host.
+    fn preamble(&mut self, bytes: &[u8], commands: usize) -> Result<(), SinkError>;
+    fn host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError>;
+    /// Completes the delivery; nothing counts as delivered before this returns Ok.
+    fn finish(&mut self) -> Result<Delivery, SinkError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

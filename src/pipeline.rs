@@ -1,0 +1,248 @@
+//! The main job: a Qualys report in, Host Input commands out.
+//!
+//! Two stages. First the report streams through the parser: hosts outside `ip_ranges` are
+//! dropped, the findings to send (by type, not Fixed) are written to a spill file, and the
+//! glossary is kept in memory. Only when the whole document has parsed (so a truncated
+//! report is never half-applied) does the second stage read the spill back, join each
+//! finding with its glossary entry and hand each host's commands to the sink.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use crate::filter::IpRanges;
+use crate::hostinput::commands::{self, Commit, ScanResult};
+use crate::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
+use crate::model::{Finding, FindingType, Host, VulnDetails, VulnStatus};
+use crate::qualys::report::{self, ParseOptions, ReportError, ReportStats, ReportVisitor};
+use crate::spill::{SpillReader, SpillWriter};
+
+/// What to send, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: String,
+    pub commit: Commit,
+    pub add_host: bool,
+    pub include_types: Vec<FindingType>,
+    pub description_length: usize,
+    pub ip_ranges: IpRanges,
+}
+
+/// Counts of everything the run saw and did, for the log and the exit status.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub report: ReportStats,
+    pub hosts_in_range: u64,
+    pub hosts_out_of_range: u64,
+    /// Findings seen on in-range hosts, by type (index: `FindingType::index`).
+    pub findings_by_type: [u64; 3],
+    pub findings_fixed: u64,
+    pub findings_excluded_type: u64,
+    pub findings_selected: u64,
+    /// Distinct QIDs sent that the glossary did not describe.
+    pub qids_without_details: u64,
+    pub delivery: Delivery,
+    pub parse_time: Duration,
+    pub send_time: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("temporary storage failed: {0}")]
+    Spill(#[source] io::Error),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Runs the whole job from `input` to `sink`.
+pub fn run(
+    input: impl Read,
+    settings: &Settings,
+    sink: &mut dyn CommandSink,
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let mut collector = Collector {
+        settings,
+        spill: SpillWriter::new().map_err(PipelineError::Spill)?,
+        glossary: HashMap::new(),
+        summary: Summary::default(),
+        kept: Vec::new(),
+    };
+    let options = ParseOptions {
+        description_length: settings.description_length,
+    };
+    let stats = report::parse(input, options, &mut collector)?;
+    let Collector {
+        spill,
+        glossary,
+        mut summary,
+        ..
+    } = collector;
+    summary.report = stats;
+    summary.parse_time = started.elapsed();
+    log_parse_results(&summary);
+    log::info!("QualysGuard Report Processing Complete");
+
+    let started = Instant::now();
+    let reader = spill.into_reader().map_err(PipelineError::Spill)?;
+    send(reader, &glossary, settings, sink, &mut summary)?;
+    summary.delivery = sink.finish()?;
+    summary.send_time = started.elapsed();
+    Ok(summary)
+}
+
+/// First stage: filters each host as it is parsed and spills what will be sent.
+struct Collector<'a> {
+    settings: &'a Settings,
+    spill: SpillWriter,
+    glossary: HashMap<u32, VulnDetails>,
+    summary: Summary,
+    kept: Vec<Finding>,
+}
+
+impl ReportVisitor for Collector<'_> {
+    fn host(&mut self, host: &Host) -> io::Result<()> {
+        if !self.settings.ip_ranges.contains(host.ip) {
+            self.summary.hosts_out_of_range += 1;
+            log::debug!("host {} is outside ip_ranges: skipped", host.ip);
+            return Ok(());
+        }
+        self.summary.hosts_in_range += 1;
+        self.kept.clear();
+        for f in &host.findings {
+            self.summary.findings_by_type[f.kind.index()] += 1;
+            if !self.settings.include_types.contains(&f.kind) {
+                self.summary.findings_excluded_type += 1;
+            } else if f.status == VulnStatus::Fixed {
+                self.summary.findings_fixed += 1;
+            } else {
+                self.kept.push(*f);
+            }
+        }
+        self.summary.findings_selected += self.kept.len() as u64;
+        self.spill.push(host.ip, self.kept.iter())
+    }
+
+    fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
+        self.glossary.insert(qid, details);
+    }
+}
+
+fn log_parse_results(s: &Summary) {
+    let r = &s.report;
+    log::info!(
+        "report: {} hosts ({} in ip_ranges, {} outside), {} glossary entries, {} bytes",
+        r.hosts,
+        s.hosts_in_range,
+        s.hosts_out_of_range,
+        r.glossary_entries,
+        r.bytes
+    );
+    log::info!(
+        "findings on hosts in range: {} Vuln, {} Practice, {} Ig; {} selected to send, {} of excluded types, {} Fixed",
+        s.findings_by_type[FindingType::Vuln.index()],
+        s.findings_by_type[FindingType::Practice.index()],
+        s.findings_by_type[FindingType::Ig.index()],
+        s.findings_selected,
+        s.findings_excluded_type,
+        s.findings_fixed
+    );
+    if r.host_errors + r.bad_hosts + r.bad_findings > 0 {
+        log::warn!(
+            "report: skipped {} hosts holding an ERROR, {} hosts without a valid IP, {} unreadable findings (see the warnings above)",
+            r.host_errors,
+            r.bad_hosts,
+            r.bad_findings
+        );
+    }
+    if r.replaced_utf8 > 0 {
+        log::warn!(
+            "report: {} invalid UTF-8 sequences were replaced (the report is not valid UTF-8)",
+            r.replaced_utf8
+        );
+    }
+}
+
+/// Second stage: turns each spilled host into its command block and hands it to the sink.
+fn send(
+    mut reader: SpillReader,
+    glossary: &HashMap<u32, VulnDetails>,
+    settings: &Settings,
+    sink: &mut dyn CommandSink,
+    summary: &mut Summary,
+) -> Result<(), PipelineError> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    commands::set_source(&mut buf, &settings.source);
+    sink.preamble(&buf, 1)?;
+
+    let mut missing: HashSet<u32> = HashSet::new();
+    let mut host = Host {
+        ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        findings: Vec::new(),
+    };
+    let debug = log::log_enabled!(log::Level::Debug);
+    while reader.next_into(&mut host).map_err(PipelineError::Spill)? {
+        buf.clear();
+        let mut count = 0;
+        if settings.add_host {
+            commands::add_host(&mut buf, host.ip);
+            count += 1;
+        }
+        for f in &host.findings {
+            let details = glossary.get(&f.qid);
+            if details.is_none() && missing.insert(f.qid) {
+                log::warn!(
+                    "QID {} (on host {}) is not in the report's glossary: sent without a title",
+                    f.qid,
+                    host.ip
+                );
+            }
+            let empty = VulnDetails::default();
+            let d = details.unwrap_or(&empty);
+            commands::add_scan_result(
+                &mut buf,
+                &ScanResult {
+                    ip: host.ip,
+                    scanner_id: &settings.source,
+                    vuln_id: f.qid,
+                    port: f.port,
+                    protocol: f.protocol.map(|p| p.number()),
+                    name: &d.title,
+                    description: &d.description,
+                    cve_ids: &d.cve_ids,
+                    bugtraq_ids: &d.bugtraq_ids,
+                },
+                settings.description_length,
+            );
+            count += 1;
+            if debug {
+                log::debug!(
+                    "importing {} QID {} on {}{}: {}",
+                    f.kind,
+                    f.qid,
+                    host.ip,
+                    match (f.port, f.protocol) {
+                        (Some(port), Some(proto)) => format!(" port {port}/{}", proto.as_str()),
+                        _ => String::new(),
+                    },
+                    d.title
+                );
+            }
+        }
+        commands::commit(&mut buf, settings.commit);
+        count += 1;
+        sink.host(&HostBlock {
+            ip: host.ip,
+            commands: count,
+            findings: host.findings.len(),
+            bytes: &buf,
+        })?;
+    }
+    summary.qids_without_details = missing.len() as u64;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

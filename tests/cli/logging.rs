@@ -1,0 +1,129 @@
+//! Where log lines go (-stderr, -logfile, default stdout), -level, and that secrets never
+//! appear in any of them, even at level 3.
+
+use crate::harness::{Test, example};
+
+fn base(yaml: &str) -> Test {
+    Test::new().config(yaml).args(&[
+        format!("-report={}", example("report.xml").display()),
+        "-csvfile=Output.csv".into(),
+    ])
+}
+
+#[test]
+fn default_is_standard_output() {
+    let out = base("").run();
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("[INFO] QualysGuard Report Processing Complete")
+    );
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+}
+
+#[test]
+fn stderr_replaces_standard_output() {
+    let out = base("").args(&["-stderr"]).run();
+    out.assert_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("QualysGuard Report Processing Complete")
+    );
+}
+
+#[test]
+fn logfile_receives_the_log() {
+    let t = base("").args(&["-logfile=run.log"]);
+    let out = t.run();
+    out.assert_code(0);
+    assert!(out.stdout.is_empty());
+    let log = t.read("run.log");
+    assert!(
+        log.contains("[INFO] QualysGuard Report Processing Complete"),
+        "{log}"
+    );
+    // A second run appends.
+    t.run().assert_code(0);
+    assert_eq!(t.read("run.log").matches("Processing Complete").count(), 2);
+}
+
+#[test]
+fn a_fatal_error_with_only_a_logfile_still_reaches_stderr() {
+    let t = Test::new().config("add_host: maybe\n").args(&[
+        "-report=x.xml",
+        "-c=Output.csv",
+        "-lo=run.log",
+    ]);
+    let out = t.run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("add_host"), "{}", out.stderr);
+    assert!(t.read("run.log").contains("[ERROR]"));
+}
+
+#[test]
+fn levels_filter_messages() {
+    let cases = [
+        ("0", false, false),
+        ("1", false, false),
+        ("2", true, false),
+        ("3", true, true),
+    ];
+    for (level, info, debug) in cases {
+        let out = base("").args(&[format!("-level={level}")]).run();
+        out.assert_code(0);
+        assert_eq!(out.stdout.contains("[INFO]"), info, "level {level}");
+        assert_eq!(
+            out.stdout.contains("[DEBUG] importing"),
+            debug,
+            "level {level}"
+        );
+    }
+}
+
+#[test]
+fn level_3_logs_every_vulnerability_imported() {
+    let out = base("").args(&["-le=3"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout.matches("[DEBUG] importing").count(),
+        6,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("importing Vuln QID 38170 on 192.0.2.10 port 443/tcp")
+    );
+}
+
+#[test]
+fn secrets_never_reach_any_output() {
+    let yaml = "user_id: dirk_g\npassword: 'Fil3-P@ss'\ntemplate_id: 424242\nproxy: https://192.168.1.100:443\nproxy_username: zaphod\nproxy_password: 'Pr0xy-P@ss'\n";
+    let t = base(yaml)
+        .env("QUALYS_PROXY_PASSWORD", "Env-Pr0xy-P@ss")
+        .env("PKCS12_PASSWORD", "Env-Pkcs12-P@ss")
+        .args(&[
+            "-le=3",
+            "-stderr",
+            "-logfile=run.log",
+            "-password=Cli-Pkcs12-P@ss",
+            "-server=10.10.10.10",
+        ]);
+    let out = t.run();
+    out.assert_code(0);
+    let everything = format!("{}{}{}", out.stdout, out.stderr, t.read("run.log"));
+    assert!(everything.contains("[DEBUG]"), "ran at level 3");
+    for secret in [
+        "Fil3-P@ss",
+        "Pr0xy-P@ss",
+        "Env-Pr0xy-P@ss",
+        "Env-Pkcs12-P@ss",
+        "Cli-Pkcs12-P@ss",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
+    }
+}

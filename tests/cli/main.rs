@@ -1,0 +1,15 @@
+//! Integration tests: the real `qualys-connector` binary, run in a scratch directory.
+//! One test binary (ripgrep style); each file is one area.
+
+// A failing test is a panic: the no-panic policy is for the connector, not its tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod config;
+mod docs;
+mod fixtures;
+mod logging;
+mod options;
+mod output;
+mod report;
