@@ -61,12 +61,12 @@ const MAX_SUGGESTION_DISTANCE: usize = 2;
 // Public types
 // ---------------------------------------------------------------------------------------
 
-/// How the Host Input commands treat what the FMC already knows about a host.
+/// How each host's staged results are committed (host-input.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanMode {
-    /// Replace this source's vulnerabilities on each host (the Perl connector's behaviour).
+    /// `ScanFlush`: replace the host's existing results.
     Flush,
-    /// Add to them.
+    /// `ScanUpdate`: merge with them.
     Update,
 }
 
@@ -281,9 +281,9 @@ pub fn parse_str(
 enum Kind {
     /// One scalar.
     Text,
-    /// One scalar that is never quoted in a message; a non-empty `env` variable
-    /// overrides the file.
-    Secret { env: &'static str },
+    /// One scalar that is never quoted in a message; the named environment variable,
+    /// when set and non-empty, overrides the file.
+    Secret(&'static str),
     /// A comma-separated scalar or a YAML list of scalars.
     TextOrList,
 }
@@ -299,92 +299,38 @@ struct KeyDef {
     handler: Handler,
 }
 
+const REQUIRED: bool = true;
+const OPTIONAL: bool = false;
+
+const fn key(name: &'static str, kind: Kind, required: bool, handler: Handler) -> KeyDef {
+    KeyDef {
+        name,
+        kind,
+        required,
+        handler,
+    }
+}
+
 /// Every key the file may hold. A new key is one line here plus its handler.
+#[rustfmt::skip]
 const KEYS: &[KeyDef] = &[
-    // Guide Table ii-2: required parameters.
-    KeyDef {
-        name: "user_id",
-        kind: Kind::Text,
-        required: true,
-        handler: set_user_id,
-    },
-    KeyDef {
-        name: "password",
-        kind: Kind::Secret { env: PASSWORD_ENV },
-        required: true,
-        handler: set_password,
-    },
-    KeyDef {
-        name: "template_id",
-        kind: Kind::Text,
-        required: true,
-        handler: set_template_id,
-    },
-    // Guide Table ii-3: optional parameters.
-    KeyDef {
-        name: "url",
-        kind: Kind::Text,
-        required: false,
-        handler: set_url,
-    },
-    KeyDef {
-        name: "add_host",
-        kind: Kind::Text,
-        required: false,
-        handler: set_add_host,
-    },
-    KeyDef {
-        name: "ip_ranges",
-        kind: Kind::TextOrList,
-        required: false,
-        handler: set_ip_ranges,
-    },
-    // Guide Table ii-4: proxy parameters.
-    KeyDef {
-        name: "proxy",
-        kind: Kind::Text,
-        required: false,
-        handler: set_proxy,
-    },
-    KeyDef {
-        name: "proxy_username",
-        kind: Kind::Text,
-        required: false,
-        handler: set_proxy_username,
-    },
-    KeyDef {
-        name: "proxy_password",
-        kind: Kind::Secret {
-            env: PROXY_PASSWORD_ENV,
-        },
-        required: false,
-        handler: set_proxy_password,
-    },
-    // New keys: not in the guide, all with defaults that match the Perl connector.
-    KeyDef {
-        name: "source",
-        kind: Kind::Text,
-        required: false,
-        handler: set_source,
-    },
-    KeyDef {
-        name: "scan_mode",
-        kind: Kind::Text,
-        required: false,
-        handler: set_scan_mode,
-    },
-    KeyDef {
-        name: "include_types",
-        kind: Kind::TextOrList,
-        required: false,
-        handler: set_include_types,
-    },
-    KeyDef {
-        name: "description_length",
-        kind: Kind::Text,
-        required: false,
-        handler: set_description_length,
-    },
+    // Guide Table ii-2: required to download the report.
+    key("user_id",            Kind::Text,                       REQUIRED, set_user_id),
+    key("password",           Kind::Secret(PASSWORD_ENV),       REQUIRED, set_password),
+    key("template_id",        Kind::Text,                       REQUIRED, set_template_id),
+    // Guide Table ii-3: optional, with defaults.
+    key("url",                Kind::Text,                       OPTIONAL, set_url),
+    key("add_host",           Kind::Text,                       OPTIONAL, set_add_host),
+    key("ip_ranges",          Kind::TextOrList,                 OPTIONAL, set_ip_ranges),
+    // Guide Table ii-4: proxy support, no defaults.
+    key("proxy",              Kind::Text,                       OPTIONAL, set_proxy),
+    key("proxy_username",     Kind::Text,                       OPTIONAL, set_proxy_username),
+    key("proxy_password",     Kind::Secret(PROXY_PASSWORD_ENV), OPTIONAL, set_proxy_password),
+    // New keys (not in the guide), with defaults.
+    key("source",             Kind::Text,                       OPTIONAL, set_source),
+    key("scan_mode",          Kind::Text,                       OPTIONAL, set_scan_mode),
+    key("include_types",      Kind::TextOrList,                 OPTIONAL, set_include_types),
+    key("description_length", Kind::Text,                       OPTIONAL, set_description_length),
 ];
 
 /// A key's value as its handler sees it.
@@ -484,7 +430,7 @@ fn user_name(value: &Value) -> Result<String, Fail> {
             "must not contain ':' (HTTP basic authentication cannot carry it), got {}",
             quote(text)
         ))
-        .near(text));
+        .near(":"));
     }
     Ok(text.to_string())
 }
@@ -955,6 +901,8 @@ fn parse(
     // Where each key was first seen (duplicates) and which known keys have a value.
     let mut seen: HashMap<String, Pos> = HashMap::new();
     let mut set: HashMap<&'static str, Option<Pos>> = HashMap::new();
+    // Unknown keys that look like known ones: (known, as written, where).
+    let mut misspelt: Vec<(&'static str, String, Pos)> = Vec::new();
 
     for (key, value) in entries {
         let name = match &key.value {
@@ -983,6 +931,7 @@ fn parse(
             let mut message = format!("unknown key {} ignored", quote(&name));
             if let Some(known) = suggest(&name) {
                 message.push_str(&format!(" (did you mean '{known}'?)"));
+                misspelt.push((known, name.clone(), key.pos));
             }
             warnings.push(source.warning(key.pos, &message));
             continue;
@@ -995,24 +944,33 @@ fn parse(
             };
             source.error(pos, Some(def.name), fail.message)
         };
-        check_tag(&value).map_err(located)?;
+        check_tag(&value).map_err(|fail| {
+            // yaml-rust2 marks a tagged scalar after its tag (on the next line when the
+            // value is empty); point at the '!' when it is on the key's line.
+            let at_bang = source.refine(key.pos, "!");
+            if at_bang == key.pos {
+                located(fail)
+            } else {
+                located(fail.at(Some(at_bang)))
+            }
+        })?;
         if value.is_null() {
             // `key:` and `key: ~` leave the default in place.
             continue;
         }
-        let input = to_value(&value).map_err(located)?;
+        let input = to_value(&value, def.kind).map_err(located)?;
         if let Err(fail) = (def.handler)(&mut config, &input) {
             return Err(located(redact_secret(def, &input, fail)));
         }
         set.insert(def.name, Some(key.pos));
-        if matches!(def.kind, Kind::Secret { .. }) {
+        if matches!(def.kind, Kind::Secret(_)) {
             file_secrets.push(def.name);
         }
     }
 
     // Secrets from the environment win over the file, when set and non-empty.
     for def in KEYS {
-        let Kind::Secret { env: var } = def.kind else {
+        let Kind::Secret(var) = def.kind else {
             continue;
         };
         let Some(text) = env(var).filter(|v| !v.is_empty()) else {
@@ -1035,25 +993,36 @@ fn parse(
     }
 
     if require_qualys {
-        let missing: Vec<String> = KEYS
+        let missing: Vec<&KeyDef> = KEYS
             .iter()
             .filter(|d| d.required && !set.contains_key(d.name))
-            .map(|d| match d.kind {
-                Kind::Secret { env } => format!("{} (or set {env})", d.name),
-                _ => d.name.to_string(),
-            })
             .collect();
         if !missing.is_empty() {
             let noun = if missing.len() == 1 { "key" } else { "keys" };
-            return Err(source.error(
-                None,
-                None,
-                format!(
-                    "missing required {noun} {}; they are needed to download the report \
-                     from Qualys (guide Table ii-2)",
-                    missing.join(", ")
-                ),
-            ));
+            let names: Vec<String> = missing
+                .iter()
+                .map(|d| match d.kind {
+                    Kind::Secret(env) => format!("{} (or set {env})", d.name),
+                    _ => d.name.to_string(),
+                })
+                .collect();
+            let mut message = format!(
+                "missing required {noun} {}; needed to download the report from Qualys \
+                 (guide Table ii-2)",
+                names.join(", ")
+            );
+            // The warning about a misspelt key would be lost with this error; a typo is
+            // the likeliest reason for a missing key, so say it here.
+            for (known, written, pos) in &misspelt {
+                if missing.iter().any(|d| d.name == *known) {
+                    message.push_str(&format!(
+                        "; line {} has {}: did you mean '{known}'?",
+                        pos.line,
+                        quote(written)
+                    ));
+                }
+            }
+            return Err(source.error(None, None, message));
         }
     }
 
@@ -1102,7 +1071,7 @@ fn check_proxy_credentials(
 /// A handler message must not carry a secret; they are written not to, and this makes
 /// sure of it.
 fn redact_secret(def: &KeyDef, input: &Value, mut fail: Fail) -> Fail {
-    if let (Kind::Secret { .. }, Form::One(text)) = (def.kind, &input.form) {
+    if let (Kind::Secret(_), Form::One(text)) = (def.kind, &input.form) {
         if !text.is_empty() && fail.message.contains(text.as_str()) {
             fail.message = "invalid value (not shown)".to_string();
         }
@@ -1127,11 +1096,16 @@ fn check_tag(node: &Node) -> Result<(), Fail> {
 
 const YAML_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
-/// A value node as a handler input: a scalar, or a list of scalars.
-fn to_value(node: &Node) -> Result<Value, Fail> {
+/// A value node as a handler input: a scalar, or (for `Kind::TextOrList`) a list of
+/// scalars. Every other shape is refused here, so handlers only see what they take.
+fn to_value(node: &Node, kind: Kind) -> Result<Value, Fail> {
+    let expected = match kind {
+        Kind::TextOrList => "a value or a list of values",
+        Kind::Text | Kind::Secret(_) => "a single value",
+    };
     let form = match &node.value {
         NodeValue::Scalar { text, .. } => Form::One(text.clone()),
-        NodeValue::Seq(items) => {
+        NodeValue::Seq(items) if kind == Kind::TextOrList => {
             let mut list = Vec::new();
             for item in items {
                 check_tag(item)?;
@@ -1154,11 +1128,12 @@ fn to_value(node: &Node) -> Result<Value, Fail> {
             }
             Form::List(list)
         }
+        NodeValue::Seq(_) => return Err(fail(format!("expected {expected}, got a list"))),
         NodeValue::Map(_) => {
-            return Err(fail(
-                "expected a value, got a nested mapping (are the following lines \
-                 indented by mistake?)",
-            ));
+            return Err(fail(format!(
+                "expected {expected}, got a nested mapping (are the following lines \
+                 indented by mistake?)"
+            )));
         }
     };
     Ok(Value {
@@ -1417,7 +1392,7 @@ fn syntax_error(source: &Source<'_>, error: &ScanError) -> ConfigError {
         .and_then(|l| line_key(l));
     if let Some(def) = KEYS
         .iter()
-        .find(|d| matches!(d.kind, Kind::Secret { .. }) && Some(d.name) == line_key)
+        .find(|d| matches!(d.kind, Kind::Secret(_)) && Some(d.name) == line_key)
     {
         return source.error(
             Some(pos),
@@ -1557,8 +1532,8 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// The Perl connector left the password in a file anyone might read; say so when the
-/// file holds a secret and group or others have any access.
+/// A password in a file other users can read is a leak waiting to happen: say so when
+/// the file holds a secret and group or others have any access to it.
 #[cfg(unix)]
 fn permission_warning(
     path: &Path,
@@ -1586,4 +1561,800 @@ fn permission_warning(
     _file_secrets: &[&'static str],
 ) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    const PATH: &str = "InputPlugins/QualysGuard.yaml";
+    const PW: &str = "S3cr3t-Pw";
+    const PROXY_PW: &str = "Pr0xy-S3cr3t";
+
+    const GUIDE_SAMPLE: &str = "\
+# Required Parameters
+user_id: dirk_g
+password: 'd0ntp@nlc'
+template_id: 424242
+# Optional Parameters
+add_host: y
+ip_ranges: 192.168.1.0/24, 10.1.2.3-10.1.2.10, 42.4.2.1
+proxy: https://192.168.1.100:443
+proxy_username: zaphod
+proxy_password: 't0w3L'
+";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse_ok(text: &str) -> (Config, Vec<String>) {
+        match parse_str(Path::new(PATH), text, false, &no_env) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("{text:?} should parse, got: {e}"),
+        }
+    }
+
+    fn parse_err(text: &str, require_qualys: bool) -> ConfigError {
+        match parse_str(Path::new(PATH), text, require_qualys, &no_env) {
+            Ok((config, _)) => panic!("{text:?} should fail, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn exposed(secret: &Option<Secret>) -> Option<&str> {
+        secret.as_ref().map(Secret::expose)
+    }
+
+    #[test]
+    fn guide_sample() {
+        let (c, warnings) = parse_str(Path::new(PATH), GUIDE_SAMPLE, true, &no_env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.path, Path::new(PATH));
+        assert_eq!(c.user_id.as_deref(), Some("dirk_g"));
+        assert_eq!(exposed(&c.password), Some("d0ntp@nlc"));
+        assert_eq!(c.password_origin, Some(SecretOrigin::File));
+        assert_eq!(c.template_id.as_deref(), Some("424242"));
+        assert_eq!(c.url, DEFAULT_URL);
+        assert!(c.add_host);
+        let ranges = IpRanges::parse("192.168.1.0/24, 10.1.2.3-10.1.2.10, 42.4.2.1").unwrap();
+        assert_eq!(c.ip_ranges, ranges);
+        assert!(c.ip_ranges.contains(ip("10.1.2.5")));
+        assert!(!c.ip_ranges.contains(ip("10.1.2.11")));
+        let host = "192.168.1.100".to_string();
+        let proxy = Proxy {
+            scheme: ProxyScheme::Https,
+            host,
+            port: 443,
+        };
+        assert_eq!(c.proxy, Some(proxy));
+        assert_eq!(c.proxy_username.as_deref(), Some("zaphod"));
+        assert_eq!(exposed(&c.proxy_password), Some("t0w3L"));
+        assert_eq!(c.proxy_password_origin, Some(SecretOrigin::File));
+        assert_eq!(c.source, "QualysGuard");
+        assert_eq!(c.scan_mode, ScanMode::Flush);
+        assert_eq!(c.include_types, [FindingType::Vuln, FindingType::Practice]);
+        assert_eq!(c.description_length, 512);
+        // Debug is safe to log.
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("d0ntp@nlc") && !debug.contains("t0w3L"),
+            "{debug}"
+        );
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn empty_documents_give_defaults() {
+        for text in [
+            "",
+            "\n",
+            "# only a comment\n",
+            "---\n",
+            "--- ~\n",
+            "~\n",
+            "{}\n",
+        ] {
+            let (c, warnings) = parse_ok(text);
+            assert!(warnings.is_empty(), "{text:?}");
+            assert_eq!(c.user_id, None);
+            assert!(c.password.is_none() && c.password_origin.is_none());
+            assert_eq!(c.template_id, None);
+            assert_eq!(c.url, "https://qualysapi.qualys.com");
+            assert!(!c.add_host);
+            assert!(c.ip_ranges.is_unrestricted());
+            assert_eq!(c.proxy, None);
+            assert_eq!(c.proxy_username, None);
+            assert!(c.proxy_password.is_none() && c.proxy_password_origin.is_none());
+            assert_eq!(c.source, DEFAULT_SOURCE);
+            assert_eq!(c.scan_mode, ScanMode::Flush);
+            assert_eq!(c.include_types, DEFAULT_INCLUDE_TYPES);
+            assert_eq!(c.description_length, DEFAULT_DESCRIPTION_LENGTH);
+        }
+    }
+
+    #[test]
+    fn null_and_empty_values_mean_not_set() {
+        let defaults = format!("{:?}", Config::defaults(Path::new(PATH)));
+        for def in KEYS {
+            for value in ["", " ~", " null", " Null", " NULL", " ''", " \"\""] {
+                let text = format!("{}:{value}\n", def.name);
+                let (c, warnings) = parse_ok(&text);
+                assert!(warnings.is_empty(), "{text:?}: {warnings:?}");
+                assert_eq!(format!("{c:?}"), defaults, "{text:?}");
+            }
+        }
+        // `!!str` makes "null" a value like any other.
+        let (c, _) = parse_ok("user_id: !!str null\n");
+        assert_eq!(c.user_id.as_deref(), Some("null"));
+    }
+
+    #[test]
+    fn add_host_forms() {
+        #[rustfmt::skip]
+        let cases = [
+            ("y", true), ("Y", true), ("yes", true), ("YES", true), ("true", true),
+            ("True", true), ("'y'", true),
+            ("n", false), ("No", false), ("false", false), ("FALSE", false), ("\"n\"", false),
+        ];
+        for (value, want) in cases {
+            let (c, _) = parse_ok(&format!("add_host: {value}\n"));
+            assert_eq!(c.add_host, want, "{value}");
+        }
+    }
+
+    #[test]
+    fn scalar_key_forms() {
+        type Check = fn(&Config) -> bool;
+        #[rustfmt::skip]
+        let cases: &[(&str, Check)] = &[
+            ("user_id: dirk_g", |c| c.user_id.as_deref() == Some("dirk_g")),
+            ("user_id: '  spaced  '", |c| c.user_id.as_deref() == Some("spaced")),
+            ("user_id: 12345", |c| c.user_id.as_deref() == Some("12345")),
+            ("template_id: 424242", |c| c.template_id.as_deref() == Some("424242")),
+            ("template_id: '424242'", |c| c.template_id.as_deref() == Some("424242")),
+            ("template_id: \"007\"", |c| c.template_id.as_deref() == Some("007")),
+            ("template_id: !!str 42", |c| c.template_id.as_deref() == Some("42")),
+            ("url: https://qualysapi.qg2.apps.qualys.com", |c| c.url == "https://qualysapi.qg2.apps.qualys.com"),
+            ("url: https://qualysapi.qualys.com/", |c| c.url == DEFAULT_URL),
+            ("url: HTTPS://Qualys.Example.com:8443/qualys//", |c| c.url == "https://Qualys.Example.com:8443/qualys"),
+            ("url: http://10.0.0.5", |c| c.url == "http://10.0.0.5"),
+            ("url: 'https://[2001:db8::5]:443'", |c| c.url == "https://[2001:db8::5]:443"),
+            ("source: Qualys Cloud", |c| c.source == "Qualys Cloud"),
+            ("source: \"Q-1_(test)\"", |c| c.source == "Q-1_(test)"),
+            ("scan_mode: flush", |c| c.scan_mode == ScanMode::Flush),
+            ("scan_mode: Update", |c| c.scan_mode == ScanMode::Update),
+            ("scan_mode: UPDATE", |c| c.scan_mode == ScanMode::Update),
+            ("description_length: 0", |c| c.description_length == 0),
+            ("description_length: 65536", |c| c.description_length == 65536),
+            ("description_length: '1024'", |c| c.description_length == 1024),
+            ("description_length: +7", |c| c.description_length == 7),
+            ("password: d0ntp@nlc", |c| exposed(&c.password) == Some("d0ntp@nlc")),
+            ("password: ' two  spaces '", |c| exposed(&c.password) == Some(" two  spaces ")),
+            ("password: 'it''s'", |c| exposed(&c.password) == Some("it's")),
+            ("password: 0777", |c| exposed(&c.password) == Some("0777")),
+            // libyaml (the Perl connector) accepts a tab after the colon.
+            ("user_id:\tdirk_g", |c| c.user_id.as_deref() == Some("dirk_g")),
+            // Anchors and aliases resolve.
+            ("user_id: &u zaphod\nsource: *u", |c| c.source == "zaphod"),
+        ];
+        for (text, check) in cases {
+            let (c, warnings) = parse_ok(&format!("{text}\n"));
+            assert!(check(&c), "{text:?} gave {c:?}");
+            assert!(warnings.is_empty(), "{text:?}: {warnings:?}");
+        }
+        assert_eq!(ScanMode::Update.to_string(), "update");
+    }
+
+    #[test]
+    fn proxy_forms() {
+        use ProxyScheme::{Http, Https};
+        #[rustfmt::skip]
+        let cases = [
+            ("http://proxy.example.com", Http, "proxy.example.com", 80, "http://proxy.example.com:80"),
+            ("https://proxy.example.com", Https, "proxy.example.com", 443, "https://proxy.example.com:443"),
+            ("https://192.168.1.100:443", Https, "192.168.1.100", 443, "https://192.168.1.100:443"),
+            ("http://192.168.1.100:3128/", Http, "192.168.1.100", 3128, "http://192.168.1.100:3128"),
+            ("HTTP://Proxy:8080", Http, "Proxy", 8080, "http://Proxy:8080"),
+            ("http://proxy:0", Http, "proxy", 0, "http://proxy:0"),
+            ("http://proxy:65535", Http, "proxy", 65535, "http://proxy:65535"),
+            ("'http://[2001:db8::1]:8080'", Http, "2001:db8::1", 8080, "http://[2001:db8::1]:8080"),
+            ("'https://[::1]'", Https, "::1", 443, "https://[::1]:443"),
+        ];
+        for (value, scheme, host, port, display) in cases {
+            let (c, _) = parse_ok(&format!("proxy: {value}\n"));
+            let want = Proxy {
+                scheme,
+                host: host.to_string(),
+                port,
+            };
+            assert_eq!(c.proxy, Some(want), "{value}");
+            assert_eq!(c.proxy.map(|p| p.to_string()).as_deref(), Some(display));
+        }
+    }
+
+    #[test]
+    fn ip_ranges_as_string_and_list() {
+        // (yaml, Some((inside, outside)) or None for unrestricted)
+        #[rustfmt::skip]
+        let cases = [
+            ("ip_ranges: 10.0.0.0/8", Some(("10.1.2.3", "11.0.0.1"))),
+            ("ip_ranges: 10.0.0.1, 10.0.0.3-10.0.0.4", Some(("10.0.0.4", "10.0.0.2"))),
+            ("ip_ranges: '10.0.0.1,10.0.0.2'", Some(("10.0.0.2", "10.0.0.3"))),
+            ("ip_ranges: [10.0.0.1, 10.0.0.2]", Some(("10.0.0.2", "10.0.0.3"))),
+            ("ip_ranges:\n  - 192.168.1.0/24\n  - 10.1.2.3-10.1.2.10", Some(("10.1.2.4", "10.1.2.11"))),
+            ("ip_ranges:\n  - 10.0.0.1, 10.0.0.2\n  - 10.0.0.9", Some(("10.0.0.9", "10.0.0.3"))),
+            ("ip_ranges: 10.0.0.1,\n  10.0.0.2", Some(("10.0.0.2", "10.0.0.3"))),
+            ("ip_ranges: none", None),
+            ("ip_ranges: []", None),
+            ("ip_ranges: [~]", None),
+        ];
+        for (text, inside_outside) in cases {
+            let (c, _) = parse_ok(&format!("{text}\n"));
+            match inside_outside {
+                Some((inside, outside)) => {
+                    assert!(!c.ip_ranges.is_unrestricted(), "{text}");
+                    assert!(c.ip_ranges.contains(ip(inside)), "{text}: {inside}");
+                    assert!(!c.ip_ranges.contains(ip(outside)), "{text}: {outside}");
+                }
+                None => assert!(c.ip_ranges.is_unrestricted(), "{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn include_types_as_string_and_list() {
+        use FindingType::{Ig, Practice, Vuln};
+        #[rustfmt::skip]
+        let cases: &[(&str, &[FindingType])] = &[
+            ("include_types: Vuln", &[Vuln]),
+            ("include_types: vuln, practice, ig", &[Vuln, Practice, Ig]),
+            ("include_types: Ig,Vuln", &[Ig, Vuln]),
+            ("include_types: Vuln, Vuln, Potential", &[Vuln, Practice]),
+            ("include_types: [Practice]", &[Practice]),
+            ("include_types:\n  - Vuln\n  - Ig", &[Vuln, Ig]),
+            ("include_types: 'Vuln,,Ig'", &[Vuln, Ig]),
+        ];
+        for (text, want) in cases {
+            let (c, _) = parse_ok(&format!("{text}\n"));
+            assert_eq!(c.include_types, *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn error_display_names_file_line_column_and_key() {
+        let text = "user_id: dirk_g\npassword: x\ntemplate_id: 1\n# comment\nadd_host: maybe\n";
+        let e = parse_err(text, false);
+        assert_eq!(
+            e.to_string(),
+            "InputPlugins/QualysGuard.yaml:5:11: add_host: \
+             expected y, yes, true, n, no or false, got 'maybe'"
+        );
+        let path = PathBuf::from("x.yaml");
+        let bare = ConfigError {
+            path,
+            line: None,
+            column: None,
+            key: None,
+            message: "m".into(),
+        };
+        assert_eq!(bare.to_string(), "x.yaml: m");
+        let line_only = ConfigError {
+            line: Some(3),
+            key: Some("k".into()),
+            ..bare
+        };
+        assert_eq!(line_only.to_string(), "x.yaml:3: k: m");
+        let _: &dyn std::error::Error = &line_only;
+    }
+
+    #[test]
+    fn errors() {
+        // (yaml, "line:column", key, part of the message)
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            // Wrong shapes.
+            ("user_id: [a, b]\n", "1:10", Some("user_id"), "expected a single value, got a list"),
+            ("user_id:\n  - a\n", "2:3", Some("user_id"), "expected a single value, got a list"),
+            ("user_id:\n  name: dirk\n", "2:3", Some("user_id"), "got a nested mapping"),
+            ("add_host: {y: 1}\n", "1:11", Some("add_host"), "got a nested mapping"),
+            ("ip_ranges:\n  - [10.0.0.1]\n", "2:5", Some("ip_ranges"), "list items must be single values, got a list"),
+            ("? [a]\n: 1\n", "1:3", None, "expected a key name, got a list"),
+            // Top level.
+            ("- user_id\n- password\n", "1:1", None, "at the top level, got a list"),
+            ("just some text\n", "1:1", None, "at the top level, got a single value"),
+            ("user_id: a\n---\nuser_id: b\n", "2:1", None, "a second YAML document"),
+            // Syntax.
+            ("user_id: 'dirk\n", "1:10", None, "YAML syntax error"),
+            ("user_id: a: b\n", "1:11", None, "YAML syntax error: mapping values are not allowed"),
+            ("user_id: [a, b\n", "2:1", None, "YAML syntax error"),
+            ("user_id: *nowhere\n", "1:10", None, "YAML syntax error"),
+            // Tabs used for indentation.
+            ("user_id:\n\tdirk\n", "2:1", None, "tab character in the indentation"),
+            ("user_id: a\n\ttemplate_id: 1\n", "2:1", None, "tab character in the indentation"),
+            ("ip_ranges:\n\t- 10.0.0.1\n", "2:1", None, "tab character in the indentation"),
+            ("user_id: a\npassword:\n\t\tb\n", "3:1", None, "tab character in the indentation"),
+            // Duplicates name both lines.
+            ("user_id: a\ntemplate_id: 1\nuser_id: b\n", "3:1", Some("user_id"), "duplicate key: set on line 1 and again on line 3"),
+            ("user_id:\nuser_id: b\n", "2:1", Some("user_id"), "set on line 1 and again on line 2"),
+            ("unknown: 1\nunknown: 2\n", "2:1", Some("unknown"), "duplicate key"),
+            // Values.
+            ("user_id: '  '\n", "1:10", Some("user_id"), "is blank"),
+            ("user_id: 'a:b'\n", "1:12", Some("user_id"), "must not contain ':'"),
+            ("proxy_username: \"a\\tb\"\n", "1:17", Some("proxy_username"), "control characters"),
+            ("template_id: abc\n", "1:14", Some("template_id"), "expected the report template's number (digits only), got 'abc'"),
+            ("template_id: -42\n", "1:14", Some("template_id"), "got '-42'"),
+            ("template_id: 4.2\n", "1:14", Some("template_id"), "got '4.2'"),
+            ("url: ftp://qualysapi.qualys.com\n", "1:6", Some("url"), "expected an http:// or https:// URL, got 'ftp://qualysapi.qualys.com'"),
+            ("url: qualysapi.qualys.com\n", "1:6", Some("url"), "expected an http:// or https:// URL"),
+            ("url: https://\n", "1:6", Some("url"), "has no host name"),
+            ("url: https://:443/\n", "1:6", Some("url"), "has no host name"),
+            ("url: https://qualys.example.com/api?x=1\n", "1:6", Some("url"), "must not contain a query or fragment"),
+            ("url: https://bad_host!.com\n", "1:14", Some("url"), "bad host name 'bad_host!.com'"),
+            ("url: 'https://qualys example.com'\n", "1:6", Some("url"), "must not contain spaces"),
+            ("url: https://qualys.example.com:99999\n", "1:33", Some("url"), "port 99999 is out of range (0-65535)"),
+            ("add_host: maybe\n", "1:11", Some("add_host"), "expected y, yes, true, n, no or false, got 'maybe'"),
+            ("add_host: 1\n", "1:11", Some("add_host"), "got '1'"),
+            ("add_host: !custom y\n", "1:11", Some("add_host"), "which YAML reads as a tag"),
+            ("user_id: a\npassword: !S3cr3t\n", "2:11", Some("password"), "which YAML reads as a tag"),
+            ("include_types: [Vuln, !x Ig]\n", "1:26", Some("include_types"), "which YAML reads as a tag"),
+            ("ip_ranges: 10.0.0.1, 10.1.2.300\n", "1:22", Some("ip_ranges"), "bad entry '10.1.2.300': not an IP address"),
+            ("ip_ranges: '10.0.0.0/33'\n", "1:13", Some("ip_ranges"), "bad entry '10.0.0.0/33'"),
+            ("ip_ranges:\n  - 10.0.0.1\n  - 10.0.0.0/33\n", "3:5", Some("ip_ranges"), "bad entry '10.0.0.0/33'"),
+            ("proxy: http://proxy.example.com:70000\n", "1:33", Some("proxy"), "port 70000 is out of range (0-65535)"),
+            ("proxy: http://proxy:99999999999999999999999\n", "1:21", Some("proxy"), "is out of range (0-65535)"),
+            ("proxy: http://proxy:80a\n", "1:21", Some("proxy"), "port '80a' is not a number"),
+            ("proxy: 'http://proxy:'\n", "1:8", Some("proxy"), "empty port"),
+            ("proxy: socks5://proxy:1080\n", "1:8", Some("proxy"), "expected an http:// or https:// URL"),
+            ("proxy: 192.168.1.100:3128\n", "1:8", Some("proxy"), "expected an http:// or https:// URL"),
+            ("proxy: http://proxy:3128/path\n", "1:8", Some("proxy"), "without a path"),
+            ("proxy: http://2001:db8::1:3128\n", "1:8", Some("proxy"), "must be written in brackets"),
+            ("proxy: 'http://[2001:db8::zz]:3128'\n", "1:17", Some("proxy"), "bad IPv6 address '2001:db8::zz'"),
+            ("proxy: 'http://[::1'\n", "1:8", Some("proxy"), "unclosed '['"),
+            // Proxy credentials without a user name cannot be sent.
+            ("proxy: http://p:3128\nproxy_password: x\n", "2:1", Some("proxy_password"), "proxy_username is not"),
+            ("source: 'Qualys,Guard'\n", "1:16", Some("source"), "without '\"' or ','"),
+            ("source: 'Qualys \"Guard\"'\n", "1:17", Some("source"), "bad character '\"'"),
+            ("source: Qualysé\n", "1:15", Some("source"), "printable ASCII"),
+            ("scan_mode: merge\n", "1:12", Some("scan_mode"), "expected flush or update, got 'merge'"),
+            ("include_types: Vuln, Fixed\n", "1:22", Some("include_types"), "unknown finding type 'fixed'"),
+            ("include_types:\n  - Vuln\n  - Nope\n", "3:5", Some("include_types"), "unknown finding type 'nope'"),
+            ("include_types: []\n", "1:16", Some("include_types"), "names no finding type"),
+            ("include_types: ','\n", "1:16", Some("include_types"), "names no finding type"),
+            ("description_length: 65537\n", "1:21", Some("description_length"), "must be between 0 and 65536, got '65537'"),
+            ("description_length: -1\n", "1:21", Some("description_length"), "must be between 0 and 65536, got '-1'"),
+            ("description_length: 99999999999999999999999\n", "1:21", Some("description_length"), "must be between 0 and 65536"),
+            ("description_length: 1.5\n", "1:21", Some("description_length"), "expected a whole number"),
+            ("description_length: lots\n", "1:21", Some("description_length"), "expected a whole number between 0 and 65536, got 'lots'"),
+        ];
+        for &(text, at, key, message) in cases {
+            let e = parse_err(text, false);
+            let got = format!("{}:{}", e.line.unwrap_or(0), e.column.unwrap_or(0));
+            assert_eq!((got.as_str(), e.key.as_deref()), (at, key), "{text:?}: {e}");
+            assert!(e.message.contains(message), "{text:?}: {e}");
+            assert_eq!(e.path, Path::new(PATH));
+            assert!(e.to_string().starts_with(&format!("{PATH}:{at}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_required_keys_are_listed_in_one_error() {
+        #[rustfmt::skip]
+        let cases = [
+            ("", "missing required keys user_id, password (or set QUALYS_PASSWORD), template_id;"),
+            ("user_id: a\ntemplate_id: 1\n", "missing required key password (or set QUALYS_PASSWORD);"),
+            ("user_id: a\npassword: b\n", "missing required key template_id;"),
+            ("user_id:\npassword: ~\ntemplate_id: ''\n", "keys user_id, password (or set QUALYS_PASSWORD), template_id;"),
+        ];
+        for (text, message) in cases {
+            let e = parse_err(text, true);
+            assert_eq!(
+                (e.line, e.column, e.key.as_deref()),
+                (None, None, None),
+                "{e}"
+            );
+            assert!(e.message.contains(message), "{text:?}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{PATH}: missing required"))
+            );
+            // Not needed when the report is read from a file.
+            assert!(
+                parse_str(Path::new(PATH), text, false, &no_env).is_ok(),
+                "{text:?}"
+            );
+        }
+        // A misspelt key is the likeliest cause, and its warning would be lost.
+        let e = parse_err("user_id: a\npassword: b\ntemplte_id: 1\n", true);
+        let want = "missing required key template_id; needed to download the report from \
+                    Qualys (guide Table ii-2); line 3 has 'templte_id': did you mean 'template_id'?";
+        assert_eq!(e.message, want);
+        // The environment can supply the password.
+        let env = |name: &str| (name == PASSWORD_ENV).then(|| PW.to_string());
+        let text = "user_id: a\ntemplate_id: 1\n";
+        assert!(parse_str(Path::new(PATH), text, true, &env).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_suggestion() {
+        #[rustfmt::skip]
+        let cases = [
+            ("templte_id: 1\n", "InputPlugins/QualysGuard.yaml:1:1: unknown key 'templte_id' ignored (did you mean 'template_id'?)"),
+            ("user_id: a\n\nUser_ID: b\n", "InputPlugins/QualysGuard.yaml:3:1: unknown key 'User_ID' ignored (did you mean 'user_id'?)"),
+            ("ip_range: 10.0.0.1\n", "InputPlugins/QualysGuard.yaml:1:1: unknown key 'ip_range' ignored (did you mean 'ip_ranges'?)"),
+            ("proxy_pasword: x\n", "(did you mean 'proxy_password'?)"),
+            ("addhost: y\n", "(did you mean 'add_host'?)"),
+            ("colour: blue\n", "InputPlugins/QualysGuard.yaml:1:1: unknown key 'colour' ignored"),
+        ];
+        for (text, want) in cases {
+            let (_, warnings) = parse_ok(text);
+            assert_eq!(warnings.len(), 1, "{text:?}: {warnings:?}");
+            assert!(warnings[0].contains(want), "{text:?}: {warnings:?}");
+        }
+        let (_, warnings) = parse_ok("colour: blue\n");
+        assert!(!warnings[0].contains("did you mean"), "{warnings:?}");
+        // Known keys still load beside an unknown one.
+        let (c, _) = parse_ok("templte_id: 1\nuser_id: a\n");
+        assert_eq!(c.user_id.as_deref(), Some("a"));
+        assert_eq!(c.template_id, None);
+    }
+
+    #[test]
+    fn proxy_credentials_without_proxy_warn() {
+        let (c, warnings) = parse_ok("proxy_username: zaphod\nproxy_password: x\n");
+        assert_eq!(c.proxy_username.as_deref(), Some("zaphod"));
+        assert_eq!(
+            warnings,
+            [
+                "InputPlugins/QualysGuard.yaml:1:1: proxy_username is set but proxy is not; \
+                 proxy_username is ignored",
+                "InputPlugins/QualysGuard.yaml:2:1: proxy_password is set but proxy is not; \
+                 proxy_password is ignored",
+            ]
+        );
+        // A proxy without credentials, or with a user name only, is fine.
+        for text in ["proxy: http://p\n", "proxy: http://p\nproxy_username: u\n"] {
+            let (_, warnings) = parse_ok(text);
+            assert!(warnings.is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn environment_secrets_override_the_file() {
+        use SecretOrigin::{Env, File};
+        let file = "password: f1\nproxy: http://p\nproxy_username: u\nproxy_password: f2\n";
+        let bare = "proxy: http://p\nproxy_username: u\n";
+        type Want = Option<(&'static str, SecretOrigin)>;
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            Want,
+            Want,
+        );
+        // (file, QUALYS_PASSWORD, QUALYS_PROXY_PASSWORD, password, proxy password)
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            (file, None, None, Some(("f1", File)), Some(("f2", File))),
+            (file, Some("e1"), None, Some(("e1", Env("QUALYS_PASSWORD"))), Some(("f2", File))),
+            (file, None, Some("e2"), Some(("f1", File)), Some(("e2", Env("QUALYS_PROXY_PASSWORD")))),
+            (file, Some("e1"), Some("e2"), Some(("e1", Env(PASSWORD_ENV))), Some(("e2", Env(PROXY_PASSWORD_ENV)))),
+            // Empty variables are ignored.
+            (file, Some(""), Some(""), Some(("f1", File)), Some(("f2", File))),
+            (bare, Some(""), Some(""), None, None),
+            (bare, Some("e1"), Some("e2"), Some(("e1", Env(PASSWORD_ENV))), Some(("e2", Env(PROXY_PASSWORD_ENV)))),
+            // Spaces are part of a secret.
+            (bare, Some(" e1 "), None, Some((" e1 ", Env(PASSWORD_ENV))), None),
+        ];
+        for &(text, pw, proxy_pw, want_pw, want_proxy_pw) in cases {
+            let env = |name: &str| match name {
+                "QUALYS_PASSWORD" => pw.map(str::to_string),
+                "QUALYS_PROXY_PASSWORD" => proxy_pw.map(str::to_string),
+                _ => None,
+            };
+            let (c, warnings) = parse_str(Path::new(PATH), text, false, &env).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            let got_pw = exposed(&c.password).zip(c.password_origin);
+            let got_proxy_pw = exposed(&c.proxy_password).zip(c.proxy_password_origin);
+            assert_eq!(got_pw, want_pw, "{text:?} {pw:?}");
+            assert_eq!(got_proxy_pw, want_proxy_pw, "{text:?} {proxy_pw:?}");
+        }
+        assert_eq!(Env(PASSWORD_ENV).to_string(), "QUALYS_PASSWORD");
+        assert_eq!(File.to_string(), "the configuration file");
+    }
+
+    #[test]
+    fn environment_secret_errors_name_the_variable() {
+        let env = |name: &str| (name == PASSWORD_ENV).then(|| format!("{PW}\n"));
+        let e = parse_str(Path::new(PATH), "", false, &env).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (None, Some("password")));
+        assert!(
+            e.message
+                .contains("from environment variable QUALYS_PASSWORD"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(PW));
+
+        let env = |name: &str| (name == PROXY_PASSWORD_ENV).then(|| PROXY_PW.to_string());
+        let e = parse_str(Path::new(PATH), "proxy: http://p\n", false, &env).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (None, Some("proxy_password")));
+        assert!(e.message.contains("QUALYS_PROXY_PASSWORD"), "{e}");
+        assert!(!e.to_string().contains(PROXY_PW));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_messages() {
+        let texts = [
+            format!("password: [{PW}]\n"),
+            format!("password:\n  nested: {PW}\n"),
+            format!("password: @{PW}\n"),
+            format!("password: `{PW}\n"),
+            format!("password: '{PW}\n"),
+            format!("password: {PW}: more\n"),
+            format!("password: !{PW} x\n"),
+            format!("password: !{PW}\n"),
+            format!("password: \"{PW}\\n\"\n"),
+            format!("password: |\n  {PW}\n"),
+            format!("password: {PW}\npassword: {PW}\n"),
+            format!("password: {PW}\n\tuser_id: a\n"),
+            format!("pasword: {PW}\n"),
+            format!("proxy_password: [{PW}]\n"),
+            format!("proxy_password: @{PW}\n"),
+            format!("proxy_password: \"{PW}\\t\"\n"),
+            format!("proxy: http://p\nproxy_password: {PW}\n"),
+            format!("proxy_password: {PW}\n"),
+            format!("proxy: http://zaphod:{PW}@proxy:8080\n"),
+            format!("proxy: http://zaphod:{PW}@proxy:70000\n"),
+            format!("proxy: ftp://zaphod:{PW}@proxy\n"),
+            format!("proxy: zaphod:{PW}@proxy\n"),
+            format!("proxy: 'http://zaphod:{PW}@proxy/x y'\n"),
+            format!("url: https://dirk:{PW}@qualysapi.qualys.com\n"),
+            format!("url: https://dirk:{PW}@qualysapi.qualys.com/?q\n"),
+            format!("password: {PW}\nadd_host: maybe\n"),
+            format!("password: {PW}\n"),
+        ];
+        for text in &texts {
+            for require in [false, true] {
+                let messages = match parse_str(Path::new(PATH), text, require, &no_env) {
+                    Ok((config, mut warnings)) => {
+                        warnings.push(format!("{config:?}"));
+                        warnings
+                    }
+                    Err(e) => vec![e.to_string(), format!("{e:?}")],
+                };
+                for message in messages {
+                    assert!(!message.contains(PW), "{text:?} leaked: {message}");
+                }
+            }
+        }
+        // And the messages still help.
+        let e = parse_err(&format!("user_id: a\npassword: @{PW}\n"), false);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("password")),
+            "{e}"
+        );
+        assert!(e.message.contains("single quotes"), "{e}");
+        let e = parse_err(&format!("proxy: http://zaphod:{PW}@proxy:8080\n"), false);
+        assert!(
+            e.message.contains("proxy_username and proxy_password"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_quirks() {
+        // Windows line endings and a byte order mark.
+        let crlf = GUIDE_SAMPLE.replace('\n', "\r\n");
+        for text in [crlf, format!("\u{feff}{GUIDE_SAMPLE}")] {
+            let (c, warnings) = parse_ok(&text);
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(c.user_id.as_deref(), Some("dirk_g"));
+            assert_eq!(exposed(&c.proxy_password), Some("t0w3L"));
+        }
+        // A BOM does not shift columns.
+        let e = parse_err("\u{feff}add_host: maybe\n", false);
+        assert_eq!((e.line, e.column), (Some(1), Some(11)));
+        // An explicit document start and end are fine.
+        let (c, _) = parse_ok("---\nuser_id: a\n...\n");
+        assert_eq!(c.user_id.as_deref(), Some("a"));
+        // Tabs in comments and after values are not indentation.
+        let (c, _) = parse_ok("\t# indented comment\nuser_id: a # trailing\tcomment\n");
+        assert_eq!(c.user_id.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn limits_on_nesting_and_aliases() {
+        let deep = format!("user_id: {}{}\n", "[".repeat(200), "]".repeat(200));
+        let e = parse_err(&deep, false);
+        assert!(e.message.contains("nested more than"), "{e}");
+
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let e = parse_err(&bomb, false);
+        assert!(e.message.contains("alias loop"), "{e}");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("templte_id", "template_id"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(suggest("URL"), Some("url"));
+        assert_eq!(suggest("prox"), Some("proxy"));
+        assert_eq!(suggest("completely_else"), None);
+    }
+
+    #[test]
+    fn every_key_is_in_the_table_once() {
+        let mut names: Vec<&str> = KEYS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+        let required: Vec<&str> = KEYS.iter().filter(|d| d.required).map(|d| d.name).collect();
+        assert_eq!(required, ["user_id", "password", "template_id"]);
+    }
+
+    // --- load: the file system -------------------------------------------------------
+
+    fn write(dir: &Path, name: &str, text: &[u8], mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        path
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "QualysGuard.yaml",
+            GUIDE_SAMPLE.as_bytes(),
+            0o600,
+        );
+        let (c, warnings) = load(&path, true, &no_env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.path, path);
+        assert_eq!(c.template_id.as_deref(), Some("424242"));
+    }
+
+    #[test]
+    fn load_missing_file_hints_at_plugininfo() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("InputPlugins/QualysGuard.yaml");
+        let e = load(&path, true, &no_env).unwrap_err();
+        assert_eq!(e.path, path);
+        assert_eq!((e.line, e.key.as_deref()), (None, None));
+        assert!(e.message.contains("not found"), "{e}");
+        let hint = "use -plugininfo to name the YAML file (default InputPlugins/QualysGuard.yaml)";
+        assert!(e.to_string().contains(hint), "{e}");
+        assert!(e.to_string().starts_with(&path.display().to_string()));
+    }
+
+    #[test]
+    fn load_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load(dir.path(), true, &no_env).unwrap_err();
+        assert_eq!(e.path, dir.path());
+        assert!(e.message.contains("is a directory"), "{e}");
+        assert!(e.message.contains("-plugininfo"), "{e}");
+    }
+
+    #[test]
+    fn load_non_utf8_names_the_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "q.yaml", b"user_id: a\nsource: Qu\xe9\n", 0o600);
+        let e = load(&path, false, &no_env).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(11)), "{e}");
+        assert!(e.message.contains("not valid UTF-8"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:2:11: ", path.display()))
+        );
+    }
+
+    #[test]
+    fn load_refuses_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "# padding\n".repeat(120_000);
+        let path = write(dir.path(), "big.yaml", text.as_bytes(), 0o600);
+        let e = load(&path, false, &no_env).unwrap_err();
+        assert!(e.message.contains("is larger than"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn load_unreadable_path() {
+        // Permission bits do not stop root (CI runs as root), so the unreadable case is
+        // a path through a regular file, which fails for every user.
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "q.yaml", GUIDE_SAMPLE.as_bytes(), 0o600);
+        let path = file.join("inner.yaml");
+        let e = load(&path, true, &no_env).unwrap_err();
+        assert_eq!(e.path, path);
+        assert!(e.to_string().contains("q.yaml/inner.yaml"), "{e}");
+        assert!(
+            e.to_string().to_lowercase().contains("not a directory"),
+            "{e}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn load_warns_about_readable_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_pw = format!("user_id: a\npassword: '{PW}'\ntemplate_id: 1\n");
+        let with_proxy_pw = format!("proxy: http://p\nproxy_username: u\nproxy_password: {PW}\n");
+        let without = "user_id: a\ntemplate_id: 1\n";
+        // (text, mode, part of the expected warning)
+        #[rustfmt::skip]
+        let cases: &[(&str, u32, Option<&str>)] = &[
+            (&with_pw, 0o644, Some("holds password but group or others can access it (mode 644)")),
+            (&with_pw, 0o640, Some("(mode 640)")),
+            (&with_pw, 0o604, Some("(mode 604)")),
+            (&with_pw, 0o620, Some("(mode 620)")),
+            (&with_proxy_pw, 0o644, Some("holds proxy_password but")),
+            (&with_pw, 0o600, None),
+            (&with_pw, 0o400, None),
+            (without, 0o644, None),
+        ];
+        for (i, &(text, mode, want)) in cases.iter().enumerate() {
+            let path = write(dir.path(), &format!("q{i}.yaml"), text.as_bytes(), mode);
+            let (_, warnings) = load(&path, false, &no_env).unwrap();
+            match want {
+                Some(part) => {
+                    assert_eq!(warnings.len(), 1, "{warnings:?}");
+                    let w = &warnings[0];
+                    assert!(w.starts_with(&format!("{}: ", path.display())), "{w}");
+                    assert!(w.contains(part), "{w}");
+                    assert!(w.contains(&format!("chmod 600 {}", path.display())), "{w}");
+                    assert!(!w.contains(PW), "{w}");
+                }
+                None => assert!(warnings.is_empty(), "{mode:o}: {warnings:?}"),
+            }
+        }
+        // A password only in the environment: nothing secret in the file.
+        let path = write(dir.path(), "env.yaml", without.as_bytes(), 0o644);
+        let env = |name: &str| (name == PASSWORD_ENV).then(|| PW.to_string());
+        let (c, warnings) = load(&path, true, &env).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            c.password_origin,
+            Some(SecretOrigin::Env("QUALYS_PASSWORD"))
+        );
+        // The file's copy is exposed even when the environment overrides it.
+        let path = write(dir.path(), "both.yaml", with_pw.as_bytes(), 0o644);
+        let (_, warnings) = load(&path, true, &env).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn load_errors_carry_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "q.yaml",
+            b"user_id: a\nadd_host: maybe\n",
+            0o600,
+        );
+        let e = load(&path, false, &no_env).unwrap_err();
+        assert_eq!(e.path, path);
+        let want = "2:11: add_host: expected y, yes, true, n, no or false, got 'maybe'";
+        assert_eq!(e.to_string(), format!("{}:{want}", path.display()));
+    }
 }
