@@ -1,0 +1,1 @@
+//! Simulators for testing qualys-connector without a real FMC or Qualys account.
