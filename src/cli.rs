@@ -15,7 +15,7 @@ pub const PROGRAM: &str = "qualys-connector";
 
 const DEFAULT_PORT: u16 = 8307;
 const DEFAULT_LEVEL: u8 = 2;
-const DEFAULT_PLUGININFO: &str = "InputPlugins/QualysGuard.yaml";
+pub const DEFAULT_PLUGININFO: &str = "InputPlugins/QualysGuard.yaml";
 
 const PORT_RANGE: RangeInclusive<i64> = 1..=65535;
 const PORT_EXPECTED: &str = "a port number from 1 to 65535";
@@ -203,18 +203,22 @@ pub const OPTIONS: &[OptSpec] = &[
 /// The input plugins this build knows; the positional argument selects one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Plugin {
+    /// Download (or read with -report) a Qualys report and convert it.
     #[default]
     QualysGuard,
+    /// Cisco's SDK plugin: validate and send an existing command file (-plugininfo).
+    Csv,
 }
 
 impl Plugin {
     /// Every plugin, in the order help lists them.
-    pub const ALL: &'static [Plugin] = &[Plugin::QualysGuard];
+    pub const ALL: &'static [Plugin] = &[Plugin::QualysGuard, Plugin::Csv];
 
     /// The name users type (matched case-insensitively).
     pub fn name(self) -> &'static str {
         match self {
             Plugin::QualysGuard => "QualysGuard",
+            Plugin::Csv => "csv",
         }
     }
 
@@ -781,12 +785,15 @@ mod tests {
         ),
         (
             &["Nessus"],
-            "unknown plugin \"Nessus\"; known plugins: QualysGuard",
+            "unknown plugin \"Nessus\"; known plugins: QualysGuard, csv",
         ),
-        (&["-"], "unknown plugin \"-\"; known plugins: QualysGuard"),
+        (
+            &["-"],
+            "unknown plugin \"-\"; known plugins: QualysGuard, csv",
+        ),
         (
             &["--", "-st"],
-            "unknown plugin \"-st\"; known plugins: QualysGuard",
+            "unknown plugin \"-st\"; known plugins: QualysGuard, csv",
         ),
         (
             &["QualysGuard", "-st", "extra"],

@@ -22,6 +22,7 @@ use std::io::{self, Read};
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
@@ -173,6 +174,11 @@ pub struct Config {
     pub scan_mode: ScanMode,
     pub include_types: Vec<FindingType>,
     pub description_length: usize,
+    pub verify_fmc_certificate: bool,
+    pub fmc_connect_timeout: Duration,
+    pub fmc_reply_timeout: Duration,
+    pub fmc_retries: u32,
+    pub fmc_retry_wait: Duration,
 }
 
 impl Config {
@@ -197,6 +203,11 @@ impl Config {
             scan_mode: ScanMode::Flush,
             include_types: DEFAULT_INCLUDE_TYPES.to_vec(),
             description_length: DEFAULT_DESCRIPTION_LENGTH,
+            verify_fmc_certificate: true,
+            fmc_connect_timeout: Duration::from_secs(30),
+            fmc_reply_timeout: Duration::from_secs(600),
+            fmc_retries: 3,
+            fmc_retry_wait: Duration::from_secs(2),
         }
     }
 }
@@ -331,6 +342,12 @@ const KEYS: &[KeyDef] = &[
     key("scan_mode",          Kind::Text,                       OPTIONAL, set_scan_mode),
     key("include_types",      Kind::TextOrList,                 OPTIONAL, set_include_types),
     key("description_length", Kind::Text,                       OPTIONAL, set_description_length),
+    // Delivery to the FMC (host-input.md §1, §3).
+    key("verify_fmc_certificate", Kind::Text,                   OPTIONAL, set_verify_fmc_certificate),
+    key("fmc_connect_timeout", Kind::Text,                      OPTIONAL, set_fmc_connect_timeout),
+    key("fmc_reply_timeout",  Kind::Text,                       OPTIONAL, set_fmc_reply_timeout),
+    key("fmc_retries",        Kind::Text,                       OPTIONAL, set_fmc_retries),
+    key("fmc_retry_wait",     Kind::Text,                       OPTIONAL, set_fmc_retry_wait),
 ];
 
 /// A key's value as its handler sees it.
@@ -504,17 +521,72 @@ fn set_url(config: &mut Config, value: &Value) -> Result<(), Fail> {
 /// Guide Table ii-3: y or n; the guide's troubleshooting also names `yes`, and YAML
 /// booleans come to us as `true` / `false`.
 fn set_add_host(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.add_host = yes_no(value)?;
+    Ok(())
+}
+
+/// The guide's y/n values (Table ii-3, `add_host`), for every yes/no key.
+fn yes_no(value: &Value) -> Result<bool, Fail> {
     let text = value.text()?;
-    config.add_host = match text.to_ascii_lowercase().as_str() {
-        "y" | "yes" | "true" => true,
-        "n" | "no" | "false" => false,
+    match text.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "true" => Ok(true),
+        "n" | "no" | "false" => Ok(false),
+        _ => Err(fail(format!(
+            "expected y, yes, true, n, no or false, got {}",
+            quote(text)
+        ))),
+    }
+}
+
+/// A number of seconds within `range`, decimals allowed ("0.5").
+fn seconds(value: &Value, range: std::ops::RangeInclusive<f64>) -> Result<Duration, Fail> {
+    let text = value.text()?;
+    match text.parse::<f64>() {
+        Ok(n) if range.contains(&n) => Ok(Duration::from_secs_f64(n)),
+        _ => Err(fail(format!(
+            "expected a number of seconds from {} to {}, got {}",
+            range.start(),
+            range.end(),
+            quote(text)
+        ))),
+    }
+}
+
+/// Off by default only for servers whose chain does not lead to the CA in the PKCS#12
+/// file (host-input.md §1: "an explicit opt-out for compatibility").
+fn set_verify_fmc_certificate(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.verify_fmc_certificate = yes_no(value)?;
+    Ok(())
+}
+
+fn set_fmc_connect_timeout(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.fmc_connect_timeout = seconds(value, 1.0..=3600.0)?;
+    Ok(())
+}
+
+/// host-input.md §3: "Large blocks can take minutes to process: the reply timeout must
+/// be long (minutes) and configurable."
+fn set_fmc_reply_timeout(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.fmc_reply_timeout = seconds(value, 1.0..=86_400.0)?;
+    Ok(())
+}
+
+fn set_fmc_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.fmc_retries = match text.parse::<u32>() {
+        Ok(n) if n <= 100 => n,
         _ => {
             return Err(fail(format!(
-                "expected y, yes, true, n, no or false, got {}",
+                "expected a whole number from 0 to 100, got {}",
                 quote(text)
             )));
         }
     };
+    Ok(())
+}
+
+fn set_fmc_retry_wait(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.fmc_retry_wait = seconds(value, 0.0..=600.0)?;
     Ok(())
 }
 
@@ -2356,5 +2428,57 @@ proxy_password: 't0w3L'
         assert_eq!(e.path, path);
         let want = "2:11: add_host: expected y, yes, true, n, no or false, got 'maybe'";
         assert_eq!(e.to_string(), format!("{}:{want}", path.display()));
+    }
+
+    #[test]
+    fn fmc_delivery_keys() {
+        let (c, _) = parse_ok("");
+        assert!(c.verify_fmc_certificate);
+        assert_eq!(c.fmc_connect_timeout, Duration::from_secs(30));
+        assert_eq!(c.fmc_reply_timeout, Duration::from_secs(600));
+        assert_eq!(
+            (c.fmc_retries, c.fmc_retry_wait),
+            (3, Duration::from_secs(2))
+        );
+        let (c, _) = parse_ok(
+            "verify_fmc_certificate: n\nfmc_connect_timeout: 5\nfmc_reply_timeout: 0.5e1\nfmc_retries: 0\nfmc_retry_wait: 0.25\n",
+        );
+        assert!(!c.verify_fmc_certificate);
+        assert_eq!(c.fmc_connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.fmc_reply_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (c.fmc_retries, c.fmc_retry_wait),
+            (0, Duration::from_millis(250))
+        );
+        let cases = [
+            (
+                "verify_fmc_certificate: maybe\n",
+                "1:25: verify_fmc_certificate: expected y, yes",
+            ),
+            (
+                "fmc_connect_timeout: 0\n",
+                "1:22: fmc_connect_timeout: expected a number of seconds from 1 to 3600",
+            ),
+            (
+                "fmc_reply_timeout: soon\n",
+                "fmc_reply_timeout: expected a number of seconds",
+            ),
+            (
+                "fmc_retries: -1\n",
+                "fmc_retries: expected a whole number from 0 to 100, got '-1'",
+            ),
+            (
+                "fmc_retries: 101\n",
+                "fmc_retries: expected a whole number from 0 to 100",
+            ),
+            (
+                "fmc_retry_wait: NaN\n",
+                "fmc_retry_wait: expected a number of seconds",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse_err(text, false).to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use crate::cli::UsageError;
 use crate::config::ConfigError;
 use crate::hostinput::SinkError;
+use crate::hostinput::pkcs12::Pkcs12Error;
+use crate::hostinput::tls::TlsSetupError;
+use crate::hostinput::validate::CommandFileError;
 use crate::logging::LogError;
 use crate::qualys::report::ReportError;
 
@@ -47,11 +50,11 @@ impl Code {
         (Code::Internal, "internal error (a bug: please report it)"),
         (
             Code::Usage,
-            "usage or configuration error: nothing was done",
+            "usage or configuration error (options, YAML file, PKCS#12 file): nothing was done",
         ),
         (
             Code::Report,
-            "the report is unusable (unreadable, malformed, truncated, a Qualys error, another format): nothing was written or sent",
+            "the input is unusable (a report unreadable, malformed, truncated, a Qualys error or another format; a command file with invalid lines): nothing was written or sent",
         ),
         (
             Code::Output,
@@ -59,7 +62,7 @@ impl Code {
         ),
         (
             Code::Delivery,
-            "delivery to the Management Center failed or was not confirmed for every host",
+            "delivery to the Management Center failed or was not confirmed for every host (the hosts not confirmed are listed in the log)",
         ),
         (Code::Download, "downloading the report from Qualys failed"),
     ];
@@ -111,6 +114,18 @@ pub enum Failure {
     #[error("{0}")]
     Sink(#[from] SinkError),
     #[error("{0}")]
+    Pkcs12(#[from] Pkcs12Error),
+    #[error("{0}")]
+    TlsSetup(#[from] TlsSetupError),
+    #[error("{0}")]
+    CommandFile(#[from] CommandFileError),
+    /// An input file other than the report could not be used.
+    #[error("{0}")]
+    Input(String),
+    /// Hosts were not confirmed by the FMC.
+    #[error("{0}")]
+    Delivery(String),
+    #[error("{0}")]
     Spill(String),
     #[error("{0}")]
     NotAvailable(String),
@@ -135,9 +150,13 @@ impl Failure {
             Failure::Usage(_) | Failure::Config(_) | Failure::Log(_) | Failure::Invalid(_) => {
                 Code::Usage
             }
-            Failure::NotAvailable(_) => Code::Usage,
-            Failure::Report { .. } | Failure::ReportOpen { .. } => Code::Report,
-            Failure::Sink(_) | Failure::Spill(_) => Code::Output,
+            Failure::NotAvailable(_) | Failure::Pkcs12(_) | Failure::TlsSetup(_) => Code::Usage,
+            Failure::Report { .. }
+            | Failure::ReportOpen { .. }
+            | Failure::CommandFile(_)
+            | Failure::Input(_) => Code::Report,
+            Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
+            Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
         }
     }
 

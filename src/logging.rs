@@ -217,7 +217,7 @@ fn syslog_message(level: Level, message: &str) -> String {
 }
 
 /// ISO 8601 UTC time, computed without a time zone database (civil-from-days).
-fn utc_timestamp(now: SystemTime) -> String {
+pub fn utc_timestamp(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;

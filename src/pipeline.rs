@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use crate::filter::IpRanges;
-use crate::hostinput::commands::{self, Commit, ScanResult};
+use crate::hostinput::commands::{self, Commit, Field, ResultTail};
 use crate::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
 use crate::model::{Finding, FindingType, Host, VulnDetails, VulnStatus};
 use crate::qualys::report::{self, ParseOptions, ReportError, ReportStats, ReportVisitor};
@@ -93,11 +93,18 @@ pub fn run(
     Ok(summary)
 }
 
+/// A glossary entry as the second stage needs it: the encoded end of its AddScanResult
+/// lines, and the title for the debug log.
+struct Encoded {
+    title: String,
+    tail: ResultTail,
+}
+
 /// First stage: filters each host as it is parsed and spills what will be sent.
 struct Collector<'a> {
     settings: &'a Settings,
     spill: SpillWriter,
-    glossary: HashMap<u32, VulnDetails>,
+    glossary: HashMap<u32, Encoded>,
     summary: Summary,
     kept: Vec<Finding>,
 }
@@ -126,7 +133,20 @@ impl ReportVisitor for Collector<'_> {
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
-        self.glossary.insert(qid, details);
+        let tail = ResultTail::new(
+            &details.title,
+            &details.description,
+            &details.cve_ids,
+            &details.bugtraq_ids,
+            self.settings.description_length,
+        );
+        self.glossary.insert(
+            qid,
+            Encoded {
+                title: details.title,
+                tail,
+            },
+        );
     }
 }
 
@@ -168,7 +188,7 @@ fn log_parse_results(s: &Summary) {
 /// Second stage: turns each spilled host into its command block and hands it to the sink.
 fn send(
     mut reader: SpillReader,
-    glossary: &HashMap<u32, VulnDetails>,
+    glossary: &HashMap<u32, Encoded>,
     settings: &Settings,
     sink: &mut dyn CommandSink,
     summary: &mut Summary,
@@ -178,6 +198,11 @@ fn send(
     sink.preamble(&buf, 1)?;
 
     let mut missing: HashSet<u32> = HashSet::new();
+    let scanner = Field::new(&settings.source);
+    let no_details = Encoded {
+        title: String::new(),
+        tail: ResultTail::empty(),
+    };
     let mut host = Host {
         ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         findings: Vec::new(),
@@ -199,22 +224,15 @@ fn send(
                     host.ip
                 );
             }
-            let empty = VulnDetails::default();
-            let d = details.unwrap_or(&empty);
-            commands::add_scan_result(
+            let d = details.unwrap_or(&no_details);
+            commands::add_scan_result_with(
                 &mut buf,
-                &ScanResult {
-                    ip: host.ip,
-                    scanner_id: &settings.source,
-                    vuln_id: f.qid,
-                    port: f.port,
-                    protocol: f.protocol.map(|p| p.number()),
-                    name: &d.title,
-                    description: &d.description,
-                    cve_ids: &d.cve_ids,
-                    bugtraq_ids: &d.bugtraq_ids,
-                },
-                settings.description_length,
+                host.ip,
+                &scanner,
+                f.qid,
+                f.port,
+                f.protocol.map(|p| p.number()),
+                &d.tail,
             );
             count += 1;
             if debug {

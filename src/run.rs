@@ -6,14 +6,20 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::cli::{self, Args};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::cli::{self, Args, Plugin};
 use crate::config::{self, Config, ScanMode, SecretOrigin};
 use crate::exit::{Code, Failure, Location};
+use crate::hostinput::client::{Endpoint, Timeouts};
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
+use crate::hostinput::fmc::{FmcOptions, FmcSink};
+use crate::hostinput::{CommandSink, Delivery, HostBlock, pkcs12, tls, validate};
 use crate::logging::{self, LogOptions};
 use crate::pipeline::{self, PipelineError, Settings, Summary};
 use crate::qualys::report;
+use crate::secret::Secret;
 
 /// Runs the connector with `argv` (without the program name) and returns the exit code.
 pub fn main(argv: &[OsString]) -> i32 {
@@ -78,29 +84,45 @@ pub fn main(argv: &[OsString]) -> i32 {
 
 fn job(args: &Args) -> Result<Summary, Failure> {
     log::info!("{} starting", cli::version_line());
-    if args.csvfile.is_some() && args.server.is_some() {
-        // The guide: "If both -csvfile and -server options are specified, the -server
-        // option is ignored."
-        log::warn!(
-            "-server is ignored because -csvfile is given: commands are written to the file only"
-        );
+    match args.plugin {
+        Plugin::QualysGuard => qualysguard(args),
+        Plugin::Csv => send_command_file(args),
     }
-    let Some(csvfile) = args.csvfile.as_deref() else {
-        return Err(if args.server.is_some() {
-            Failure::NotAvailable(
-                "sending to a Management Center (-server) is not available in this build; write the commands to a file with -csvfile=FILE"
-                    .into(),
-            )
-        } else {
-            Failure::Invalid(
-                "nothing to do: give -csvfile=FILE to write the commands to a file".into(),
-            )
-        });
-    };
-    if csvfile.as_os_str().is_empty() {
-        return Err(Failure::Invalid("-csvfile needs a file name".into()));
-    }
+}
 
+/// Where the commands go.
+enum Destination<'a> {
+    File(&'a Path),
+    Fmc(&'a str),
+}
+
+fn destination(args: &Args) -> Result<Destination<'_>, Failure> {
+    match (args.csvfile.as_deref(), args.server.as_deref()) {
+        (Some(file), server) => {
+            if server.is_some() {
+                // The guide: "If both -csvfile and -server options are specified, the
+                // -server option is ignored."
+                log::warn!(
+                    "-server is ignored because -csvfile is given: commands are written to the file only"
+                );
+            }
+            if file.as_os_str().is_empty() {
+                return Err(Failure::Invalid("-csvfile needs a file name".into()));
+            }
+            Ok(Destination::File(file))
+        }
+        (None, Some(server)) if !server.is_empty() => Ok(Destination::Fmc(server)),
+        (None, Some(_)) => Err(Failure::Invalid("-server needs the FMC's address".into())),
+        (None, None) => Err(Failure::Invalid(
+            "nothing to do: give -server=<FMC address> to send, or -csvfile=FILE to write the commands to a file"
+                .into(),
+        )),
+    }
+}
+
+/// The QualysGuard plugin: a report in, commands out.
+fn qualysguard(args: &Args) -> Result<Summary, Failure> {
+    let destination = destination(args)?;
     let config = load_config(args)?;
     let Some(report_path) = args.report.as_deref() else {
         return Err(Failure::NotAvailable(
@@ -123,7 +145,7 @@ fn job(args: &Args) -> Result<Summary, Failure> {
         settings.ip_ranges
     );
 
-    // Open everything before the work starts, so a bad path fails fast.
+    // Open everything before the work starts, so a bad path or certificate fails fast.
     let input = File::open(report_path).map_err(|source| Failure::ReportOpen {
         path: report_path.to_path_buf(),
         source,
@@ -134,21 +156,218 @@ fn job(args: &Args) -> Result<Summary, Failure> {
             source: io::Error::other("is a directory"),
         });
     }
-    let mut sink = CsvFile::create(csvfile)?;
+    let mut sink: Box<dyn CommandSink> = match destination {
+        Destination::File(path) => Box::new(CsvFile::create(path)?),
+        Destination::Fmc(server) => Box::new(fmc_sink(args, server, &FmcSettings::from(&config))?),
+    };
     log::info!("reading report {}", report_path.display());
-    match pipeline::run(
+    let summary = match pipeline::run(
         io::BufReader::with_capacity(256 * 1024, input),
         &settings,
-        &mut sink,
+        sink.as_mut(),
     ) {
-        Ok(summary) => {
-            log::info!("commands written to {}", csvfile.display());
-            Ok(summary)
-        }
-        Err(PipelineError::Report(error)) => Err(report_failure(report_path, error)),
-        Err(PipelineError::Spill(e)) => Err(Failure::Spill(e.to_string())),
-        Err(PipelineError::Sink(e)) => Err(Failure::Sink(e)),
+        Ok(summary) => summary,
+        Err(PipelineError::Report(error)) => return Err(report_failure(report_path, error)),
+        Err(PipelineError::Spill(e)) => return Err(Failure::Spill(e.to_string())),
+        Err(PipelineError::Sink(e)) => return Err(Failure::Sink(e)),
+    };
+    match destination {
+        Destination::File(path) => log::info!("commands written to {}", path.display()),
+        Destination::Fmc(server) => check_delivery(server, &summary.delivery)?,
     }
+    Ok(summary)
+}
+
+/// The `csv` plugin (Cisco's SDK): validates a command file, then sends it.
+fn send_command_file(args: &Args) -> Result<Summary, Failure> {
+    if args.csvfile.is_some() {
+        return Err(Failure::Invalid(
+            "the csv plugin sends a command file to the FMC: give -server, not -csvfile".into(),
+        ));
+    }
+    let Some(server) = args.server.as_deref().filter(|s| !s.is_empty()) else {
+        return Err(Failure::Invalid(
+            "the csv plugin needs -server=<FMC address> to send the command file to".into(),
+        ));
+    };
+    if args.plugininfo == Path::new(cli::DEFAULT_PLUGININFO) {
+        return Err(Failure::Invalid(
+            "the csv plugin needs the command file: give it with -plugininfo=FILE".into(),
+        ));
+    }
+    let path = args.plugininfo.as_path();
+    let started = Instant::now();
+    let checked = validate::check_file(path)?;
+    log::info!(
+        "command file {}: {} commands in {} host blocks, all valid",
+        path.display(),
+        checked.commands,
+        checked.chunks
+    );
+    let mut sink = fmc_sink(args, server, &FmcSettings::default())?;
+    sink.preamble(checked.source_line.as_bytes(), 1)?;
+    let mut sink_error = None;
+    validate::for_each_chunk(path, |ip, bytes, commands, findings| {
+        sink.host(&HostBlock {
+            ip,
+            commands,
+            findings,
+            bytes,
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            sink_error = Some(e);
+            text
+        })
+    })
+    .map_err(|e| match sink_error.take() {
+        Some(sink) => Failure::Sink(sink),
+        None => Failure::Input(e),
+    })?;
+    let delivery = sink.finish()?;
+    check_delivery(server, &delivery)?;
+    Ok(Summary {
+        delivery,
+        send_time: started.elapsed(),
+        ..Summary::default()
+    })
+}
+
+/// Delivery settings from the YAML file, or their defaults for the csv plugin.
+#[derive(Debug, Clone)]
+struct FmcSettings {
+    verify_server: bool,
+    timeouts: Timeouts,
+    retries: u32,
+    retry_wait: Duration,
+}
+
+impl Default for FmcSettings {
+    fn default() -> Self {
+        FmcSettings::from(&Config::defaults(Path::new("")))
+    }
+}
+
+impl From<&Config> for FmcSettings {
+    fn from(c: &Config) -> Self {
+        FmcSettings {
+            verify_server: c.verify_fmc_certificate,
+            timeouts: Timeouts {
+                connect: c.fmc_connect_timeout,
+                reply: c.fmc_reply_timeout,
+            },
+            retries: c.fmc_retries,
+            retry_wait: c.fmc_retry_wait,
+        }
+    }
+}
+
+/// Loads the PKCS#12 identity and builds the FMC sink; nothing touches the network yet.
+fn fmc_sink(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcSink, Failure> {
+    let path = match &args.pkcs12 {
+        Some(path) => path.clone(),
+        None => {
+            let found = pkcs12::discover(Path::new("."))?;
+            if !found.others.is_empty() {
+                // The guide: "If you have more, the authentication process may be using
+                // the wrong one."
+                log::warn!(
+                    "several .pkcs12 files in the current directory; using {} (others: {}); name the right one with -pkcs12",
+                    found.path.display(),
+                    found
+                        .others
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            found.path
+        }
+    };
+    let password = pkcs12_password(args.password.as_ref(), &|name| std::env::var(name).ok());
+    let identity = pkcs12::load(&path, password.as_ref())?;
+    let info = &identity.info;
+    log::info!(
+        "client certificate {}: subject {}, issuer {}, X.509 v{}, {}, expires {}",
+        path.display(),
+        info.subject,
+        info.issuer,
+        info.version,
+        info.key_algorithm,
+        logging::utc_timestamp(info.not_after)
+    );
+    if info.not_after < SystemTime::now() {
+        log::warn!(
+            "the client certificate in {} has expired: the FMC will refuse it; create a new one on the FMC's Host Input Client page",
+            path.display()
+        );
+    }
+    if !settings.verify_server {
+        log::warn!(
+            "verify_fmc_certificate is off: the FMC's certificate is not checked against the CA in {}",
+            path.display()
+        );
+    }
+    let tls = tls::client_config(
+        &identity,
+        &path.display().to_string(),
+        settings.verify_server,
+    )?;
+    Ok(FmcSink::new(FmcOptions {
+        endpoint: Endpoint {
+            host: server.to_string(),
+            port: args.port,
+            ipv6: args.ipv6,
+        },
+        tls,
+        timeouts: settings.timeouts,
+        retries: settings.retries,
+        retry_wait: settings.retry_wait,
+    }))
+}
+
+/// The PKCS#12 password: `-password`, else `PKCS12_PASSWORD`, else none (README,
+/// "Secrets").
+fn pkcs12_password(
+    option: Option<&Secret>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Secret> {
+    option.cloned().or_else(|| {
+        env(PKCS12_PASSWORD_ENV).filter(|v| !v.is_empty()).map(|v| {
+            log::info!(
+                "PKCS#12 password taken from the environment variable {PKCS12_PASSWORD_ENV}"
+            );
+            Secret::new(v)
+        })
+    })
+}
+
+const PKCS12_PASSWORD_ENV: &str = "PKCS12_PASSWORD";
+
+/// Fails the run when any host was not confirmed, listing them (nothing is lost
+/// silently: a rerun sends them again).
+fn check_delivery(server: &str, d: &Delivery) -> Result<(), Failure> {
+    log::info!(
+        "delivered to {server}: {} hosts and {} findings confirmed in {} blocks ({} commands, {} bytes)",
+        d.hosts,
+        d.findings,
+        d.blocks,
+        d.commands,
+        d.bytes
+    );
+    if d.unconfirmed.is_empty() {
+        return Ok(());
+    }
+    for chunk in d.unconfirmed.chunks(20) {
+        let list: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        log::error!("not confirmed by the FMC: {}", list.join(" "));
+    }
+    Err(Failure::Delivery(format!(
+        "{} hosts were not confirmed by the FMC at {server} ({} confirmed); they are listed above, run again to send them",
+        d.unconfirmed.len(),
+        d.hosts
+    )))
 }
 
 fn load_config(args: &Args) -> Result<Config, Failure> {
@@ -200,7 +419,7 @@ fn report_failure(path: &Path, error: report::ReportError) -> Failure {
 fn log_summary(s: &Summary) {
     let d = &s.delivery;
     log::info!(
-        "done: {} hosts, {} findings, {} commands ({} bytes); parse {:.2?}, write {:.2?}; {} warnings",
+        "done: {} hosts, {} findings, {} commands ({} bytes); parse {:.2?}, send {:.2?}; {} warnings",
         d.hosts,
         d.findings,
         d.commands,

@@ -63,23 +63,90 @@ pub fn commit(out: &mut Vec<u8>, commit: Commit) {
 /// Appends one AddScanResult line. `description_length` caps the description in
 /// characters after sanitising; the name is never cut.
 pub fn add_scan_result(out: &mut Vec<u8>, r: &ScanResult<'_>, description_length: usize) {
-    let _ = write!(out, "AddScanResult,{},\"", r.ip);
-    sanitize_into(out, r.scanner_id, usize::MAX);
-    let _ = write!(out, "\",{},", r.vuln_id);
-    if let (Some(port), Some(proto)) = (r.port, r.protocol) {
+    let scanner = Field::new(r.scanner_id);
+    let tail = ResultTail::new(
+        r.name,
+        r.description,
+        r.cve_ids,
+        r.bugtraq_ids,
+        description_length,
+    );
+    add_scan_result_with(out, r.ip, &scanner, r.vuln_id, r.port, r.protocol, &tail);
+}
+
+/// A text field, sanitised once and reused for every line that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field(Box<[u8]>);
+
+impl Field {
+    pub fn new(text: &str) -> Field {
+        let mut out = Vec::with_capacity(text.len());
+        sanitize_into(&mut out, text, usize::MAX);
+        Field(out.into_boxed_slice())
+    }
+}
+
+/// The part of an AddScanResult line that depends only on the vulnerability (name,
+/// description, references), encoded once per QID: a report repeats each QID on many
+/// hosts, and sanitising its texts again for every line would dominate the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultTail(Box<[u8]>);
+
+impl ResultTail {
+    pub fn new(
+        name: &str,
+        description: &str,
+        cve_ids: &[String],
+        bugtraq_ids: &[String],
+        description_length: usize,
+    ) -> ResultTail {
+        let mut out =
+            Vec::with_capacity(name.len() + description.len().min(description_length) + 64);
+        out.extend_from_slice(b",\"");
+        sanitize_into(&mut out, name, usize::MAX);
+        out.extend_from_slice(b"\",\"");
+        sanitize_into(&mut out, description, description_length);
+        out.extend_from_slice(b"\",\"cve_ids: ");
+        id_list(&mut out, cve_ids);
+        out.extend_from_slice(b"\",\"bugtraq_ids: ");
+        id_list(&mut out, bugtraq_ids);
+        out.extend_from_slice(b"\"\n");
+        ResultTail(out.into_boxed_slice())
+    }
+
+    /// The tail of a QID the glossary does not describe: empty texts and references.
+    pub fn empty() -> ResultTail {
+        ResultTail::new("", "", &[], &[], 0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Appends one AddScanResult line from its parts (host-input.md §4).
+pub fn add_scan_result_with(
+    out: &mut Vec<u8>,
+    ip: IpAddr,
+    scanner: &Field,
+    vuln_id: u32,
+    port: Option<u16>,
+    protocol: Option<u8>,
+    tail: &ResultTail,
+) {
+    let _ = write!(out, "AddScanResult,{ip},\"");
+    out.extend_from_slice(&scanner.0);
+    let _ = write!(out, "\",{vuln_id},");
+    if let (Some(port), Some(proto)) = (port, protocol) {
         let _ = write!(out, "{port},{proto}");
     } else {
         out.push(b',');
     }
-    out.extend_from_slice(b",\"");
-    sanitize_into(out, r.name, usize::MAX);
-    out.extend_from_slice(b"\",\"");
-    sanitize_into(out, r.description, description_length);
-    out.extend_from_slice(b"\",\"cve_ids: ");
-    id_list(out, r.cve_ids);
-    out.extend_from_slice(b"\",\"bugtraq_ids: ");
-    id_list(out, r.bugtraq_ids);
-    out.extend_from_slice(b"\"\n");
+    out.extend_from_slice(&tail.0);
 }
 
 fn id_list(out: &mut Vec<u8>, ids: &[String]) {
@@ -136,6 +203,71 @@ pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
             out.push(b);
             written += 1;
         }
+    }
+}
+
+/// Shortens an AddScanResult line (with its newline) to at most `max_len` bytes, for a
+/// server whose block limit is smaller than the line (host-input.md §3: "shorten its text
+/// fields (the description first) rather than failing the host"). Then the name, then the
+/// reference lists lose their tail. `None` when even that cannot make it fit, or the line
+/// is not an AddScanResult line of this encoder.
+pub fn shorten_scan_result(line: &[u8], max_len: usize) -> Option<Vec<u8>> {
+    if line.len() <= max_len {
+        return Some(line.to_vec());
+    }
+    // Text fields hold no '"', so the quotes split the line into its fields:
+    // [prefix, scanner, numbers, name, ",", description, ",", cves, ",", bugtraqs, "\n"]
+    let mut parts: Vec<Vec<u8>> = line.split(|&b| b == b'"').map(<[u8]>::to_vec).collect();
+    if parts.len() != 11 || !parts[0].starts_with(b"AddScanResult,") {
+        return None;
+    }
+    let mut excess = line.len() - max_len;
+    for index in [5, 3] {
+        excess = cut_text(&mut parts[index], excess);
+        if excess == 0 {
+            return Some(parts.join(&b'"'));
+        }
+    }
+    for (index, prefix) in [(7, &b"cve_ids: "[..]), (9, &b"bugtraq_ids: "[..])] {
+        while excess > 0 && parts[index].len() > prefix.len() {
+            let field = &mut parts[index];
+            let cut = field
+                .iter()
+                .rposition(|&b| b == b' ')
+                .filter(|&i| i >= prefix.len())
+                .unwrap_or(prefix.len());
+            let removed = field.len() - cut;
+            field.truncate(cut);
+            if cut < prefix.len() {
+                field.extend_from_slice(prefix);
+            }
+            excess = excess.saturating_sub(removed);
+        }
+        if excess == 0 {
+            return Some(parts.join(&b'"'));
+        }
+    }
+    None
+}
+
+/// Removes `excess` bytes from the end of a text field, marking the cut with "...";
+/// returns what is still to remove when the field ran out.
+fn cut_text(field: &mut Vec<u8>, excess: usize) -> usize {
+    if field.is_empty() {
+        return excess;
+    }
+    if field.len() > excess + 3 {
+        field.truncate(field.len() - excess - 3);
+        while field.last() == Some(&b' ') {
+            field.pop();
+        }
+        field.extend_from_slice(b"...");
+        // Trailing spaces removed above only made it shorter: still within the limit.
+        0
+    } else {
+        let removed = field.len();
+        field.clear();
+        excess.saturating_sub(removed)
     }
 }
 
@@ -299,6 +431,50 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "SetSource,QualysGuard\nAddHost,192.0.2.11\nScanFlush\nScanUpdate\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_shortened_description_first() {
+        let cves: Vec<String> = (0..50).map(|i| format!("CVE-2020-{i:04}")).collect();
+        let r = ScanResult {
+            ip: "192.0.2.1".parse().unwrap(),
+            scanner_id: "QualysGuard",
+            vuln_id: 7,
+            port: Some(80),
+            protocol: Some(6),
+            name: "A fairly long vulnerability title",
+            description: &"lorem ipsum ".repeat(40),
+            cve_ids: &cves,
+            bugtraq_ids: &[],
+        };
+        let mut line = Vec::new();
+        add_scan_result(&mut line, &r, usize::MAX);
+        let full = line.len();
+        for max in [
+            full,
+            full - 1,
+            full - 100,
+            full - 470,
+            full - 480,
+            full - 600,
+            200,
+        ] {
+            let short = shorten_scan_result(&line, max).unwrap();
+            let text = String::from_utf8(short.clone()).unwrap();
+            assert!(short.len() <= max, "max {max}: {} bytes", short.len());
+            assert!(text.starts_with("AddScanResult,192.0.2.1,\"QualysGuard\",7,80,6,\""));
+            assert!(text.ends_with("\"\n"), "{text}");
+            assert_eq!(text.matches('"').count(), 10, "{text}");
+            if max >= full - 470 {
+                assert!(
+                    text.contains("A fairly long vulnerability title"),
+                    "name kept: {text}"
+                );
+                assert!(text.contains("CVE-2020-0049"), "references kept: {text}");
+            }
+        }
+        assert!(shorten_scan_result(&line, 60).is_none(), "cannot fit");
+        assert!(shorten_scan_result(b"ScanFlush\n", 3).is_none());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The `-csvfile` sink: writes the exact bytes that would be sent to the FMC into a file
 //! (the guide's "CSV" output, host-input.md §4).
 //!
-//! The file appears atomically: commands go to a hidden temporary file in the same
+//! A regular file appears atomically: commands go to a hidden temporary file in the same
 //! directory, which is synced and renamed over the target only when the whole stream has
 //! been written. An interrupted or failed run leaves no partial file under the target
-//! name (and an existing file there is left as it was).
+//! name (and an existing file there is left as it was). A symbolic link is followed, so
+//! the file it points to is replaced, not the link. A target that exists and is not a
+//! regular file (`/dev/null`, `/dev/stdout`, a pipe) is written directly: renaming over
+//! it would destroy it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,14 +20,56 @@ use super::{CommandSink, Delivery, HostBlock, SinkError};
 #[derive(Debug)]
 pub struct CsvFile {
     target: PathBuf,
-    out: Option<BufWriter<NamedTempFile>>,
+    out: Option<Output>,
     delivery: Delivery,
+}
+
+#[derive(Debug)]
+enum Output {
+    /// A temporary file renamed over the target at the end.
+    Atomic(BufWriter<NamedTempFile>),
+    /// A device or pipe, written as it goes.
+    Direct(BufWriter<File>),
+}
+
+impl Output {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Output::Atomic(w) => w,
+            Output::Direct(w) => w,
+        }
+    }
 }
 
 impl CsvFile {
     /// Creates the temporary file beside `target`. Fails early (before any work) when the
     /// directory is missing or not writable.
     pub fn create(target: &Path) -> Result<CsvFile, SinkError> {
+        let error = |source: std::io::Error| SinkError::Write {
+            path: target.display().to_string(),
+            source,
+        };
+        match std::fs::metadata(target) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(error(std::io::Error::other("is a directory")));
+            }
+            Ok(meta) if !meta.is_file() => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(target)
+                    .map_err(error)?;
+                return Ok(CsvFile {
+                    target: target.to_path_buf(),
+                    out: Some(Output::Direct(BufWriter::with_capacity(256 * 1024, file))),
+                    delivery: Delivery::default(),
+                });
+            }
+            _ => {}
+        }
+        // Replace what a symbolic link points to, not the link.
+        let resolved = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
+        let target_path = target;
+        let target = resolved.as_path();
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -38,12 +83,12 @@ impl CsvFile {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(|source| SinkError::Write {
-                path: target.display().to_string(),
+                path: target_path.display().to_string(),
                 source,
             })?;
         Ok(CsvFile {
             target: target.to_path_buf(),
-            out: Some(BufWriter::with_capacity(256 * 1024, tmp)),
+            out: Some(Output::Atomic(BufWriter::with_capacity(256 * 1024, tmp))),
             delivery: Delivery::default(),
         })
     }
@@ -54,10 +99,12 @@ impl CsvFile {
             path: target.display().to_string(),
             source: std::io::Error::other("the file was already completed"),
         })?;
-        out.write_all(bytes).map_err(|source| SinkError::Write {
-            path: target.display().to_string(),
-            source,
-        })?;
+        out.writer()
+            .write_all(bytes)
+            .map_err(|source| SinkError::Write {
+                path: target.display().to_string(),
+                source,
+            })?;
         self.delivery.bytes += bytes.len() as u64;
         Ok(())
     }
@@ -88,7 +135,13 @@ impl CommandSink for CsvFile {
             .out
             .take()
             .ok_or_else(|| err(std::io::Error::other("the file was already completed")))?;
-        let tmp = out.into_inner().map_err(|e| err(e.into_error()))?;
+        let tmp = match out {
+            Output::Atomic(w) => w.into_inner().map_err(|e| err(e.into_error()))?,
+            Output::Direct(mut w) => {
+                w.flush().map_err(err)?;
+                return Ok(self.delivery.clone());
+            }
+        };
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&self.target).map_err(|e| err(e.error))?;
         // Make the rename itself durable.
@@ -141,6 +194,49 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn devices_are_written_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let target = Path::new("/dev/null");
+        let mut sink = CsvFile::create(target).unwrap();
+        sink.preamble(b"SetSource,QualysGuard\n", 1).unwrap();
+        sink.finish().unwrap();
+        let meta = std::fs::metadata(target).unwrap();
+        assert!(
+            meta.file_type().is_char_device(),
+            "/dev/null is still a device"
+        );
+    }
+
+    #[test]
+    fn symbolic_links_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.csv");
+        let link = dir.path().join("Output.csv");
+        std::fs::write(&real, "old\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut sink = CsvFile::create(&link).unwrap();
+        sink.preamble(b"SetSource,QualysGuard\n", 1).unwrap();
+        sink.finish().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "SetSource,QualysGuard\n"
+        );
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = CsvFile::create(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! The Host Input side (host-input.md): the command language, and the sinks that take a
-//! stream of per-host command blocks to their destination (a command file for now).
+//! stream of per-host command blocks to their destination: a command file (`csvfile`) or
+//! a Management Center (`fmc`, over `client`, `framing`, `tls` and `pkcs12`).
 //!
 //! A sink receives commands a host at a time, so that a host's results and its closing
 //! ScanFlush always travel together (host-input.md §4).
 
+pub mod client;
 pub mod commands;
 pub mod csvfile;
+pub mod fmc;
+pub mod framing;
+pub mod pkcs12;
+pub mod tls;
+pub mod validate;
 
 use std::net::IpAddr;
 
@@ -19,13 +26,20 @@ pub struct HostBlock<'a> {
     pub bytes: &'a [u8],
 }
 
-/// What a sink confirms at the end.
+/// What a sink confirms at the end: for the FMC, only what the server acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
     pub hosts: u64,
     pub findings: u64,
     pub commands: u64,
     pub bytes: u64,
+    /// Data blocks sent, and those the server did not accept.
+    pub blocks: u64,
+    pub failed_blocks: u64,
+    /// Hosts whose commands were not confirmed: the run has failed if there are any.
+    pub unconfirmed: Vec<IpAddr>,
+    /// Lines whose text was shortened to fit the server's block size.
+    pub shortened_lines: u64,
 }
 
 /// A destination for Host Input commands.
@@ -39,6 +53,8 @@ pub trait CommandSink {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    #[error("{0}")]
+    Delivery(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,

@@ -29,3 +29,29 @@ fn readme_exit_codes_match_the_code() {
         qualys_connector::exit::markdown_table()
     );
 }
+
+/// Rewrites the README's generated tables from the code:
+/// `cargo test --test cli regenerate_readme_tables -- --ignored`.
+#[test]
+#[ignore = "rewrites README.md; run by hand after changing options or exit codes"]
+fn regenerate_readme_tables() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let mut readme = std::fs::read_to_string(path).expect("README.md");
+    for (begin, end, table) in [
+        (
+            "<!-- options:begin -->",
+            "<!-- options:end -->",
+            qualys_connector::cli::option_table_markdown(),
+        ),
+        (
+            "<!-- exit-codes:begin -->",
+            "<!-- exit-codes:end -->",
+            qualys_connector::exit::markdown_table(),
+        ),
+    ] {
+        let start = readme.find(begin).expect("begin marker") + begin.len();
+        let stop = readme.find(end).expect("end marker");
+        readme.replace_range(start..stop, &format!("\n{table}"));
+    }
+    std::fs::write(path, readme).expect("write README.md");
+}

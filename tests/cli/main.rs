@@ -9,6 +9,7 @@ mod harness;
 mod config;
 mod docs;
 mod fixtures;
+mod fmc;
 mod logging;
 mod options;
 mod output;

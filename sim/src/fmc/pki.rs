@@ -1,0 +1,336 @@
+//! The simulator's certificates, like the FMC's internal CA (host-input.md §1): one CA
+//! and one server certificate per directory, created once and reused, and the client
+//! files that *Create Client* hands out (`enroll`).
+//!
+//! Files in the directory: `ca.pem` (CA certificate, then its PKCS#8 key) and
+//! `server.pem` (server certificate, then its key). Each is published with a hard link
+//! so that two processes enrolling into the same fresh directory agree on one CA.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, PublicKeyData,
+    SanType, SerialNumber, SigningKey,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::der;
+use super::pkcs12::{self, P12Scheme};
+
+/// X.509 version of the client certificate (host-input.md §1: "may be X.509 v1").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CertVersion {
+    /// No extensions, no version field (RFC 5280 §4.1.2.1).
+    V1,
+    /// With key usage and extended key usage (clientAuth).
+    #[default]
+    V3,
+}
+
+/// The client's key type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KeyType {
+    /// A fresh P-256 key per client.
+    #[default]
+    EcdsaP256,
+    /// RSA 2048. ring cannot generate RSA keys, so every RSA client of every simulator
+    /// shares one fixed test key (`rsa2048-test-key.pem`); only the certificate differs.
+    Rsa2048,
+}
+
+/// How `enroll` writes the client file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollOptions {
+    /// Password of the PKCS#12 file; `None` means empty (host-input.md §1: "often empty").
+    pub password: Option<String>,
+    /// Encryption of the file.
+    pub scheme: P12Scheme,
+    /// X.509 version of the client certificate.
+    pub cert_version: CertVersion,
+    /// Key type of the client certificate.
+    pub key: KeyType,
+    /// Days of validity from now; negative means it expired that many days ago.
+    pub valid_days: i64,
+}
+
+impl Default for EnrollOptions {
+    fn default() -> Self {
+        EnrollOptions {
+            password: None,
+            scheme: P12Scheme::Legacy,
+            cert_version: CertVersion::V3,
+            key: KeyType::EcdsaP256,
+            valid_days: 365,
+        }
+    }
+}
+
+const RSA_TEST_KEY: &str = include_str!("rsa2048-test-key.pem");
+const CA_FILE: &str = "ca.pem";
+const SERVER_FILE: &str = "server.pem";
+const CA_COMMON_NAME: &str = "fmc-sim Host Input internal CA";
+
+/// Serialises creation within one process (across processes the hard link decides).
+static CREATE_LOCK: Mutex<()> = Mutex::new(());
+
+/// The CA and server credentials of one simulator directory.
+#[derive(Debug)]
+pub(crate) struct Authority {
+    pub(crate) ca_der: CertificateDer<'static>,
+    ca_key: KeyPair,
+    pub(crate) server_der: CertificateDer<'static>,
+    pub(crate) server_key: PrivateKeyDer<'static>,
+}
+
+fn rcgen_err(e: rcgen::Error) -> io::Error {
+    io::Error::other(format!("certificate generation failed: {e}"))
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+impl Authority {
+    /// Loads the CA and server certificate from `dir`, creating what is missing.
+    pub(crate) fn load_or_create(dir: &Path) -> io::Result<Authority> {
+        let _guard = CREATE_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        fs::create_dir_all(dir)?;
+        let ca_path = dir.join(CA_FILE);
+        if !ca_path.exists() {
+            let (cert, key) = new_ca()?;
+            publish(&ca_path, &pem_pair(&cert, &key))?;
+        }
+        let (ca_der, ca_key_der) = read_pair(&ca_path)?;
+        let ca_key = KeyPair::try_from(&ca_key_der).map_err(|e| {
+            invalid(format!("{}: unusable CA key: {e}", ca_path.display()))
+        })?;
+
+        let server_path = dir.join(SERVER_FILE);
+        let server_ok = server_path.exists()
+            && read_pair(&server_path)
+                .ok()
+                .is_some_and(|(cert, _)| signed_by(&cert, &ca_der));
+        if !server_ok {
+            let (cert, key) = new_server(&ca_der, &ca_key)?;
+            if server_path.exists() {
+                // A server certificate of another CA: replace it.
+                fs::remove_file(&server_path)?;
+            }
+            publish(&server_path, &pem_pair(&cert, &key))?;
+        }
+        let (server_der, server_key_der) = read_pair(&server_path)?;
+        Ok(Authority {
+            ca_der,
+            ca_key,
+            server_der,
+            server_key: server_key_der,
+        })
+    }
+
+    /// Issues a client certificate for `client` and returns (certificate DER, PKCS#8 key DER).
+    fn issue_client(&self, client: &str, options: &EnrollOptions) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        let key = match options.key {
+            KeyType::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?,
+            KeyType::Rsa2048 => {
+                KeyPair::from_pkcs8_pem_and_sign_algo(RSA_TEST_KEY, &PKCS_RSA_SHA256).map_err(rcgen_err)?
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let not_after = now + Duration::days(options.valid_days);
+        let not_before = now.min(not_after) - Duration::days(1);
+        let serial = random_serial()?;
+        let cert = match options.cert_version {
+            CertVersion::V3 => {
+                let mut params = CertificateParams::default();
+                params.distinguished_name = common_name(client);
+                params.not_before = not_before;
+                params.not_after = not_after;
+                params.serial_number = Some(SerialNumber::from_slice(&serial));
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                params.use_authority_key_identifier_extension = true;
+                let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
+                params.signed_by(&key, &issuer).map_err(rcgen_err)?.der().to_vec()
+            }
+            CertVersion::V1 => self.v1_certificate(client, &key, &serial, not_before, not_after)?,
+        };
+        Ok((cert, key.serialize_der()))
+    }
+
+    /// Builds an X.509 v1 certificate by hand (RFC 5280 §4.1; no version field, no
+    /// extensions), signed by the CA with ecdsa-with-SHA256.
+    fn v1_certificate(
+        &self,
+        client: &str,
+        key: &KeyPair,
+        serial: &[u8],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> io::Result<Vec<u8>> {
+        let (_, ca) = X509Certificate::from_der(&self.ca_der)
+            .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+        let issuer = ca.tbs_certificate.subject.as_raw();
+        // ecdsa-with-SHA256, parameters absent (RFC 5758 §3.2).
+        let sig_alg = der::sequence(&[&der::oid(&[1, 2, 840, 10045, 4, 3, 2])]);
+        let subject = der::sequence(&[&der::set_of(&[&der::sequence(&[
+            &der::oid(&[2, 5, 4, 3]),
+            &der::utf8_string(client),
+        ])])]);
+        let tbs = der::sequence(&[
+            &der::unsigned_integer(serial),
+            &sig_alg,
+            issuer,
+            &der::sequence(&[&der::time(not_before), &der::time(not_after)]),
+            &subject,
+            &key.subject_public_key_info(),
+        ]);
+        let signature = self.ca_key.sign(&tbs).map_err(rcgen_err)?;
+        Ok(der::sequence(&[&tbs, &sig_alg, &der::bit_string(&signature)]))
+    }
+}
+
+fn common_name(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn random_serial() -> io::Result<[u8; 16]> {
+    let mut serial = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut serial)
+        .map_err(|_| io::Error::other("system random generator failed"))?;
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    Ok(serial)
+}
+
+fn new_ca() -> io::Result<(rcgen::Certificate, KeyPair)> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "fmc-sim");
+    dn.push(DnType::CommonName, CA_COMMON_NAME);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(20 * 365);
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let cert = params.self_signed(&key).map_err(rcgen_err)?;
+    Ok((cert, key))
+}
+
+fn new_server(
+    ca_der: &CertificateDer<'_>,
+    ca_key: &KeyPair,
+) -> io::Result<(rcgen::Certificate, KeyPair)> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = common_name("fmc-sim");
+    params.subject_alt_names = vec![
+        SanType::DnsName("fmc-sim".try_into().map_err(rcgen_err)?),
+        SanType::DnsName("localhost".try_into().map_err(rcgen_err)?),
+        SanType::IpAddress([127, 0, 0, 1].into()),
+        SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
+    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(10 * 365);
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let issuer = Issuer::from_ca_cert_der(ca_der, ca_key).map_err(rcgen_err)?;
+    let cert = params.signed_by(&key, &issuer).map_err(rcgen_err)?;
+    Ok((cert, key))
+}
+
+/// Whether `cert` carries a valid signature by `ca` (host-input.md §1: chain to the CA).
+pub(crate) fn signed_by(cert: &[u8], ca: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, ca))) = (X509Certificate::from_der(cert), X509Certificate::from_der(ca))
+    else {
+        return false;
+    };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+fn pem_pair(cert: &rcgen::Certificate, key: &KeyPair) -> String {
+    let mut out = cert.pem();
+    out.push_str(&key.serialize_pem());
+    out
+}
+
+/// Writes `text` to `path` unless it exists (then the existing file wins).
+fn publish(path: &Path, text: &str) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    fs::write(&tmp, text)?;
+    let result = match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => fs::rename(&tmp, path),
+    };
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
+fn read_pair(path: &Path) -> io::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+    let text = fs::read(path)?;
+    let bad = |what: &str| invalid(format!("{}: no {what} in the file", path.display()));
+    let cert = CertificateDer::pem_slice_iter(&text)
+        .next()
+        .ok_or_else(|| bad("certificate"))?
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let key = PrivateKeyDer::from_pem_slice(&text).map_err(|_| bad("private key"))?;
+    Ok((cert, key))
+}
+
+/// Like the FMC's *Create Client* page (host-input.md §1): creates (once) the CA and
+/// server certificate in `dir`, then writes `dir/<client>.pkcs12` with the client
+/// certificate (subject CN = `client`, signed by the CA), its key and the CA
+/// certificate. Returns the file's path.
+pub fn enroll(dir: &Path, client: &str, options: &EnrollOptions) -> io::Result<PathBuf> {
+    if client.is_empty()
+        || client == "."
+        || client == ".."
+        || client.contains(['/', '\\', '\0'])
+        || client.chars().any(char::is_control)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("client name {client:?} cannot be a file name"),
+        ));
+    }
+    let authority = Authority::load_or_create(dir)?;
+    let (cert, key) = authority.issue_client(client, options)?;
+    let bytes = pkcs12::write(
+        &pkcs12::Contents {
+            cert: &cert,
+            key_pkcs8: &key,
+            ca: &authority.ca_der,
+            friendly_name: client,
+        },
+        options.password.as_deref().unwrap_or(""),
+        options.scheme,
+    )?;
+    let path = dir.join(format!("{client}.pkcs12"));
+    fs::write(&path, bytes)?;
+    Ok(path)
+}

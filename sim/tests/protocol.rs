@@ -1,0 +1,501 @@
+//! The Host Input session against the simulator over real TLS on 127.0.0.1: framing
+//! (host-input.md §2), the session and its replies (§3), the command language and the
+//! network map it builds (§4–§6), and every fault-injection flag.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, eventually, fixture};
+use qualys_connector_sim::fmc::{FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A result line and the ScanResult it should become.
+fn line(host: &str, vuln: u64, port: Option<u16>, name: &str) -> String {
+    let (p, proto) = match port {
+        Some(p) => (p.to_string(), "6".to_string()),
+        None => (String::new(), String::new()),
+    };
+    format!(r#"AddScanResult,{host},"QualysGuard",{vuln},{p},{proto},"{name}","Description of {name}.","cve_ids: ","bugtraq_ids: ""#)
+}
+
+fn result(source: &str, vuln: u64, port: Option<u16>, name: &str) -> ScanResult {
+    ScanResult {
+        source: source.into(),
+        scanner_id: "QualysGuard".into(),
+        vuln_id: vuln,
+        port,
+        proto: port.map(|_| 6),
+        name: name.into(),
+        description: format!("Description of {name}."),
+        cve_ids: vec![],
+        bugtraq_ids: vec![],
+    }
+}
+
+fn wait_closed(server: &Server, n: u64) {
+    eventually("connections to close", || server.stats().closed_connections >= n);
+}
+
+const EXAMPLE: &str = r#"SetSource,QualysGuard
+AddHost,192.0.2.10
+AddScanResult,192.0.2.10,"QualysGuard",38170,443,6,"SSL Certificate - Subject Common Name Does Not Match","The certificate's common name does not match the host name.","cve_ids: ","bugtraq_ids: "
+AddScanResult,192.0.2.10,"QualysGuard",82003,,,"ICMP Timestamp Request","The host answered an ICMP timestamp request.","cve_ids: CVE-1999-0524","bugtraq_ids: "
+ScanFlush
+AddHost,192.0.2.11
+AddScanResult,192.0.2.11,"QualysGuard",90043,445,6,"SMB Signing Disabled","SMB signing is not required.","cve_ids: ","bugtraq_ids: "
+ScanFlush
+"#;
+
+fn example_map() -> NetworkMap {
+    let r = |vuln, port: Option<u16>, name: &str, description: &str, cves: &[&str]| ScanResult {
+        source: "QualysGuard".into(),
+        scanner_id: "QualysGuard".into(),
+        vuln_id: vuln,
+        port,
+        proto: port.map(|_| 6),
+        name: name.into(),
+        description: description.into(),
+        cve_ids: cves.iter().map(|s| s.to_string()).collect(),
+        bugtraq_ids: vec![],
+    };
+    let mut map = NetworkMap::default();
+    map.hosts.insert(
+        ip("192.0.2.10"),
+        HostEntry::with_results([
+            r(
+                82003,
+                None,
+                "ICMP Timestamp Request",
+                "The host answered an ICMP timestamp request.",
+                &["CVE-1999-0524"],
+            ),
+            r(
+                38170,
+                Some(443),
+                "SSL Certificate - Subject Common Name Does Not Match",
+                "The certificate's common name does not match the host name.",
+                &[],
+            ),
+        ]),
+    );
+    map.hosts.insert(
+        ip("192.0.2.11"),
+        HostEntry::with_results([r(
+            90043,
+            Some(445),
+            "SMB Signing Disabled",
+            "SMB signing is not required.",
+            &[],
+        )]),
+    );
+    map
+}
+
+#[test]
+fn example_stream_of_the_spec_gives_the_expected_map() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut client, max) = Client::session(server.addr(), &fx.id).unwrap();
+    assert_eq!(max, 524_288);
+    client.ok_block(EXAMPLE, 8);
+    client.close();
+    wait_closed(&server, 1);
+    assert_eq!(server.map(), example_map());
+    let stats = server.stats();
+    assert_eq!((stats.blocks, stats.commands, stats.unparseable_lines), (1, 8, 0));
+    assert_eq!(stats.applied_results, 3);
+    assert_eq!(server.stop(), example_map());
+}
+
+#[test]
+fn done_processing_counts_the_commands_of_each_block() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut client, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let cases = [
+        ("SetSource,QualysGuard\n", 1),
+        ("# only a comment\n", 0),
+        ("\n\n", 0),
+        ("AddHost,192.0.2.1\n# comment\n\nAddHost,192.0.2.2\n", 2),
+        // Unparseable lines are commands too (the FMC counts, then discards them).
+        ("AddHost,not-an-ip\nScanUpdate\n", 2),
+        (EXAMPLE, 8),
+    ];
+    for (block, n) in cases {
+        client.ok_block(block, n);
+    }
+    client.close();
+    assert_eq!(server.stats().commands, 13);
+    assert_eq!(server.stats().unparseable_lines, 1);
+}
+
+#[test]
+fn frames_split_into_small_writes_are_reassembled() {
+    // host-input.md §2: never assume one read returns one message.
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let mut client = Client::connect(server.addr(), &fx.id, &Default::default()).unwrap();
+    let mut frame = vec![0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 1];
+    frame.extend_from_slice(&[0, 0, 0, 3]);
+    frame.extend_from_slice(&(EXAMPLE.len() as u32).to_be_bytes());
+    frame.extend_from_slice(EXAMPLE.as_bytes());
+    for chunk in frame.chunks(5) {
+        client.stream.write_all(chunk).unwrap();
+        client.stream.flush().unwrap();
+    }
+    let (kind, value) = client.read_frame().unwrap();
+    assert_eq!((kind, value), (1, 524_288u32.to_be_bytes().to_vec()));
+    let (kind, value) = client.read_frame().unwrap();
+    assert_eq!((kind, String::from_utf8(value).unwrap()), (3, "Done processing 8 commands.".into()));
+    client.close();
+    wait_closed(&server, 1);
+    assert_eq!(server.map(), example_map());
+}
+
+#[test]
+fn scan_flush_replaces_scan_update_merges_and_close_updates() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let h = "192.0.2.30";
+    let host = |server: &Server| server.map().hosts.get(&ip(h)).cloned().unwrap();
+    let session = || Client::session(server.addr(), &fx.id).unwrap().0;
+
+    // 1. Flush: results 1 and 2.
+    let mut c = session();
+    let block = format!("SetSource,QualysGuard\nAddHost,{h}\n{}\n{}\nScanFlush\n", line(h, 1, Some(80), "one"), line(h, 2, None, "two"));
+    c.ok_block(&block, 5);
+    c.close();
+    wait_closed(&server, 1);
+    let want = HostEntry::with_results([result("QualysGuard", 1, Some(80), "one"), result("QualysGuard", 2, None, "two")]);
+    assert_eq!(host(&server), want);
+
+    // 2. Update: 3 is added, 1 (same source, vuln, port, proto) is replaced; staged
+    //    results persist across blocks of one connection.
+    let mut c = session();
+    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 3, Some(443), "three")), 2);
+    c.ok_block(&format!("{}\nScanUpdate\n", line(h, 1, Some(80), "one again")), 2);
+    c.close();
+    wait_closed(&server, 2);
+    let want = HostEntry::with_results([
+        result("QualysGuard", 1, Some(80), "one again"),
+        result("QualysGuard", 2, None, "two"),
+        result("QualysGuard", 3, Some(443), "three"),
+    ]);
+    assert_eq!(host(&server), want);
+
+    // 3. Flush replaces everything of this source.
+    let mut c = session();
+    c.ok_block(&format!("SetSource,QualysGuard\n{}\nScanFlush\n", line(h, 4, None, "four")), 3);
+    c.close();
+    wait_closed(&server, 3);
+    assert_eq!(host(&server), HostEntry::with_results([result("QualysGuard", 4, None, "four")]));
+
+    // 4. No ScanFlush/ScanUpdate: closing the connection is an implicit ScanUpdate.
+    let mut c = session();
+    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 5, None, "five")), 2);
+    assert_eq!(host(&server).results.len(), 1, "nothing applied before the close");
+    c.close();
+    wait_closed(&server, 4);
+    let want = HostEntry::with_results([result("QualysGuard", 4, None, "four"), result("QualysGuard", 5, None, "five")]);
+    assert_eq!(host(&server), want);
+    assert_eq!(server.stats().implicit_updates, 1);
+
+    // 5. The same when the client just drops the TCP connection (no close_notify).
+    let mut c = session();
+    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 6, None, "six")), 2);
+    drop(c);
+    wait_closed(&server, 5);
+    assert_eq!(host(&server).results.len(), 3);
+}
+
+#[test]
+fn flush_scope_this_source_or_all_sources() {
+    for scope in [FlushScope::ThisSource, FlushScope::AllSources] {
+        let fx = fixture();
+        let server = fx.start(|o| o.flush_clears = scope);
+        let h = "192.0.2.40";
+        let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+        c.ok_block(&format!("SetSource,Nessus\nAddHost,{h}\n{}\nScanFlush\n", line(h, 7, None, "seven")), 4);
+        c.ok_block(&format!("SetSource,QualysGuard\n{}\nScanFlush\n", line(h, 8, None, "eight")), 3);
+        c.close();
+        wait_closed(&server, 1);
+        let got = server.map().hosts[&ip(h)].clone();
+        let want = match scope {
+            FlushScope::ThisSource => {
+                HostEntry::with_results([result("Nessus", 7, None, "seven"), result("QualysGuard", 8, None, "eight")])
+            }
+            FlushScope::AllSources => HostEntry::with_results([result("QualysGuard", 8, None, "eight")]),
+        };
+        assert_eq!(got, want, "{scope:?}");
+    }
+}
+
+#[test]
+fn unknown_hosts_are_ignored_unless_added_or_known() {
+    let fx = fixture();
+    let server = fx.start(|o| o.known_hosts = vec![ip("192.0.2.61"), ip("2001:db8::61")]);
+    assert_eq!(server.map().hosts.len(), 2, "known hosts are in the map from the start");
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let block = [
+        "SetSource,QualysGuard".to_string(),
+        line("192.0.2.60", 1, None, "unknown host"),
+        line("192.0.2.61", 2, None, "known host"),
+        line("2001:db8::61", 3, None, "known v6 host"),
+        "AddHost,192.0.2.62,00:11:22:AA:BB:CC".into(),
+        line("192.0.2.62", 4, None, "added host"),
+        "ScanFlush".into(),
+        "SetAttributeValue,192.0.2.62,Criticality,High".into(),
+        "SetAttributeValue,192.0.2.60,Criticality,High".into(),
+    ]
+    .join("\n")
+        + "\n";
+    c.ok_block(&block, 9);
+    c.close();
+    wait_closed(&server, 1);
+    let map = server.map();
+    assert!(!map.hosts.contains_key(&ip("192.0.2.60")));
+    assert_eq!(map.hosts[&ip("192.0.2.61")].results, vec![result("QualysGuard", 2, None, "known host")]);
+    assert_eq!(map.hosts[&ip("2001:db8::61")].results.len(), 1);
+    let added = &map.hosts[&ip("192.0.2.62")];
+    assert_eq!(added.results, vec![result("QualysGuard", 4, None, "added host")]);
+    assert_eq!(added.mac.as_deref(), Some("00:11:22:aa:bb:cc"));
+    assert_eq!(added.attributes.get("Criticality").map(String::as_str), Some("High"));
+    assert_eq!(server.stats().ignored_results, 1);
+
+    // DeleteHost removes a host; its later results are ignored.
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let block = format!("SetSource,QualysGuard\nDeleteHost,192.0.2.62\n{}\nScanUpdate\n", line("192.0.2.62", 5, None, "x"));
+    c.ok_block(&block, 4);
+    c.close();
+    wait_closed(&server, 2);
+    assert!(!server.map().hosts.contains_key(&ip("192.0.2.62")));
+    assert_eq!(server.stats().ignored_results, 2);
+}
+
+#[test]
+fn commands_before_set_source_are_unparseable() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let block = format!("AddHost,192.0.2.70\n{}\nScanFlush\nSetSource,QualysGuard\nAddHost,192.0.2.71\n", line("192.0.2.70", 1, None, "x"));
+    c.ok_block(&block, 5);
+    c.close();
+    wait_closed(&server, 1);
+    assert_eq!(server.stats().unparseable_lines, 3);
+    let hosts: Vec<IpAddr> = server.map().hosts.keys().copied().collect();
+    assert_eq!(hosts, vec![ip("192.0.2.71")]);
+}
+
+#[test]
+fn lenient_drops_bad_lines_strict_refuses_the_block() {
+    let bad_block = format!(
+        "SetSource,QualysGuard\nAddHost,192.0.2.80\n{}\n{}\nScanFlush\n",
+        line("192.0.2.80", 1, None, "good"),
+        // An unquoted name: not a valid AddScanResult (§4: text fields are quoted).
+        line("192.0.2.80", 2, None, "bad").replace("\"bad\"", "bad")
+    );
+    for strict in [false, true] {
+        let fx = fixture();
+        let server = fx.start(|o| o.strict = strict);
+        let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+        let (kind, reply) = c.block(&bad_block).unwrap();
+        if strict {
+            assert_eq!(kind, 4, "{reply}");
+            assert!(reply.contains("line 4"), "{reply}");
+            // Nothing applied, the connection stays usable.
+            assert!(server.map().hosts.is_empty());
+            c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.81\n", 2);
+            assert_eq!(server.stats().errors_sent, 1);
+        } else {
+            assert_eq!((kind, reply.as_str()), (3, "Done processing 5 commands."));
+            let host = &server.map().hosts[&ip("192.0.2.80")];
+            assert_eq!(host.results, vec![result("QualysGuard", 1, None, "good")]);
+        }
+        assert_eq!(server.stats().unparseable_lines, 1, "strict={strict}");
+        c.close();
+    }
+}
+
+#[test]
+fn version_is_checked() {
+    // (reject_version flag, version sent, accepted?)
+    let cases = [(false, 1, true), (false, 2, false), (false, 0, false), (true, 1, false)];
+    for (reject, version, ok) in cases {
+        let fx = fixture();
+        let server = fx.start(|o| o.reject_version = reject);
+        let mut c = Client::connect(server.addr(), &fx.id, &Default::default()).unwrap();
+        c.send(2, &u32::to_be_bytes(version)).unwrap();
+        let (kind, value) = c.read_frame().unwrap();
+        if ok {
+            assert_eq!(kind, 1);
+        } else {
+            assert_eq!(kind, 4, "reject={reject} version={version}");
+            assert!(String::from_utf8_lossy(&value).contains("version"));
+            assert!(c.is_closed_by_server());
+        }
+    }
+}
+
+#[test]
+fn protocol_errors_get_a_type_4_reply_and_close() {
+    let fx = fixture();
+    let server = fx.start(|o| o.max_size = 64);
+    // (frames after the version exchange, expected error text)
+    let too_big = "SetSource,QualysGuard\n".repeat(3);
+    let cases: Vec<(u32, Vec<u8>, &str)> = vec![
+        (3, too_big.into_bytes(), "exceeds the maximum of 64"),
+        (3, b"SetSource,QualysGuard".to_vec(), "newline"),
+        (3, Vec::new(), "newline"),
+        (2, 1u32.to_be_bytes().to_vec(), "type 3"),
+        (7, b"x".to_vec(), "type 3"),
+    ];
+    for (kind, value, want) in cases {
+        let (mut c, max) = Client::session(server.addr(), &fx.id).unwrap();
+        assert_eq!(max, 64);
+        c.send(kind, &value).unwrap();
+        let (got, text) = c.read_frame().unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(got, 4, "{text}");
+        assert!(text.contains(want), "{text}");
+        assert!(c.is_closed_by_server());
+    }
+    // Exactly max bytes is fine.
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let block = format!("SetSource,QualysGuard\n{}\n", "#".repeat(64 - 23));
+    assert_eq!(block.len(), 64);
+    c.ok_block(&block, 1);
+    c.close();
+    // A wrong first frame.
+    let mut c = Client::connect(server.addr(), &fx.id, &Default::default()).unwrap();
+    c.send(3, b"SetSource,QualysGuard\n").unwrap();
+    assert_eq!(c.read_frame().unwrap().0, 4);
+}
+
+#[test]
+fn delay_ms_delays_each_reply() {
+    let fx = fixture();
+    let server = fx.start(|o| o.delay_ms = 300);
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    for _ in 0..2 {
+        let start = Instant::now();
+        c.ok_block("SetSource,QualysGuard\n", 1);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+    }
+    c.close();
+}
+
+#[test]
+fn error_on_fails_the_kth_block_of_the_server_lifetime() {
+    let fx = fixture();
+    let server = fx.start(|o| o.error_on = Some(3));
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.90\n", 2);
+    c.close();
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\n", 1);
+    // Block 3 of the server: type 4, not applied, connection still open.
+    let (kind, text) = c.block("AddHost,192.0.2.91\n").unwrap();
+    assert_eq!(kind, 4, "{text}");
+    assert!(text.contains("error_on"));
+    c.ok_block("AddHost,192.0.2.92\n", 1);
+    c.close();
+    wait_closed(&server, 2);
+    let hosts: Vec<IpAddr> = server.map().hosts.keys().copied().collect();
+    assert_eq!(hosts, vec![ip("192.0.2.90"), ip("192.0.2.92")]);
+    assert_eq!(server.stats().errors_sent, 1);
+}
+
+#[test]
+fn close_after_drops_the_first_connection_only() {
+    let fx = fixture();
+    let server = fx.start(|o| o.close_after = Some(2));
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.100\n", 2);
+    c.ok_block(&format!("{}\n", line("192.0.2.100", 1, None, "staged")), 1);
+    assert!(c.is_closed_by_server(), "dropped right after the reply to block 2");
+    wait_closed(&server, 1);
+    // The staged result was discarded: the server, not the client, ended the connection.
+    assert!(server.map().hosts[&ip("192.0.2.100")].results.is_empty());
+    // A second connection is not affected.
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    for _ in 0..3 {
+        c.ok_block("SetSource,QualysGuard\n", 1);
+    }
+    c.close();
+}
+
+#[test]
+fn garbage_reply_lacks_the_done_phrase_but_applies_the_block() {
+    let fx = fixture();
+    let server = fx.start(|o| o.garbage_reply = true);
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let (kind, text) = c.block("SetSource,QualysGuard\nAddHost,192.0.2.110\n").unwrap();
+    assert!(kind != 3 || !text.contains("Done processing 2 commands."), "{kind} {text}");
+    c.close();
+    wait_closed(&server, 1);
+    assert!(server.map().hosts.contains_key(&ip("192.0.2.110")));
+}
+
+#[test]
+fn exit_after_stops_the_server_after_n_closed_connections() {
+    let fx = fixture();
+    let server = fx.start(|o| o.exit_after = Some(2));
+    let (c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.close();
+    wait_closed(&server, 1);
+    assert!(!server.is_finished());
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.120\n", 2);
+    c.close();
+    eventually("server to finish", || server.is_finished());
+    let map = server.wait();
+    assert!(map.hosts.contains_key(&ip("192.0.2.120")));
+}
+
+#[test]
+fn stop_ends_open_connections_and_discards_their_staged_results() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block(&format!("SetSource,QualysGuard\nAddHost,192.0.2.130\n{}\n", line("192.0.2.130", 1, None, "x")), 3);
+    let start = Instant::now();
+    let map = server.stop();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(map.hosts[&ip("192.0.2.130")].results.is_empty());
+    let mut buf = [0u8; 1];
+    assert!(!matches!(c.stream.read(&mut buf), Ok(n) if n > 0));
+}
+
+#[test]
+fn serves_ipv6_loopback_when_available() {
+    let fx = fixture();
+    let opts = ServerOptions {
+        listen: "[::1]:0".parse().unwrap(),
+        ..fx.options()
+    };
+    let server = match Server::start(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "SKIP: serves_ipv6_loopback_when_available: {e}");
+            return;
+        }
+    };
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\n", 1);
+    c.close();
+}
+
+#[test]
+fn map_serialises_to_json_and_back() {
+    let map = example_map();
+    let json = serde_json::to_string_pretty(&map).unwrap();
+    assert!(json.contains("\"192.0.2.10\""), "{json}");
+    let back: NetworkMap = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, map);
+}
