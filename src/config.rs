@@ -179,6 +179,23 @@ pub struct Config {
     pub fmc_reply_timeout: Duration,
     pub fmc_retries: u32,
     pub fmc_retry_wait: Duration,
+    pub report_api: ReportApi,
+    pub api_path: String,
+    pub report_deadline: Duration,
+    pub poll_interval: Duration,
+    pub download_idle_timeout: Duration,
+    pub qualys_retries: u32,
+    pub keep_report: Option<PathBuf>,
+    /// Extra trusted CA certificates (DER), and the file they came from.
+    pub ca_bundle: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub ca_bundle_path: Option<PathBuf>,
+}
+
+/// Which Qualys call gets the report (qualys.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportApi {
+    V2,
+    V1,
 }
 
 impl Config {
@@ -208,6 +225,15 @@ impl Config {
             fmc_reply_timeout: Duration::from_secs(600),
             fmc_retries: 3,
             fmc_retry_wait: Duration::from_secs(2),
+            report_api: ReportApi::V2,
+            api_path: "/api/2.0".to_string(),
+            report_deadline: Duration::from_secs(4 * 3600),
+            poll_interval: Duration::from_secs(10),
+            download_idle_timeout: Duration::from_secs(600),
+            qualys_retries: 5,
+            keep_report: None,
+            ca_bundle: Vec::new(),
+            ca_bundle_path: None,
         }
     }
 }
@@ -348,6 +374,15 @@ const KEYS: &[KeyDef] = &[
     key("fmc_reply_timeout",  Kind::Text,                       OPTIONAL, set_fmc_reply_timeout),
     key("fmc_retries",        Kind::Text,                       OPTIONAL, set_fmc_retries),
     key("fmc_retry_wait",     Kind::Text,                       OPTIONAL, set_fmc_retry_wait),
+    // Downloading from Qualys (qualys.md §2-§4).
+    key("report_api",         Kind::Text,                       OPTIONAL, set_report_api),
+    key("api_path",           Kind::Text,                       OPTIONAL, set_api_path),
+    key("report_deadline",    Kind::Text,                       OPTIONAL, set_report_deadline),
+    key("poll_interval",      Kind::Text,                       OPTIONAL, set_poll_interval),
+    key("download_idle_timeout", Kind::Text,                    OPTIONAL, set_download_idle_timeout),
+    key("qualys_retries",     Kind::Text,                       OPTIONAL, set_qualys_retries),
+    key("keep_report",        Kind::Text,                       OPTIONAL, set_keep_report),
+    key("ca_bundle",          Kind::Text,                       OPTIONAL, set_ca_bundle),
 ];
 
 /// A key's value as its handler sees it.
@@ -588,6 +623,110 @@ fn set_fmc_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
 fn set_fmc_retry_wait(config: &mut Config, value: &Value) -> Result<(), Fail> {
     config.fmc_retry_wait = seconds(value, 0.0..=600.0)?;
     Ok(())
+}
+
+/// qualys.md §2: the Report API v2 launch/poll/fetch/delete flow (`v2`) or the older
+/// synchronous `/msp/asset_data_report.php` call (`v1`).
+fn set_report_api(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.report_api = match text.to_ascii_lowercase().as_str() {
+        "v2" | "2" => ReportApi::V2,
+        "v1" | "1" => ReportApi::V1,
+        _ => return Err(fail(format!("expected v2 or v1, got {}", quote(text)))),
+    };
+    Ok(())
+}
+
+/// qualys.md §2: "the version prefix must be configurable; Qualys is retiring 2.0
+/// endpoints on a 12-month schedule".
+fn set_api_path(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    let path = text.trim_end_matches('/');
+    if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+        return Err(fail(format!(
+            "expected a path such as /api/2.0, got {}",
+            quote(text)
+        )));
+    }
+    config.api_path = path.to_string();
+    Ok(())
+}
+
+/// qualys.md §2: reports take minutes to hours; the wait is bounded.
+fn set_report_deadline(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.report_deadline = seconds(value, 1.0..=604_800.0)?;
+    Ok(())
+}
+
+fn set_poll_interval(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.poll_interval = seconds(value, 0.0..=3600.0)?;
+    Ok(())
+}
+
+/// qualys.md §4: an idle-read timeout, not a short total one (peers moved to 300-900 s).
+fn set_download_idle_timeout(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.download_idle_timeout = seconds(value, 1.0..=86_400.0)?;
+    Ok(())
+}
+
+fn set_qualys_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.qualys_retries = match text.parse::<u32>() {
+        Ok(n) if n <= 100 => n,
+        _ => {
+            return Err(fail(format!(
+                "expected a whole number from 0 to 100, got {}",
+                quote(text)
+            )));
+        }
+    };
+    Ok(())
+}
+
+/// A directory where each downloaded report is kept for audit.
+fn set_keep_report(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let dir = PathBuf::from(value.text()?);
+    if !dir.is_dir() {
+        return Err(fail(format!(
+            "{} is not a directory (keep_report names the directory downloaded reports are kept in)",
+            quote(&dir.display().to_string())
+        )));
+    }
+    config.keep_report = Some(dir);
+    Ok(())
+}
+
+/// A PEM file of CA certificates trusted for the Qualys API and the proxy, besides the
+/// built-in ones (for TLS-inspecting proxies and private platforms).
+fn set_ca_bundle(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let path = PathBuf::from(value.text()?);
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Result<Vec<CertificateDer<'static>>, _> = match CertificateDer::pem_file_iter(&path)
+    {
+        Ok(iter) => iter.collect(),
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot read {}: {e}",
+                quote(&path.display().to_string())
+            )));
+        }
+    };
+    match certs {
+        Ok(certs) if !certs.is_empty() => {
+            config.ca_bundle = certs;
+            config.ca_bundle_path = Some(path);
+            Ok(())
+        }
+        Ok(_) => Err(fail(format!(
+            "{} holds no PEM certificate",
+            quote(&path.display().to_string())
+        ))),
+        Err(e) => Err(fail(format!(
+            "{} is not a PEM certificate file: {e}",
+            quote(&path.display().to_string())
+        ))),
+    }
 }
 
 /// Guide Table ii-3: "One or more IP ranges ... CIDR notation or a dashed range",

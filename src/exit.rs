@@ -13,6 +13,7 @@ use crate::hostinput::pkcs12::Pkcs12Error;
 use crate::hostinput::tls::TlsSetupError;
 use crate::hostinput::validate::CommandFileError;
 use crate::logging::LogError;
+use crate::qualys::client::DownloadError;
 use crate::qualys::report::ReportError;
 
 /// The documented exit codes.
@@ -125,10 +126,10 @@ pub enum Failure {
     /// Hosts were not confirmed by the FMC.
     #[error("{0}")]
     Delivery(String),
+    #[error("download from Qualys failed: {0}")]
+    Download(Box<DownloadError>),
     #[error("{0}")]
     Spill(String),
-    #[error("{0}")]
-    NotAvailable(String),
 }
 
 /// `:line:column` of a report error, or nothing.
@@ -150,13 +151,14 @@ impl Failure {
             Failure::Usage(_) | Failure::Config(_) | Failure::Log(_) | Failure::Invalid(_) => {
                 Code::Usage
             }
-            Failure::NotAvailable(_) | Failure::Pkcs12(_) | Failure::TlsSetup(_) => Code::Usage,
+            Failure::Pkcs12(_) | Failure::TlsSetup(_) => Code::Usage,
             Failure::Report { .. }
             | Failure::ReportOpen { .. }
             | Failure::CommandFile(_)
             | Failure::Input(_) => Code::Report,
             Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
+            Failure::Download(_) => Code::Download,
         }
     }
 
@@ -164,6 +166,7 @@ impl Failure {
     pub fn hint(&self) -> Option<String> {
         match self {
             Failure::Usage(_) => Some("run with --help for the list of options".into()),
+            Failure::Download(e) => e.hint(),
             Failure::Report { error, .. } => match error.as_ref() {
                 ReportError::Incomplete { .. } => Some(
                     "the report file is truncated: download it again; nothing was written or sent"

@@ -5,11 +5,12 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::{self, Args, Plugin};
-use crate::config::{self, Config, ScanMode, SecretOrigin};
+use crate::config::{self, Config, ReportApi, ScanMode, SecretOrigin};
 use crate::exit::{Code, Failure, Location};
 use crate::hostinput::client::{Endpoint, Timeouts};
 use crate::hostinput::commands::Commit;
@@ -18,6 +19,8 @@ use crate::hostinput::fmc::{FmcOptions, FmcSink};
 use crate::hostinput::{CommandSink, Delivery, HostBlock, pkcs12, tls, validate};
 use crate::logging::{self, LogOptions};
 use crate::pipeline::{self, PipelineError, Settings, Summary};
+use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
+use crate::qualys::http::{Client as HttpClient, Proxy as HttpProxy, Scheme, Url};
 use crate::qualys::report;
 use crate::secret::Secret;
 
@@ -124,12 +127,6 @@ fn destination(args: &Args) -> Result<Destination<'_>, Failure> {
 fn qualysguard(args: &Args) -> Result<Summary, Failure> {
     let destination = destination(args)?;
     let config = load_config(args)?;
-    let Some(report_path) = args.report.as_deref() else {
-        return Err(Failure::NotAvailable(
-            "downloading the report from Qualys is not available in this build; give the report file with -report=FILE"
-                .into(),
-        ));
-    };
     let settings = settings(&config);
     log::info!(
         "settings: source {}, {}, add_host {}, types {}, ip_ranges {}",
@@ -144,8 +141,133 @@ fn qualysguard(args: &Args) -> Result<Summary, Failure> {
             .join(","),
         settings.ip_ranges
     );
+    // Everything is checked before the first byte goes over the network.
+    let sink: Box<dyn CommandSink> = match destination {
+        Destination::File(path) => Box::new(CsvFile::create(path)?),
+        Destination::Fmc(server) => Box::new(fmc_sink(args, server, &FmcSettings::from(&config))?),
+    };
+    match args.report.as_deref() {
+        Some(report_path) => process_file(report_path, &settings, sink, destination),
+        None => {
+            let template_id = config.template_id.clone().unwrap_or_default();
+            let qualys = qualys_client(&config)?;
+            // Deleted when it goes out of scope, after processing.
+            let report = download(&qualys, &template_id, &config)?;
+            process_file(&report, &settings, sink, destination)
+        }
+    }
+}
 
-    // Open everything before the work starts, so a bad path or certificate fails fast.
+/// Builds the Qualys API client from the configuration (nothing is sent yet).
+fn qualys_client(config: &Config) -> Result<Qualys, Failure> {
+    let invalid =
+        |key: &str, e: String| Failure::Invalid(format!("{}: {key}: {e}", config.path.display()));
+    let url = Url::parse(&config.url).map_err(|e| invalid("url", e))?;
+    if url.scheme == Scheme::Http {
+        log::warn!(
+            "url {} is plain http: the Qualys credentials travel in clear text",
+            config.url
+        );
+    }
+    let proxy = match &config.proxy {
+        Some(p) => Some(HttpProxy {
+            url: Url::parse(&p.to_string()).map_err(|e| invalid("proxy", e))?,
+            username: config.proxy_username.clone(),
+            password: config.proxy_password.clone(),
+        }),
+        None => None,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in &config.ca_bundle {
+        roots
+            .add(cert.clone())
+            .map_err(|e| invalid("ca_bundle", e.to_string()))?;
+    }
+    if let Some(path) = &config.ca_bundle_path {
+        log::info!(
+            "trusting {} extra CA certificates from {}",
+            config.ca_bundle.len(),
+            path.display()
+        );
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Failure::Invalid(format!("TLS setup failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let http = HttpClient {
+        tls: Arc::new(tls),
+        proxy,
+        connect_timeout: config.fmc_connect_timeout,
+        idle_timeout: config.download_idle_timeout,
+    };
+    let options = QualysOptions {
+        url,
+        user: config.user_id.clone().unwrap_or_default(),
+        password: config.password.clone().unwrap_or_default(),
+        api: match config.report_api {
+            ReportApi::V2 => Api::V2,
+            ReportApi::V1 => Api::V1,
+        },
+        api_path: config.api_path.clone(),
+        poll_interval: config.poll_interval,
+        deadline: config.report_deadline,
+        retries: config.qualys_retries,
+    };
+    Ok(Qualys::new(http, options, Arc::new(Limits::default())))
+}
+
+/// Downloads the template's report into a temporary file, deleted when the returned
+/// path is dropped; keeps a copy when `keep_report` says so.
+fn download(
+    qualys: &Qualys,
+    template_id: &str,
+    config: &Config,
+) -> Result<tempfile::TempPath, Failure> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix("qualys-report-")
+        .suffix(".xml")
+        .tempfile()
+        .map_err(|e| {
+            Failure::Spill(format!(
+                "cannot create a temporary file for the report in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+    let path = tmp.path().to_path_buf();
+    log::info!(
+        "downloading the report of template {template_id} from {}",
+        config.url
+    );
+    let downloaded = qualys
+        .download(template_id, tmp.as_file_mut(), &path)
+        .map_err(|e| Failure::Download(Box::new(e)))?;
+    log::info!(
+        "report downloaded: {} bytes in {:.1?}",
+        downloaded.bytes,
+        downloaded.elapsed
+    );
+    if let Some(dir) = &config.keep_report {
+        let stamp = logging::utc_timestamp(SystemTime::now()).replace(':', "");
+        let kept = dir.join(format!("{template_id}-{stamp}.xml"));
+        std::fs::copy(&path, &kept).map_err(|e| {
+            Failure::Spill(format!("cannot keep the report as {}: {e}", kept.display()))
+        })?;
+        log::info!("report kept as {}", kept.display());
+    }
+    Ok(tmp.into_temp_path())
+}
+
+/// Parses a report file and hands the commands to the sink.
+fn process_file(
+    report_path: &Path,
+    settings: &Settings,
+    mut sink: Box<dyn CommandSink>,
+    destination: Destination<'_>,
+) -> Result<Summary, Failure> {
     let input = File::open(report_path).map_err(|source| Failure::ReportOpen {
         path: report_path.to_path_buf(),
         source,
@@ -156,14 +278,10 @@ fn qualysguard(args: &Args) -> Result<Summary, Failure> {
             source: io::Error::other("is a directory"),
         });
     }
-    let mut sink: Box<dyn CommandSink> = match destination {
-        Destination::File(path) => Box::new(CsvFile::create(path)?),
-        Destination::Fmc(server) => Box::new(fmc_sink(args, server, &FmcSettings::from(&config))?),
-    };
     log::info!("reading report {}", report_path.display());
     let summary = match pipeline::run(
         io::BufReader::with_capacity(256 * 1024, input),
-        &settings,
+        settings,
         sink.as_mut(),
     ) {
         Ok(summary) => summary,

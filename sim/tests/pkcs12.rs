@@ -2,6 +2,9 @@
 //! p12-keystore and by OpenSSL 3 with `-legacy`, with and without a password, and the
 //! Legacy scheme's algorithms exactly as real FMC files have them.
 
+// Helpers outside #[test] fns (fixtures, clients) fail loudly, as test code should.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::Write;
@@ -15,7 +18,12 @@ use qualys_connector_sim::fmc::{CertVersion, EnrollOptions, KeyType, P12Scheme, 
 const SCHEMES: [P12Scheme; 3] = [P12Scheme::Legacy, P12Scheme::TripleDes, P12Scheme::Aes];
 const PASSWORDS: [Option<&str>; 3] = [None, Some("s3cret"), Some("pässwörd with spaces")];
 
-fn enroll_with(dir: &Path, scheme: P12Scheme, password: Option<&str>, key: KeyType) -> std::path::PathBuf {
+fn enroll_with(
+    dir: &Path,
+    scheme: P12Scheme,
+    password: Option<&str>,
+    key: KeyType,
+) -> std::path::PathBuf {
     let opts = EnrollOptions {
         scheme,
         password: password.map(str::to_string),
@@ -36,19 +44,28 @@ fn every_scheme_and_password_is_readable_by_p12_keystore() {
                 let id = load_identity(&p12, password.unwrap_or(""));
                 let (_, cert) = x509_parser::parse_x509_certificate(&id.chain[0]).unwrap();
                 assert_eq!(
-                    cert.subject().iter_common_name().next().unwrap().as_str().unwrap(),
+                    cert.subject()
+                        .iter_common_name()
+                        .next()
+                        .unwrap()
+                        .as_str()
+                        .unwrap(),
                     "192.0.2.50",
                     "{label}"
                 );
                 let (_, ca) = x509_parser::parse_x509_certificate(&id.ca).unwrap();
-                assert!(cert.verify_signature(Some(ca.public_key())).is_ok(), "{label}");
+                assert!(
+                    cert.verify_signature(Some(ca.public_key())).is_ok(),
+                    "{label}"
+                );
                 // The key matches the certificate: rustls checks the pair.
                 let signer = rustls::crypto::ring::sign::any_supported_type(&id.key).unwrap();
                 let spki = signer.public_key().unwrap();
                 assert_eq!(spki.as_ref(), cert.public_key().raw, "{label}");
 
                 let bytes = std::fs::read(&p12).unwrap();
-                let wrong = KeyStore::from_pkcs12(&bytes, "wrong password", Pkcs12ImportPolicy::Strict);
+                let wrong =
+                    KeyStore::from_pkcs12(&bytes, "wrong password", Pkcs12ImportPolicy::Strict);
                 assert!(wrong.is_err(), "{label}: a wrong password must fail");
             }
         }
@@ -72,7 +89,11 @@ fn algorithms(der: &[u8]) -> (String, String, String) {
 
     // 1: encryptedData with the certificate bags.
     let certs = children(safes[0].1);
-    assert_eq!(oid_string(certs[0].1), "1.2.840.113549.1.7.6", "encryptedData");
+    assert_eq!(
+        oid_string(certs[0].1),
+        "1.2.840.113549.1.7.6",
+        "encryptedData"
+    );
     let (_, encrypted_data, _) = tlv(certs[1].1);
     let encrypted_data = children(encrypted_data);
     let enc_content_info = children(encrypted_data[1].1);
@@ -87,7 +108,11 @@ fn algorithms(der: &[u8]) -> (String, String, String) {
     let bags = children(safe_contents);
     assert_eq!(bags.len(), 1);
     let bag = children(bags[0].1);
-    assert_eq!(oid_string(bag[0].1), "1.2.840.113549.1.12.10.1.2", "pkcs8ShroudedKeyBag");
+    assert_eq!(
+        oid_string(bag[0].1),
+        "1.2.840.113549.1.12.10.1.2",
+        "pkcs8ShroudedKeyBag"
+    );
     let (_, epki, _) = tlv(bag[1].1);
     let epki = children(epki);
     let alg = children(epki[0].1);
@@ -116,19 +141,28 @@ fn schemes_use_the_expected_algorithms() {
     for (scheme, cert_alg, key_alg, mac) in cases {
         let p12 = enroll_with(dir.path(), scheme, Some("pw"), KeyType::EcdsaP256);
         let bytes = std::fs::read(p12).unwrap();
-        assert_eq!(algorithms(&bytes), (cert_alg.into(), key_alg.into(), mac.into()), "{scheme:?}");
+        assert_eq!(
+            algorithms(&bytes),
+            (cert_alg.into(), key_alg.into(), mac.into()),
+            "{scheme:?}"
+        );
     }
     // The default is what real FMCs write.
     assert_eq!(EnrollOptions::default().scheme, P12Scheme::Legacy);
     // And the raw OID bytes of RC2-40 (1.2.840.113549.1.12.1.6) are in a Legacy file.
     let p12 = enroll_with(dir.path(), P12Scheme::Legacy, None, KeyType::EcdsaP256);
     let bytes = std::fs::read(p12).unwrap();
-    let rc2_oid = [0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06];
+    let rc2_oid = [
+        0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06,
+    ];
     assert!(bytes.windows(rc2_oid.len()).any(|w| w == rc2_oid));
 }
 
 fn openssl_available() -> bool {
-    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -163,15 +197,34 @@ fn openssl_reads_every_scheme_with_legacy() {
                     .unwrap();
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                if stderr.contains("unable to load provider legacy") || stderr.contains("legacy provider") {
-                    let _ = writeln!(std::io::stderr(), "SKIP: openssl has no legacy provider: {stderr}");
+                if stderr.contains("unable to load provider legacy")
+                    || stderr.contains("legacy provider")
+                {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIP: openssl has no legacy provider: {stderr}"
+                    );
                     return;
                 }
                 assert!(out.status.success(), "{label}: openssl failed: {stderr}");
-                assert_eq!(stdout.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{label}");
-                assert_eq!(stdout.matches("-----BEGIN PRIVATE KEY-----").count(), 1, "{label}");
-                assert!(stdout.contains("CN = 192.0.2.51") || stdout.contains("CN=192.0.2.51"), "{label}: {stdout}");
-                assert!(stdout.contains("friendlyName: 192.0.2.51"), "{label}: {stdout}");
+                assert_eq!(
+                    stdout.matches("-----BEGIN CERTIFICATE-----").count(),
+                    2,
+                    "{label}"
+                );
+                assert_eq!(
+                    stdout.matches("-----BEGIN PRIVATE KEY-----").count(),
+                    1,
+                    "{label}"
+                );
+                assert!(
+                    stdout.contains("CN = 192.0.2.51") || stdout.contains("CN=192.0.2.51"),
+                    "{label}: {stdout}"
+                );
+                assert!(
+                    stdout.contains("friendlyName: 192.0.2.51"),
+                    "{label}: {stdout}"
+                );
                 // A wrong password is refused (the MAC does not verify).
                 let wrong = Command::new("openssl")
                     .arg("pkcs12")
@@ -216,5 +269,9 @@ fn openssl_3_without_legacy_refuses_the_legacy_scheme() {
         .args(["-passin", "pass:", "-nodes"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -2,14 +2,19 @@
 //! (host-input.md §2), the session and its replies (§3), the command language and the
 //! network map it builds (§4–§6), and every fault-injection flag.
 
+// Helpers outside #[test] fns (fixtures, clients) fail loudly, as test code should.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, eventually, fixture};
-use qualys_connector_sim::fmc::{FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions};
+use common::{Client, EXAMPLE, eventually, example_map, fixture};
+use qualys_connector_sim::fmc::{
+    FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -21,7 +26,9 @@ fn line(host: &str, vuln: u64, port: Option<u16>, name: &str) -> String {
         Some(p) => (p.to_string(), "6".to_string()),
         None => (String::new(), String::new()),
     };
-    format!(r#"AddScanResult,{host},"QualysGuard",{vuln},{p},{proto},"{name}","Description of {name}.","cve_ids: ","bugtraq_ids: ""#)
+    format!(
+        r#"AddScanResult,{host},"QualysGuard",{vuln},{p},{proto},"{name}","Description of {name}.","cve_ids: ","bugtraq_ids: ""#
+    )
 }
 
 fn result(source: &str, vuln: u64, port: Option<u16>, name: &str) -> ScanResult {
@@ -39,62 +46,9 @@ fn result(source: &str, vuln: u64, port: Option<u16>, name: &str) -> ScanResult 
 }
 
 fn wait_closed(server: &Server, n: u64) {
-    eventually("connections to close", || server.stats().closed_connections >= n);
-}
-
-const EXAMPLE: &str = r#"SetSource,QualysGuard
-AddHost,192.0.2.10
-AddScanResult,192.0.2.10,"QualysGuard",38170,443,6,"SSL Certificate - Subject Common Name Does Not Match","The certificate's common name does not match the host name.","cve_ids: ","bugtraq_ids: "
-AddScanResult,192.0.2.10,"QualysGuard",82003,,,"ICMP Timestamp Request","The host answered an ICMP timestamp request.","cve_ids: CVE-1999-0524","bugtraq_ids: "
-ScanFlush
-AddHost,192.0.2.11
-AddScanResult,192.0.2.11,"QualysGuard",90043,445,6,"SMB Signing Disabled","SMB signing is not required.","cve_ids: ","bugtraq_ids: "
-ScanFlush
-"#;
-
-fn example_map() -> NetworkMap {
-    let r = |vuln, port: Option<u16>, name: &str, description: &str, cves: &[&str]| ScanResult {
-        source: "QualysGuard".into(),
-        scanner_id: "QualysGuard".into(),
-        vuln_id: vuln,
-        port,
-        proto: port.map(|_| 6),
-        name: name.into(),
-        description: description.into(),
-        cve_ids: cves.iter().map(|s| s.to_string()).collect(),
-        bugtraq_ids: vec![],
-    };
-    let mut map = NetworkMap::default();
-    map.hosts.insert(
-        ip("192.0.2.10"),
-        HostEntry::with_results([
-            r(
-                82003,
-                None,
-                "ICMP Timestamp Request",
-                "The host answered an ICMP timestamp request.",
-                &["CVE-1999-0524"],
-            ),
-            r(
-                38170,
-                Some(443),
-                "SSL Certificate - Subject Common Name Does Not Match",
-                "The certificate's common name does not match the host name.",
-                &[],
-            ),
-        ]),
-    );
-    map.hosts.insert(
-        ip("192.0.2.11"),
-        HostEntry::with_results([r(
-            90043,
-            Some(445),
-            "SMB Signing Disabled",
-            "SMB signing is not required.",
-            &[],
-        )]),
-    );
-    map
+    eventually("connections to close", || {
+        server.stats().closed_connections >= n
+    });
 }
 
 #[test]
@@ -108,7 +62,10 @@ fn example_stream_of_the_spec_gives_the_expected_map() {
     wait_closed(&server, 1);
     assert_eq!(server.map(), example_map());
     let stats = server.stats();
-    assert_eq!((stats.blocks, stats.commands, stats.unparseable_lines), (1, 8, 0));
+    assert_eq!(
+        (stats.blocks, stats.commands, stats.unparseable_lines),
+        (1, 8, 0)
+    );
     assert_eq!(stats.applied_results, 3);
     assert_eq!(server.stop(), example_map());
 }
@@ -152,7 +109,10 @@ fn frames_split_into_small_writes_are_reassembled() {
     let (kind, value) = client.read_frame().unwrap();
     assert_eq!((kind, value), (1, 524_288u32.to_be_bytes().to_vec()));
     let (kind, value) = client.read_frame().unwrap();
-    assert_eq!((kind, String::from_utf8(value).unwrap()), (3, "Done processing 8 commands.".into()));
+    assert_eq!(
+        (kind, String::from_utf8(value).unwrap()),
+        (3, "Done processing 8 commands.".into())
+    );
     client.close();
     wait_closed(&server, 1);
     assert_eq!(server.map(), example_map());
@@ -168,18 +128,34 @@ fn scan_flush_replaces_scan_update_merges_and_close_updates() {
 
     // 1. Flush: results 1 and 2.
     let mut c = session();
-    let block = format!("SetSource,QualysGuard\nAddHost,{h}\n{}\n{}\nScanFlush\n", line(h, 1, Some(80), "one"), line(h, 2, None, "two"));
+    let block = format!(
+        "SetSource,QualysGuard\nAddHost,{h}\n{}\n{}\nScanFlush\n",
+        line(h, 1, Some(80), "one"),
+        line(h, 2, None, "two")
+    );
     c.ok_block(&block, 5);
     c.close();
     wait_closed(&server, 1);
-    let want = HostEntry::with_results([result("QualysGuard", 1, Some(80), "one"), result("QualysGuard", 2, None, "two")]);
+    let want = HostEntry::with_results([
+        result("QualysGuard", 1, Some(80), "one"),
+        result("QualysGuard", 2, None, "two"),
+    ]);
     assert_eq!(host(&server), want);
 
     // 2. Update: 3 is added, 1 (same source, vuln, port, proto) is replaced; staged
     //    results persist across blocks of one connection.
     let mut c = session();
-    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 3, Some(443), "three")), 2);
-    c.ok_block(&format!("{}\nScanUpdate\n", line(h, 1, Some(80), "one again")), 2);
+    c.ok_block(
+        &format!(
+            "SetSource,QualysGuard\n{}\n",
+            line(h, 3, Some(443), "three")
+        ),
+        2,
+    );
+    c.ok_block(
+        &format!("{}\nScanUpdate\n", line(h, 1, Some(80), "one again")),
+        2,
+    );
     c.close();
     wait_closed(&server, 2);
     let want = HostEntry::with_results([
@@ -191,24 +167,46 @@ fn scan_flush_replaces_scan_update_merges_and_close_updates() {
 
     // 3. Flush replaces everything of this source.
     let mut c = session();
-    c.ok_block(&format!("SetSource,QualysGuard\n{}\nScanFlush\n", line(h, 4, None, "four")), 3);
+    c.ok_block(
+        &format!(
+            "SetSource,QualysGuard\n{}\nScanFlush\n",
+            line(h, 4, None, "four")
+        ),
+        3,
+    );
     c.close();
     wait_closed(&server, 3);
-    assert_eq!(host(&server), HostEntry::with_results([result("QualysGuard", 4, None, "four")]));
+    assert_eq!(
+        host(&server),
+        HostEntry::with_results([result("QualysGuard", 4, None, "four")])
+    );
 
     // 4. No ScanFlush/ScanUpdate: closing the connection is an implicit ScanUpdate.
     let mut c = session();
-    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 5, None, "five")), 2);
-    assert_eq!(host(&server).results.len(), 1, "nothing applied before the close");
+    c.ok_block(
+        &format!("SetSource,QualysGuard\n{}\n", line(h, 5, None, "five")),
+        2,
+    );
+    assert_eq!(
+        host(&server).results.len(),
+        1,
+        "nothing applied before the close"
+    );
     c.close();
     wait_closed(&server, 4);
-    let want = HostEntry::with_results([result("QualysGuard", 4, None, "four"), result("QualysGuard", 5, None, "five")]);
+    let want = HostEntry::with_results([
+        result("QualysGuard", 4, None, "four"),
+        result("QualysGuard", 5, None, "five"),
+    ]);
     assert_eq!(host(&server), want);
     assert_eq!(server.stats().implicit_updates, 1);
 
     // 5. The same when the client just drops the TCP connection (no close_notify).
     let mut c = session();
-    c.ok_block(&format!("SetSource,QualysGuard\n{}\n", line(h, 6, None, "six")), 2);
+    c.ok_block(
+        &format!("SetSource,QualysGuard\n{}\n", line(h, 6, None, "six")),
+        2,
+    );
     drop(c);
     wait_closed(&server, 5);
     assert_eq!(host(&server).results.len(), 3);
@@ -221,16 +219,31 @@ fn flush_scope_this_source_or_all_sources() {
         let server = fx.start(|o| o.flush_clears = scope);
         let h = "192.0.2.40";
         let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
-        c.ok_block(&format!("SetSource,Nessus\nAddHost,{h}\n{}\nScanFlush\n", line(h, 7, None, "seven")), 4);
-        c.ok_block(&format!("SetSource,QualysGuard\n{}\nScanFlush\n", line(h, 8, None, "eight")), 3);
+        c.ok_block(
+            &format!(
+                "SetSource,Nessus\nAddHost,{h}\n{}\nScanFlush\n",
+                line(h, 7, None, "seven")
+            ),
+            4,
+        );
+        c.ok_block(
+            &format!(
+                "SetSource,QualysGuard\n{}\nScanFlush\n",
+                line(h, 8, None, "eight")
+            ),
+            3,
+        );
         c.close();
         wait_closed(&server, 1);
         let got = server.map().hosts[&ip(h)].clone();
         let want = match scope {
-            FlushScope::ThisSource => {
-                HostEntry::with_results([result("Nessus", 7, None, "seven"), result("QualysGuard", 8, None, "eight")])
+            FlushScope::ThisSource => HostEntry::with_results([
+                result("Nessus", 7, None, "seven"),
+                result("QualysGuard", 8, None, "eight"),
+            ]),
+            FlushScope::AllSources => {
+                HostEntry::with_results([result("QualysGuard", 8, None, "eight")])
             }
-            FlushScope::AllSources => HostEntry::with_results([result("QualysGuard", 8, None, "eight")]),
         };
         assert_eq!(got, want, "{scope:?}");
     }
@@ -240,7 +253,11 @@ fn flush_scope_this_source_or_all_sources() {
 fn unknown_hosts_are_ignored_unless_added_or_known() {
     let fx = fixture();
     let server = fx.start(|o| o.known_hosts = vec![ip("192.0.2.61"), ip("2001:db8::61")]);
-    assert_eq!(server.map().hosts.len(), 2, "known hosts are in the map from the start");
+    assert_eq!(
+        server.map().hosts.len(),
+        2,
+        "known hosts are in the map from the start"
+    );
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
     let block = [
         "SetSource,QualysGuard".to_string(),
@@ -260,17 +277,29 @@ fn unknown_hosts_are_ignored_unless_added_or_known() {
     wait_closed(&server, 1);
     let map = server.map();
     assert!(!map.hosts.contains_key(&ip("192.0.2.60")));
-    assert_eq!(map.hosts[&ip("192.0.2.61")].results, vec![result("QualysGuard", 2, None, "known host")]);
+    assert_eq!(
+        map.hosts[&ip("192.0.2.61")].results,
+        vec![result("QualysGuard", 2, None, "known host")]
+    );
     assert_eq!(map.hosts[&ip("2001:db8::61")].results.len(), 1);
     let added = &map.hosts[&ip("192.0.2.62")];
-    assert_eq!(added.results, vec![result("QualysGuard", 4, None, "added host")]);
+    assert_eq!(
+        added.results,
+        vec![result("QualysGuard", 4, None, "added host")]
+    );
     assert_eq!(added.mac.as_deref(), Some("00:11:22:aa:bb:cc"));
-    assert_eq!(added.attributes.get("Criticality").map(String::as_str), Some("High"));
+    assert_eq!(
+        added.attributes.get("Criticality").map(String::as_str),
+        Some("High")
+    );
     assert_eq!(server.stats().ignored_results, 1);
 
     // DeleteHost removes a host; its later results are ignored.
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
-    let block = format!("SetSource,QualysGuard\nDeleteHost,192.0.2.62\n{}\nScanUpdate\n", line("192.0.2.62", 5, None, "x"));
+    let block = format!(
+        "SetSource,QualysGuard\nDeleteHost,192.0.2.62\n{}\nScanUpdate\n",
+        line("192.0.2.62", 5, None, "x")
+    );
     c.ok_block(&block, 4);
     c.close();
     wait_closed(&server, 2);
@@ -283,7 +312,10 @@ fn commands_before_set_source_are_unparseable() {
     let fx = fixture();
     let server = fx.start(|_| {});
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
-    let block = format!("AddHost,192.0.2.70\n{}\nScanFlush\nSetSource,QualysGuard\nAddHost,192.0.2.71\n", line("192.0.2.70", 1, None, "x"));
+    let block = format!(
+        "AddHost,192.0.2.70\n{}\nScanFlush\nSetSource,QualysGuard\nAddHost,192.0.2.71\n",
+        line("192.0.2.70", 1, None, "x")
+    );
     c.ok_block(&block, 5);
     c.close();
     wait_closed(&server, 1);
@@ -325,7 +357,12 @@ fn lenient_drops_bad_lines_strict_refuses_the_block() {
 #[test]
 fn version_is_checked() {
     // (reject_version flag, version sent, accepted?)
-    let cases = [(false, 1, true), (false, 2, false), (false, 0, false), (true, 1, false)];
+    let cases = [
+        (false, 1, true),
+        (false, 2, false),
+        (false, 0, false),
+        (true, 1, false),
+    ];
     for (reject, version, ok) in cases {
         let fx = fixture();
         let server = fx.start(|o| o.reject_version = reject);
@@ -418,7 +455,10 @@ fn close_after_drops_the_first_connection_only() {
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
     c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.100\n", 2);
     c.ok_block(&format!("{}\n", line("192.0.2.100", 1, None, "staged")), 1);
-    assert!(c.is_closed_by_server(), "dropped right after the reply to block 2");
+    assert!(
+        c.is_closed_by_server(),
+        "dropped right after the reply to block 2"
+    );
     wait_closed(&server, 1);
     // The staged result was discarded: the server, not the client, ended the connection.
     assert!(server.map().hosts[&ip("192.0.2.100")].results.is_empty());
@@ -435,8 +475,13 @@ fn garbage_reply_lacks_the_done_phrase_but_applies_the_block() {
     let fx = fixture();
     let server = fx.start(|o| o.garbage_reply = true);
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
-    let (kind, text) = c.block("SetSource,QualysGuard\nAddHost,192.0.2.110\n").unwrap();
-    assert!(kind != 3 || !text.contains("Done processing 2 commands."), "{kind} {text}");
+    let (kind, text) = c
+        .block("SetSource,QualysGuard\nAddHost,192.0.2.110\n")
+        .unwrap();
+    assert!(
+        kind != 3 || !text.contains("Done processing 2 commands."),
+        "{kind} {text}"
+    );
     c.close();
     wait_closed(&server, 1);
     assert!(server.map().hosts.contains_key(&ip("192.0.2.110")));
@@ -463,7 +508,13 @@ fn stop_ends_open_connections_and_discards_their_staged_results() {
     let fx = fixture();
     let server = fx.start(|_| {});
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
-    c.ok_block(&format!("SetSource,QualysGuard\nAddHost,192.0.2.130\n{}\n", line("192.0.2.130", 1, None, "x")), 3);
+    c.ok_block(
+        &format!(
+            "SetSource,QualysGuard\nAddHost,192.0.2.130\n{}\n",
+            line("192.0.2.130", 1, None, "x")
+        ),
+        3,
+    );
     let start = Instant::now();
     let map = server.stop();
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -482,7 +533,10 @@ fn serves_ipv6_loopback_when_available() {
     let server = match Server::start(opts) {
         Ok(s) => s,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "SKIP: serves_ipv6_loopback_when_available: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP: serves_ipv6_loopback_when_available: {e}"
+            );
             return;
         }
     };
@@ -498,4 +552,35 @@ fn map_serialises_to_json_and_back() {
     assert!(json.contains("\"192.0.2.10\""), "{json}");
     let back: NetworkMap = serde_json::from_str(&json).unwrap();
     assert_eq!(back, map);
+}
+
+#[test]
+fn a_block_of_max_size_with_many_hosts_is_applied() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut c, max) = Client::session(server.addr(), &fx.id).unwrap();
+    let mut block = String::from("SetSource,QualysGuard\n");
+    let mut commands = 1;
+    let mut hosts = 0;
+    'fill: for h in 0..=255u8 {
+        let host = format!("198.51.100.{h}");
+        let mut chunk = format!("AddHost,{host}\n");
+        for v in 0..20 {
+            chunk.push_str(&line(&host, 1000 + v, Some(443), &"long title ".repeat(20)));
+            chunk.push('\n');
+        }
+        chunk.push_str("ScanFlush\n");
+        if block.len() + chunk.len() > max as usize {
+            break 'fill;
+        }
+        block.push_str(&chunk);
+        commands += 22;
+        hosts += 1;
+    }
+    assert!(block.len() > max as usize / 2);
+    c.ok_block(&block, commands);
+    c.close();
+    let map = server.stop();
+    assert_eq!(map.hosts.len(), hosts);
+    assert_eq!(map.result_count(), hosts * 20);
 }

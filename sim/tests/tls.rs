@@ -2,6 +2,9 @@
 //! ECDSA and RSA keys over TLS 1.2 and 1.3, every CertificateVerify scheme, and the
 //! certificates that must be refused (other CA, expired, none).
 
+// Helpers outside #[test] fns (fixtures, clients) fail loudly, as test code should.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Client, ClientOptions, fixture, fixture_with, load_identity};
@@ -17,14 +20,49 @@ fn v1_and_v3_clients_with_ecdsa_and_rsa_keys_are_accepted() {
         (CertVersion::V3, KeyType::EcdsaP256, false, vec![]),
         (CertVersion::V1, KeyType::EcdsaP256, true, vec![]),
         (CertVersion::V1, KeyType::EcdsaP256, false, vec![]),
-        (CertVersion::V3, KeyType::Rsa2048, true, vec![S::RSA_PSS_SHA256]),
-        (CertVersion::V3, KeyType::Rsa2048, true, vec![S::RSA_PSS_SHA384]),
-        (CertVersion::V3, KeyType::Rsa2048, true, vec![S::RSA_PSS_SHA512]),
+        (
+            CertVersion::V3,
+            KeyType::Rsa2048,
+            true,
+            vec![S::RSA_PSS_SHA256],
+        ),
+        (
+            CertVersion::V3,
+            KeyType::Rsa2048,
+            true,
+            vec![S::RSA_PSS_SHA384],
+        ),
+        (
+            CertVersion::V3,
+            KeyType::Rsa2048,
+            true,
+            vec![S::RSA_PSS_SHA512],
+        ),
         (CertVersion::V1, KeyType::Rsa2048, true, vec![]),
-        (CertVersion::V1, KeyType::Rsa2048, false, vec![S::RSA_PKCS1_SHA256]),
-        (CertVersion::V3, KeyType::Rsa2048, false, vec![S::RSA_PKCS1_SHA384]),
-        (CertVersion::V3, KeyType::Rsa2048, false, vec![S::RSA_PKCS1_SHA512]),
-        (CertVersion::V1, KeyType::Rsa2048, false, vec![S::RSA_PSS_SHA256]),
+        (
+            CertVersion::V1,
+            KeyType::Rsa2048,
+            false,
+            vec![S::RSA_PKCS1_SHA256],
+        ),
+        (
+            CertVersion::V3,
+            KeyType::Rsa2048,
+            false,
+            vec![S::RSA_PKCS1_SHA384],
+        ),
+        (
+            CertVersion::V3,
+            KeyType::Rsa2048,
+            false,
+            vec![S::RSA_PKCS1_SHA512],
+        ),
+        (
+            CertVersion::V1,
+            KeyType::Rsa2048,
+            false,
+            vec![S::RSA_PSS_SHA256],
+        ),
     ];
     let fx = fixture();
     let server = fx.start(|_| {});
@@ -42,8 +80,8 @@ fn v1_and_v3_clients_with_ecdsa_and_rsa_keys_are_accepted() {
             schemes,
             ..ClientOptions::default()
         };
-        let (mut client, max) =
-            Client::session_with(server.addr(), &id, &client_opts).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let (mut client, max) = Client::session_with(server.addr(), &id, &client_opts)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(max, 524_288, "{label}");
         let negotiated = client.stream.conn.protocol_version().unwrap();
         let want = if tls13 {
@@ -70,7 +108,12 @@ fn v1_certificate_really_is_v1() {
     assert_eq!(cert.version(), x509_parser::x509::X509Version::V1);
     assert!(cert.extensions().is_empty());
     assert_eq!(
-        cert.subject().iter_common_name().next().unwrap().as_str().unwrap(),
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
         common::CLIENT
     );
     // rustls's stock API refuses it, which is why the test client builds its CertifiedKey.
@@ -80,11 +123,18 @@ fn v1_certificate_really_is_v1() {
         .unwrap()
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_client_auth_cert(fx.id.chain.clone(), fx.id.key.clone_key());
-    assert!(refused.is_err(), "rustls accepted a v1 certificate through with_client_auth_cert");
+    assert!(
+        refused.is_err(),
+        "rustls accepted a v1 certificate through with_client_auth_cert"
+    );
 }
 
 /// The client's handshake or first exchange fails.
-fn refused(server: &qualys_connector_sim::fmc::Server, id: &common::Identity, opts: &ClientOptions) -> String {
+fn refused(
+    server: &qualys_connector_sim::fmc::Server,
+    id: &common::Identity,
+    opts: &ClientOptions,
+) -> String {
     match Client::session_with(server.addr(), id, opts) {
         Ok(_) => panic!("the connection should have been refused"),
         Err(e) => e.to_string(),
@@ -109,7 +159,9 @@ fn client_certificate_of_another_directory_is_refused() {
             "tls13={tls13}: {err}"
         );
     }
-    common::eventually("rejected handshakes", || server.stats().rejected_handshakes == 2);
+    common::eventually("rejected handshakes", || {
+        server.stats().rejected_handshakes == 2
+    });
     assert_eq!(server.stats().sessions, 0);
 }
 
@@ -123,7 +175,10 @@ fn connector_trusting_another_ca_refuses_this_server() {
         ..ClientOptions::default()
     };
     let err = refused(&server, &fx.id, &opts);
-    assert!(err.contains("UnknownIssuer") || err.contains("BadSignature"), "{err}");
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("BadSignature"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,9 +196,14 @@ fn expired_client_certificate_is_refused() {
                 ..ClientOptions::default()
             };
             let err = refused(&server, &fx.id, &opts);
-            assert!(err.contains("Expired") || err.contains("expired"), "{version:?} {tls13}: {err}");
+            assert!(
+                err.contains("Expired") || err.contains("expired"),
+                "{version:?} {tls13}: {err}"
+            );
         }
-        common::eventually("rejected handshakes", || server.stats().rejected_handshakes == 2);
+        common::eventually("rejected handshakes", || {
+            server.stats().rejected_handshakes == 2
+        });
     }
 }
 
@@ -156,8 +216,13 @@ fn missing_client_certificate_is_refused() {
         ..ClientOptions::default()
     };
     let err = refused(&server, &fx.id, &opts);
-    assert!(err.contains("CertificateRequired") || err.contains("certificate"), "{err}");
-    common::eventually("rejected handshakes", || server.stats().rejected_handshakes == 1);
+    assert!(
+        err.contains("CertificateRequired") || err.contains("certificate"),
+        "{err}"
+    );
+    common::eventually("rejected handshakes", || {
+        server.stats().rejected_handshakes == 1
+    });
 }
 
 #[test]
@@ -168,22 +233,30 @@ fn ca_is_created_once_and_reused() {
     let server_pem = std::fs::read(dir.path().join("server.pem")).unwrap();
     let b = enroll(dir.path(), "192.0.2.2", &EnrollOptions::default()).unwrap();
     assert_eq!(std::fs::read(dir.path().join("ca.pem")).unwrap(), ca_pem);
-    assert_eq!(std::fs::read(dir.path().join("server.pem")).unwrap(), server_pem);
+    assert_eq!(
+        std::fs::read(dir.path().join("server.pem")).unwrap(),
+        server_pem
+    );
     assert_eq!(a, dir.path().join("192.0.2.1.pkcs12"));
     let ia = load_identity(&a, "");
     let ib = load_identity(&b, "");
     assert_eq!(ia.ca, ib.ca);
     assert_ne!(ia.chain[0], ib.chain[0]);
     // Both clients may connect to a server of that directory.
-    let server = qualys_connector_sim::fmc::Server::start(qualys_connector_sim::fmc::ServerOptions::new(dir.path()))
-        .unwrap();
+    let server = qualys_connector_sim::fmc::Server::start(
+        qualys_connector_sim::fmc::ServerOptions::new(dir.path()),
+    )
+    .unwrap();
     for id in [&ia, &ib] {
         let (client, _) = Client::session(server.addr(), id).unwrap();
         client.close();
     }
     // Names that cannot be file names are refused.
     for bad in ["", "..", "a/b", "a\\b"] {
-        assert!(enroll(dir.path(), bad, &EnrollOptions::default()).is_err(), "{bad:?}");
+        assert!(
+            enroll(dir.path(), bad, &EnrollOptions::default()).is_err(),
+            "{bad:?}"
+        );
     }
 }
 
@@ -206,7 +279,12 @@ fn handshake_signed_with_another_key_is_refused() {
             ..ClientOptions::default()
         };
         let err = refused(&server, &forged, &opts);
-        assert!(err.contains("DecryptError") || err.contains("BadSignature") || err.contains("alert"), "{err}");
+        assert!(
+            err.contains("DecryptError") || err.contains("BadSignature") || err.contains("alert"),
+            "{err}"
+        );
     }
-    common::eventually("rejected handshakes", || server.stats().rejected_handshakes == 2);
+    common::eventually("rejected handshakes", || {
+        server.stats().rejected_handshakes == 2
+    });
 }

@@ -63,7 +63,11 @@ impl Args {
         }
     }
 
-    fn number<T: std::str::FromStr>(&mut self, name: &str, inline: Option<String>) -> Result<T, Usage> {
+    fn number<T: std::str::FromStr>(
+        &mut self,
+        name: &str,
+        inline: Option<String>,
+    ) -> Result<T, Usage> {
         let v = self.value(name, inline)?;
         v.parse()
             .map_err(|_| Usage(format!("{name}: {v:?} is not a valid number")))
@@ -92,7 +96,11 @@ fn parse_enroll(args: &mut Args) -> Result<(PathBuf, String, EnrollOptions), Usa
                     "legacy" => P12Scheme::Legacy,
                     "3des" => P12Scheme::TripleDes,
                     "aes" => P12Scheme::Aes,
-                    other => return Err(Usage(format!("--scheme: {other:?} is not legacy, 3des or aes"))),
+                    other => {
+                        return Err(Usage(format!(
+                            "--scheme: {other:?} is not legacy, 3des or aes"
+                        )));
+                    }
                 }
             }
             "--cert-version" => {
@@ -143,7 +151,9 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
             }
             "--delay-ms" => options.delay_ms = args.number(&name, inline)?,
             "--error-on" => options.error_on = Some(positive(&name, args.number(&name, inline)?)?),
-            "--close-after" => options.close_after = Some(positive(&name, args.number(&name, inline)?)?),
+            "--close-after" => {
+                options.close_after = Some(positive(&name, args.number(&name, inline)?)?)
+            }
             "--garbage-reply" => {
                 no_value(&name, inline)?;
                 options.garbage_reply = true;
@@ -152,7 +162,9 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                 no_value(&name, inline)?;
                 options.strict = true;
             }
-            "--exit-after" => options.exit_after = Some(positive(&name, args.number(&name, inline)?)?),
+            "--exit-after" => {
+                options.exit_after = Some(positive(&name, args.number(&name, inline)?)?)
+            }
             "--known-host" => {
                 let v = args.value(&name, inline)?;
                 let ip: IpAddr = v
@@ -164,7 +176,11 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                 options.flush_clears = match args.value(&name, inline)?.as_str() {
                     "source" => FlushScope::ThisSource,
                     "all" => FlushScope::AllSources,
-                    other => return Err(Usage(format!("--flush-clears: {other:?} is not source or all"))),
+                    other => {
+                        return Err(Usage(format!(
+                            "--flush-clears: {other:?} is not source or all"
+                        )));
+                    }
                 }
             }
             other => return Err(Usage(format!("serve: unknown option {other}"))),
@@ -197,7 +213,8 @@ fn serve(options: ServerOptions, map_out: Option<PathBuf>) -> Result<(), String>
             .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
     let dir = options.dir.clone();
-    let server = Server::start(options).map_err(|e| format!("cannot start the server (dir {}): {e}", dir.display()))?;
+    let server = Server::start(options)
+        .map_err(|e| format!("cannot start the server (dir {}): {e}", dir.display()))?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening on {}", server.addr())
@@ -240,13 +257,16 @@ fn run() -> Result<(), Failure> {
     };
     match sub.as_str() {
         "enroll" => {
-            let (dir, client, options) = parse_enroll(&mut args).map_err(|Usage(m)| Failure::Usage(m))?;
-            let path = enroll(&dir, &client, &options).map_err(|e| Failure::Runtime(format!("enroll: {e}")))?;
+            let (dir, client, options) =
+                parse_enroll(&mut args).map_err(|Usage(m)| Failure::Usage(m))?;
+            let path = enroll(&dir, &client, &options)
+                .map_err(|e| Failure::Runtime(format!("enroll: {e}")))?;
             println!("{}", path.display());
             Ok(())
         }
         "serve" => {
-            let (options, map_out) = parse_serve(&mut args).map_err(|Usage(m)| Failure::Usage(m))?;
+            let (options, map_out) =
+                parse_serve(&mut args).map_err(|Usage(m)| Failure::Usage(m))?;
             serve(options, map_out).map_err(Failure::Runtime)
         }
         "-h" | "--help" | "help" => {

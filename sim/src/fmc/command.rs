@@ -24,7 +24,10 @@ pub struct ScanFields {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     SetSource(String),
-    AddHost { ip: IpAddr, mac: Option<String> },
+    AddHost {
+        ip: IpAddr,
+        mac: Option<String>,
+    },
     DeleteHost(IpAddr),
     AddScanResult(ScanFields),
     ScanFlush,
@@ -67,7 +70,11 @@ pub fn parse_line(line: &[u8]) -> Line {
 fn parse_command(line: &[u8]) -> Result<Command, String> {
     // §4: "Send ASCII"; "Field contents must not contain `"`, `,`, `\r` or `\n`".
     if let Some(pos) = line.iter().position(|b| !b.is_ascii()) {
-        return Err(format!("non-ASCII byte 0x{:02x} at column {}", line[pos], pos + 1));
+        return Err(format!(
+            "non-ASCII byte 0x{:02x} at column {}",
+            line[pos],
+            pos + 1
+        ));
     }
     if line.contains(&b'\r') {
         return Err("carriage return in the line (lines end with \\n only)".into());
@@ -205,7 +212,9 @@ fn mac(field: &str) -> Result<String, String> {
     if ok {
         Ok(field.to_ascii_lowercase())
     } else {
-        Err(format!("{field:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"))
+        Err(format!(
+            "{field:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"
+        ))
     }
 }
 
@@ -229,7 +238,9 @@ fn quoted(field: &str, what: &str) -> Result<String, String> {
         .and_then(|rest| rest.strip_suffix('"'))
     {
         Some(inner) if !inner.contains('"') => Ok(inner.to_string()),
-        _ => Err(format!("{what} {field:?} is not a double-quoted text field")),
+        _ => Err(format!(
+            "{what} {field:?} is not a double-quoted text field"
+        )),
     }
 }
 
@@ -249,7 +260,9 @@ fn id_list(field: &str, prefix: &str, valid: impl Fn(&str) -> bool) -> Result<Ve
     let what = prefix.trim_end_matches([':', ' ']);
     let inner = quoted(field, what)?;
     let Some(rest) = inner.strip_prefix(prefix) else {
-        return Err(format!("{what} field {field:?} does not start with {prefix:?}"));
+        return Err(format!(
+            "{what} field {field:?} does not start with {prefix:?}"
+        ));
     };
     let ids: Vec<String> = rest
         .split(' ')
@@ -297,10 +310,16 @@ mod tests {
         let cases: Vec<(&str, Line)> = vec![
             ("", Line::Blank),
             ("# SetSource,X", Line::Comment),
-            ("SetSource,QualysGuard", Line::Command(Command::SetSource("QualysGuard".into()))),
+            (
+                "SetSource,QualysGuard",
+                Line::Command(Command::SetSource("QualysGuard".into())),
+            ),
             (
                 "AddHost,192.0.2.1",
-                Line::Command(Command::AddHost { ip: "192.0.2.1".parse().unwrap(), mac: None }),
+                Line::Command(Command::AddHost {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    mac: None,
+                }),
             ),
             (
                 "AddHost,2001:db8::1,00:1A:2b:3c:4d:5e",
@@ -309,7 +328,10 @@ mod tests {
                     mac: Some("00:1a:2b:3c:4d:5e".into()),
                 }),
             ),
-            ("DeleteHost,192.0.2.1", Line::Command(Command::DeleteHost("192.0.2.1".parse().unwrap()))),
+            (
+                "DeleteHost,192.0.2.1",
+                Line::Command(Command::DeleteHost("192.0.2.1".parse().unwrap())),
+            ),
             ("ScanFlush", Line::Command(Command::ScanFlush)),
             ("ScanUpdate", Line::Command(Command::ScanUpdate)),
             (

@@ -137,7 +137,11 @@ impl NetworkMap {
 
     /// Commits staged results. Hosts that are not in the map are ignored, as the FMC
     /// does with `add_host: n` (host-input.md §5).
-    pub(crate) fn commit(&mut self, staged: Vec<(IpAddr, ScanResult)>, how: Commit) -> CommitOutcome {
+    pub(crate) fn commit(
+        &mut self,
+        staged: Vec<(IpAddr, ScanResult)>,
+        how: Commit,
+    ) -> CommitOutcome {
         let mut by_host: BTreeMap<IpAddr, Vec<ScanResult>> = BTreeMap::new();
         for (ip, r) in staged {
             by_host.entry(ip).or_default().push(r);

@@ -2,6 +2,23 @@
 //! and scripts: `enroll` writes client `.pkcs12` files like the FMC's *Create Client*
 //! page (§1), `Server` speaks the framed protocol over mutual TLS (§1–§3) and applies
 //! the command language (§4) to a [`NetworkMap`] that tests compare.
+//!
+//! Choices where the spec is silent (§6), all documented on [`ServerOptions`]:
+//! - `max` is 524288 unless `max_size` says otherwise; a larger block, a block that does
+//!   not end with `\n`, a wrong message type or a version other than 1 gets a type-4
+//!   error and the server closes the connection.
+//! - The reply is exactly `Done processing N commands.`, N counting the non-empty,
+//!   non-comment lines of the block, unparseable ones included.
+//! - Unparseable lines (including any command before the first `SetSource`) are logged
+//!   and dropped; with `strict` the block gets a type-4 reply and is not applied.
+//! - Staged results persist across blocks of one connection; `ScanFlush` replaces the
+//!   flushed source's results (`FlushScope::AllSources`: all results) of each host with
+//!   staged results; a client close is an implicit `ScanUpdate`, a server-side close
+//!   discards what is staged.
+//! - Results for hosts not in the map (not added, not in `known_hosts`) are ignored.
+//!
+//! [`command::parse_line`] is the strict parser, usable on its own to check the
+//! connector's `-csvfile` output line by line.
 
 pub mod command;
 mod der;

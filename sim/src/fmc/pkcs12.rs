@@ -81,10 +81,7 @@ pub fn write(contents: &Contents<'_>, password: &str, scheme: P12Scheme) -> io::
     // localKeyId = SHA-1 of the certificate, as OpenSSL does; it links key and certificate.
     let local_key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, contents.cert);
     let attributes = der::set_of(&[
-        &attribute(
-            OID_FRIENDLY_NAME,
-            &der::bmp_string(contents.friendly_name),
-        ),
+        &attribute(OID_FRIENDLY_NAME, &der::bmp_string(contents.friendly_name)),
         &attribute(OID_LOCAL_KEY_ID, &der::octet_string(local_key_id.as_ref())),
     ]);
 
@@ -230,11 +227,9 @@ fn mac(
     let salt: [u8; 8] = random(rng)?;
     let (hash, hmac_alg, oid) = match scheme {
         P12Scheme::Aes => (Hash::Sha256, hmac::HMAC_SHA256, OID_SHA256),
-        P12Scheme::Legacy | P12Scheme::TripleDes => (
-            Hash::Sha1,
-            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            OID_SHA1,
-        ),
+        P12Scheme::Legacy | P12Scheme::TripleDes => {
+            (Hash::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, OID_SHA1)
+        }
     };
     let key_bytes = pkcs12_kdf(
         hash,
@@ -352,11 +347,17 @@ mod tests {
         // ("smeg" and "queeg", salt 0a58cf64530d823f / 1682c0fc5b3f7ec5).
         let salt = [0x0a, 0x58, 0xcf, 0x64, 0x53, 0x0d, 0x82, 0x3f];
         let key = pkcs12_kdf(Hash::Sha1, "smeg", &salt, KdfId::Key, 1, 24);
-        assert_eq!(hex(&key), "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3");
+        assert_eq!(
+            hex(&key),
+            "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3"
+        );
         let iv = pkcs12_kdf(Hash::Sha1, "smeg", &salt, KdfId::Iv, 1, 8);
         assert_eq!(hex(&iv), "79993dfe048d3b76");
         let salt = [0x16, 0x82, 0xc0, 0xfc, 0x5b, 0x3f, 0x7e, 0xc5];
         let key = pkcs12_kdf(Hash::Sha1, "queeg", &salt, KdfId::Key, 1000, 24);
-        assert_eq!(hex(&key), "483dd6e919d7de2e8e648ba8f862f3fbfbdc2bcb2c02957f");
+        assert_eq!(
+            hex(&key),
+            "483dd6e919d7de2e8e648ba8f862f3fbfbdc2bcb2c02957f"
+        );
     }
 }

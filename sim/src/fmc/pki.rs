@@ -111,9 +111,8 @@ impl Authority {
             publish(&ca_path, &pem_pair(&cert, &key))?;
         }
         let (ca_der, ca_key_der) = read_pair(&ca_path)?;
-        let ca_key = KeyPair::try_from(&ca_key_der).map_err(|e| {
-            invalid(format!("{}: unusable CA key: {e}", ca_path.display()))
-        })?;
+        let ca_key = KeyPair::try_from(&ca_key_der)
+            .map_err(|e| invalid(format!("{}: unusable CA key: {e}", ca_path.display())))?;
 
         let server_path = dir.join(SERVER_FILE);
         let server_ok = server_path.exists()
@@ -138,11 +137,18 @@ impl Authority {
     }
 
     /// Issues a client certificate for `client` and returns (certificate DER, PKCS#8 key DER).
-    fn issue_client(&self, client: &str, options: &EnrollOptions) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    fn issue_client(
+        &self,
+        client: &str,
+        options: &EnrollOptions,
+    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
         let key = match options.key {
-            KeyType::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?,
+            KeyType::EcdsaP256 => {
+                KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?
+            }
             KeyType::Rsa2048 => {
-                KeyPair::from_pkcs8_pem_and_sign_algo(RSA_TEST_KEY, &PKCS_RSA_SHA256).map_err(rcgen_err)?
+                KeyPair::from_pkcs8_pem_and_sign_algo(RSA_TEST_KEY, &PKCS_RSA_SHA256)
+                    .map_err(rcgen_err)?
             }
         };
         let now = OffsetDateTime::now_utc();
@@ -162,8 +168,13 @@ impl Authority {
                 ];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
                 params.use_authority_key_identifier_extension = true;
-                let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
-                params.signed_by(&key, &issuer).map_err(rcgen_err)?.der().to_vec()
+                let issuer =
+                    Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
+                params
+                    .signed_by(&key, &issuer)
+                    .map_err(rcgen_err)?
+                    .der()
+                    .to_vec()
             }
             CertVersion::V1 => self.v1_certificate(client, &key, &serial, not_before, not_after)?,
         };
@@ -198,7 +209,11 @@ impl Authority {
             &key.subject_public_key_info(),
         ]);
         let signature = self.ca_key.sign(&tbs).map_err(rcgen_err)?;
-        Ok(der::sequence(&[&tbs, &sig_alg, &der::bit_string(&signature)]))
+        Ok(der::sequence(&[
+            &tbs,
+            &sig_alg,
+            &der::bit_string(&signature),
+        ]))
     }
 }
 
@@ -265,8 +280,10 @@ fn new_server(
 
 /// Whether `cert` carries a valid signature by `ca` (host-input.md §1: chain to the CA).
 pub(crate) fn signed_by(cert: &[u8], ca: &[u8]) -> bool {
-    let (Ok((_, cert)), Ok((_, ca))) = (X509Certificate::from_der(cert), X509Certificate::from_der(ca))
-    else {
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        X509Certificate::from_der(cert),
+        X509Certificate::from_der(ca),
+    ) else {
         return false;
     };
     cert.verify_signature(Some(ca.public_key())).is_ok()

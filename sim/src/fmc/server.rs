@@ -303,7 +303,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     Err(e) => log(&format!("connection #{id}: cannot start a thread: {e}")),
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(5)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 log(&format!("accept failed: {e}"));
@@ -374,7 +376,10 @@ struct Tls {
 #[derive(Debug)]
 enum ReadErr {
     /// End of stream before the buffer was full (`partial` bytes read).
-    Eof { partial: usize, clean: bool },
+    Eof {
+        partial: usize,
+        clean: bool,
+    },
     /// The server is stopping.
     Stopped,
     Io(io::Error),
@@ -402,7 +407,10 @@ impl Tls {
                 ));
             }
             if Instant::now() > deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "handshake timed out",
+                ));
             }
             match tls.read_tls_once(shared) {
                 Ok(()) => {}
@@ -446,7 +454,9 @@ impl Tls {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 if shared.stopping() {
@@ -575,7 +585,9 @@ impl Session<'_> {
                 "client closed the connection after {partial} byte(s) of {what}"
             )),
             ReadErr::Stopped => End::ServerClosed("server stopping".into()),
-            ReadErr::Io(e) => End::ClientClosed(format!("read error while waiting for {what}: {e}")),
+            ReadErr::Io(e) => {
+                End::ClientClosed(format!("read error while waiting for {what}: {e}"))
+            }
         }
     }
 
@@ -616,7 +628,9 @@ impl Session<'_> {
         let version = u32::from_be_bytes(value);
         self.log(&format!("client protocol version {version}"));
         if self.shared.options.reject_version {
-            return self.protocol_error(&format!("protocol version {version} rejected (reject_version)"));
+            return self.protocol_error(&format!(
+                "protocol version {version} rejected (reject_version)"
+            ));
         }
         if version != 1 {
             return self.protocol_error(&format!(
@@ -647,7 +661,9 @@ impl Session<'_> {
             }
             if len > max {
                 self.drain(len);
-                return self.protocol_error(&format!("data block of {len} bytes exceeds the maximum of {max}"));
+                return self.protocol_error(&format!(
+                    "data block of {len} bytes exceeds the maximum of {max}"
+                ));
             }
             let mut block = vec![0u8; len as usize];
             if let Err(e) = self.tls.read_exact(&mut block, self.shared) {
@@ -696,7 +712,9 @@ impl Session<'_> {
         if opts.error_on == Some(number) {
             self.shared.sleep(opts.delay_ms);
             self.log(&format!("block {number}: error_on {number}, not applied"));
-            if !self.send_error(&format!("fmc-sim: injected error on data block {number} (error_on); block not processed")) {
+            if !self.send_error(&format!(
+                "fmc-sim: injected error on data block {number} (error_on); block not processed"
+            )) {
                 return Some(End::ClientClosed("connection lost".into()));
             }
             return None;
@@ -721,7 +739,11 @@ impl Session<'_> {
                     if matches!(cmd, Command::SetSource(_)) {
                         has_source = true;
                     } else if !has_source {
-                        bad.push((i + 1, "command before SetSource (a stream starts with SetSource)".to_string(), raw));
+                        bad.push((
+                            i + 1,
+                            "command before SetSource (a stream starts with SetSource)".to_string(),
+                            raw,
+                        ));
                         continue;
                     }
                     commands.push(cmd);
@@ -801,7 +823,9 @@ impl Session<'_> {
                     Some(host) => {
                         host.attributes.insert(attribute, value);
                     }
-                    None => self.log(&format!("block {number}: SetAttributeValue for unknown host {ip} ignored")),
+                    None => self.log(&format!(
+                        "block {number}: SetAttributeValue for unknown host {ip} ignored"
+                    )),
                 },
             }
         }
@@ -816,7 +840,11 @@ impl Session<'_> {
             stats.ignored_results += outcome.ignored;
         }
         if outcome.ignored > 0 {
-            let hosts: Vec<String> = outcome.ignored_hosts.iter().map(IpAddr::to_string).collect();
+            let hosts: Vec<String> = outcome
+                .ignored_hosts
+                .iter()
+                .map(IpAddr::to_string)
+                .collect();
             self.log(&format!(
                 "{what}: {} result(s) ignored for host(s) not in the network map: {}",
                 outcome.ignored,
@@ -831,7 +859,10 @@ impl Session<'_> {
             End::ClientClosed(why) => {
                 self.log(&why);
                 if !self.staged.is_empty() {
-                    self.log(&format!("implicit ScanUpdate of {} staged result(s)", self.staged.len()));
+                    self.log(&format!(
+                        "implicit ScanUpdate of {} staged result(s)",
+                        self.staged.len()
+                    ));
                     self.shared.stats().implicit_updates += 1;
                     let shared = self.shared;
                     let mut map = lock(&shared.map);

@@ -44,11 +44,17 @@ fn algorithms(scheme: SignatureScheme, tls13: bool) -> Vec<&'static dyn Verifica
     use SignatureScheme as S;
     match (scheme, tls13) {
         (S::ECDSA_NISTP256_SHA256, false) => {
-            vec![&signature::ECDSA_P256_SHA256_ASN1, &signature::ECDSA_P384_SHA256_ASN1]
+            vec![
+                &signature::ECDSA_P256_SHA256_ASN1,
+                &signature::ECDSA_P384_SHA256_ASN1,
+            ]
         }
         (S::ECDSA_NISTP256_SHA256, true) => vec![&signature::ECDSA_P256_SHA256_ASN1],
         (S::ECDSA_NISTP384_SHA384, false) => {
-            vec![&signature::ECDSA_P384_SHA384_ASN1, &signature::ECDSA_P256_SHA384_ASN1]
+            vec![
+                &signature::ECDSA_P384_SHA384_ASN1,
+                &signature::ECDSA_P256_SHA384_ASN1,
+            ]
         }
         (S::ECDSA_NISTP384_SHA384, true) => vec![&signature::ECDSA_P384_SHA384_ASN1],
         (S::ED25519, _) => vec![&signature::ED25519],
@@ -74,12 +80,15 @@ fn verify_handshake_signature(
             rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
         ));
     }
-    let (_, cert) = X509Certificate::from_der(cert).map_err(|_| bad(CertificateError::BadEncoding))?;
+    let (_, cert) =
+        X509Certificate::from_der(cert).map_err(|_| bad(CertificateError::BadEncoding))?;
     // The BIT STRING content: an EC point, or the DER RSAPublicKey, which is what ring wants.
     let key = &cert.public_key().subject_public_key.data;
-    let ok = algs
-        .iter()
-        .any(|alg| UnparsedPublicKey::new(*alg, key).verify(message, dss.signature()).is_ok());
+    let ok = algs.iter().any(|alg| {
+        UnparsedPublicKey::new(*alg, key)
+            .verify(message, dss.signature())
+            .is_ok()
+    });
     if ok {
         Ok(HandshakeSignatureValid::assertion())
     } else {
@@ -106,10 +115,10 @@ impl ClientCertVerifier for CaClientVerifier {
         _intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let (_, ca) =
-            X509Certificate::from_der(&self.ca_der).map_err(|_| bad(CertificateError::BadEncoding))?;
-        let (_, cert) =
-            X509Certificate::from_der(end_entity).map_err(|_| bad(CertificateError::BadEncoding))?;
+        let (_, ca) = X509Certificate::from_der(&self.ca_der)
+            .map_err(|_| bad(CertificateError::BadEncoding))?;
+        let (_, cert) = X509Certificate::from_der(end_entity)
+            .map_err(|_| bad(CertificateError::BadEncoding))?;
         // The FMC's CA issues client certificates directly: no intermediates.
         if cert.tbs_certificate.issuer.as_raw() != ca.tbs_certificate.subject.as_raw() {
             return Err(bad(CertificateError::UnknownIssuer));

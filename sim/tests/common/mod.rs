@@ -13,12 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
-use qualys_connector_sim::fmc::{EnrollOptions, Server, ServerOptions, enroll};
+use qualys_connector_sim::fmc::{
+    EnrollOptions, HostEntry, NetworkMap, ScanResult, Server, ServerOptions, enroll,
+};
 use rustls::client::ResolvesClientCert;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, SignatureAlgorithm, SignatureScheme, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, SignatureAlgorithm, SignatureScheme, StreamOwned,
+};
 
 /// The client identity found in a `.pkcs12` file.
 #[derive(Debug)]
@@ -116,9 +120,10 @@ impl Client {
         roots
             .add(opts.trust.clone().unwrap_or_else(|| id.ca.clone()))
             .unwrap();
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-            .build()
-            .unwrap();
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .unwrap();
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .unwrap()
@@ -126,7 +131,10 @@ impl Client {
         let config = if opts.no_client_cert {
             builder.with_no_client_auth()
         } else {
-            let key = provider.key_provider.load_private_key(id.key.clone_key()).unwrap();
+            let key = provider
+                .key_provider
+                .load_private_key(id.key.clone_key())
+                .unwrap();
             let key: Arc<dyn SigningKey> = if opts.schemes.is_empty() {
                 key
             } else {
@@ -154,7 +162,11 @@ impl Client {
         Self::session_with(addr, id, &ClientOptions::default())
     }
 
-    pub fn session_with(addr: SocketAddr, id: &Identity, opts: &ClientOptions) -> io::Result<(Client, u32)> {
+    pub fn session_with(
+        addr: SocketAddr,
+        id: &Identity,
+        opts: &ClientOptions,
+    ) -> io::Result<(Client, u32)> {
         let mut client = Client::connect(addr, id, opts)?;
         client.send(2, &1u32.to_be_bytes())?;
         let (kind, value) = client.read_frame()?;
@@ -195,7 +207,10 @@ impl Client {
     /// Sends a block and asserts the success reply for `n` commands.
     pub fn ok_block(&mut self, text: &str, n: usize) {
         let (kind, reply) = self.block(text).unwrap();
-        assert_eq!((kind, reply.as_str()), (3, format!("Done processing {n} commands.").as_str()));
+        assert_eq!(
+            (kind, reply.as_str()),
+            (3, format!("Done processing {n} commands.").as_str())
+        );
     }
 
     /// Orderly close: TLS close_notify, then the socket closes.
@@ -261,7 +276,9 @@ pub fn tlv(input: &[u8]) -> (u8, &[u8], &[u8]) {
         (input[1] as usize, 2)
     } else {
         let n = (input[1] & 0x7f) as usize;
-        let len = input[2..2 + n].iter().fold(0usize, |acc, b| acc << 8 | *b as usize);
+        let len = input[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| acc << 8 | *b as usize);
         (len, 2 + n)
     };
     (tag, &input[header..header + len], &input[header + len..])
@@ -295,5 +312,69 @@ pub fn oid_string(contents: &[u8]) -> String {
             value = 0;
         }
     }
-    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+    arcs.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn ip_addr(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+/// The example stream of host-input.md §4.
+pub const EXAMPLE: &str = r#"SetSource,QualysGuard
+AddHost,192.0.2.10
+AddScanResult,192.0.2.10,"QualysGuard",38170,443,6,"SSL Certificate - Subject Common Name Does Not Match","The certificate's common name does not match the host name.","cve_ids: ","bugtraq_ids: "
+AddScanResult,192.0.2.10,"QualysGuard",82003,,,"ICMP Timestamp Request","The host answered an ICMP timestamp request.","cve_ids: CVE-1999-0524","bugtraq_ids: "
+ScanFlush
+AddHost,192.0.2.11
+AddScanResult,192.0.2.11,"QualysGuard",90043,445,6,"SMB Signing Disabled","SMB signing is not required.","cve_ids: ","bugtraq_ids: "
+ScanFlush
+"#;
+
+/// The map that the example stream of host-input.md §4 gives.
+pub fn example_map() -> NetworkMap {
+    let r = |vuln, port: Option<u16>, name: &str, description: &str, cves: &[&str]| ScanResult {
+        source: "QualysGuard".into(),
+        scanner_id: "QualysGuard".into(),
+        vuln_id: vuln,
+        port,
+        proto: port.map(|_| 6),
+        name: name.into(),
+        description: description.into(),
+        cve_ids: cves.iter().map(|s| s.to_string()).collect(),
+        bugtraq_ids: vec![],
+    };
+    let mut map = NetworkMap::default();
+    map.hosts.insert(
+        ip_addr("192.0.2.10"),
+        HostEntry::with_results([
+            r(
+                82003,
+                None,
+                "ICMP Timestamp Request",
+                "The host answered an ICMP timestamp request.",
+                &["CVE-1999-0524"],
+            ),
+            r(
+                38170,
+                Some(443),
+                "SSL Certificate - Subject Common Name Does Not Match",
+                "The certificate's common name does not match the host name.",
+                &[],
+            ),
+        ]),
+    );
+    map.hosts.insert(
+        ip_addr("192.0.2.11"),
+        HostEntry::with_results([r(
+            90043,
+            Some(445),
+            "SMB Signing Disabled",
+            "SMB signing is not required.",
+            &[],
+        )]),
+    );
+    map
 }

@@ -1,0 +1,1044 @@
+//! The Qualys API client (qualys.md §1-§4): gets the ASSET_DATA_REPORT for a template
+//! into a local file, surviving what Qualys does in the field.
+//!
+//! Report API v2 by default: launch, poll until Finished (with back-off, bounded by a
+//! deadline), fetch (streamed to the file, with an idle-read timeout), delete (also when
+//! anything failed). Or the older synchronous v1 call. Every call carries HTTP Basic with
+//! the raw password and `X-Requested-With`. Errors come as XML documents, sometimes with
+//! HTTP 200 and without an XML declaration, so every answer's root element and CODE are
+//! looked at. The limit headers are read on every response: 409 (codes 1960/1965) waits
+//! for `ToWait-Sec` and tries again, 5xx backs off with jitter, both bounded; HTTP 401 is
+//! fatal. A download that ends early is fetched again, never handed on half.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::http::{self, Client, HttpError, Response, Url};
+use crate::secret::Secret;
+
+/// Which call gets the report (qualys.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V2,
+    V1,
+}
+
+#[derive(Debug, Clone)]
+pub struct QualysOptions {
+    pub url: Url,
+    pub user: String,
+    pub password: Secret,
+    pub api: Api,
+    /// Version prefix of the v2 endpoints, e.g. `/api/2.0`.
+    pub api_path: String,
+    pub poll_interval: Duration,
+    pub deadline: Duration,
+    /// Tries of one call on 409/5xx/network trouble, and of a truncated download.
+    pub retries: u32,
+}
+
+/// A failed download, with what Qualys said.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    #[error("Qualys answered {call} with {doc}")]
+    Qualys { call: &'static str, doc: ErrorDoc },
+    #[error("Qualys answered {call} with HTTP {status}{detail}")]
+    Status {
+        call: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("report {id} ended in state {state}{detail}")]
+    ReportFailed {
+        id: String,
+        state: String,
+        detail: String,
+    },
+    #[error(
+        "report {id} was not finished after {secs} s (last state {state}); raise report_deadline"
+    )]
+    Deadline {
+        id: String,
+        secs: u64,
+        state: String,
+    },
+    #[error("Qualys answered {call} with something unexpected: {message}")]
+    Unexpected { call: &'static str, message: String },
+    #[error("the download of report {id} was incomplete {tries} times: {reason}")]
+    Truncated {
+        id: String,
+        tries: u32,
+        reason: String,
+    },
+    #[error("cannot store the download in {path}: {source}")]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl DownloadError {
+    /// Qualys's CODE, when the failure is one of its error documents.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DownloadError::Qualys { doc, .. } => doc.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What to do about it (the guide's Troubleshooting, and qualys.md §3).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DownloadError::Qualys { doc, .. } => match doc.code.as_deref() {
+                Some("2010") => Some("check user_id and password in the YAML file; put a password with punctuation in single quotes, e.g. password: 'p@ss,w0rd'".into()),
+                Some("999") if doc.mentions("invalid report") => Some("check template_id: log into Qualys, open Report Templates and read the ID from the template's Info link".into()),
+                Some("2001") => Some("the Qualys account has expired: contact your Qualys administrator".into()),
+                Some("2007") => Some("this host's address is not in the account's secure IP list: ask your Qualys administrator to add it".into()),
+                Some(c) if c.starts_with("19") => Some("a request parameter was refused: check template_id and api_path".into()),
+                _ => None,
+            },
+            DownloadError::Status { status: 401, .. } => Some("Qualys refused the credentials: check user_id and password in the YAML file".into()),
+            DownloadError::Status { status: 404, .. } => Some("check url (the API host, e.g. https://qualysapi.qualys.com, not the web UI's qualysguard host) and api_path".into()),
+            DownloadError::Unexpected { message, .. } if message.contains("web page") => Some("url must name the API host (qualysapi.…), not the web interface (qualysguard.…)".into()),
+            DownloadError::Http(HttpError::Connect { .. } | HttpError::Resolve { .. }) => Some("the Qualys API must be reachable on port 443 from this host: check firewall, proxy and routing (guide, Troubleshooting)".into()),
+            _ => None,
+        }
+    }
+}
+
+/// A Qualys error document: SIMPLE_RETURN (v2) or GENERIC_RETURN (v1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDoc {
+    pub root: String,
+    pub code: Option<String>,
+    pub text: String,
+    pub items: Vec<(String, String)>,
+}
+
+impl ErrorDoc {
+    fn mentions(&self, needle: &str) -> bool {
+        let needle = needle.to_ascii_lowercase();
+        self.text.to_ascii_lowercase().contains(&needle)
+            || self
+                .items
+                .iter()
+                .any(|(_, v)| v.to_ascii_lowercase().contains(&needle))
+    }
+}
+
+impl std::fmt::Display for ErrorDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.root)?;
+        if let Some(code) = &self.code {
+            write!(f, " CODE {code}")?;
+        }
+        write!(f, ": {}", self.text)?;
+        for (_, value) in &self.items {
+            write!(f, " ({value})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The API limits as the last response stated them (qualys.md §3), shared by every
+/// download of the run so that concurrent calls never exceed the subscription's limit.
+#[derive(Debug)]
+pub struct Limits {
+    state: Mutex<LimitState>,
+    freed: Condvar,
+}
+
+#[derive(Debug, Clone)]
+struct LimitState {
+    concurrency: u32,
+    running: u32,
+    /// No call before this instant (ToWait-Sec with Remaining 0).
+    not_before: Option<Instant>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(2)
+    }
+}
+
+impl Limits {
+    /// `concurrency`: calls allowed at once until the headers say otherwise (a typical
+    /// subscription allows 2).
+    pub fn new(concurrency: u32) -> Limits {
+        Limits {
+            state: Mutex::new(LimitState {
+                concurrency: concurrency.max(1),
+                running: 0,
+                not_before: None,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// The concurrency limit as last known.
+    pub fn concurrency(&self) -> u32 {
+        self.state.lock().map_or(1, |s| s.concurrency)
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while state.running >= state.concurrency {
+            state = match self.freed.wait(state) {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        state.running += 1;
+        let wait = state
+            .not_before
+            .and_then(|t| t.checked_duration_since(Instant::now()));
+        drop(state);
+        if let Some(wait) = wait {
+            log::info!(
+                "Qualys API rate limit: waiting {:.0?} before the next call",
+                wait
+            );
+            std::thread::sleep(wait);
+        }
+        Permit { limits: self }
+    }
+
+    /// Reads the limit headers of a response.
+    fn observe(&self, response: &Response) {
+        let number = |name: &str| {
+            response
+                .header(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Some(limit) = number("X-Concurrency-Limit-Limit").filter(|&n| n > 0) {
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            if limit != state.concurrency {
+                log::debug!("Qualys API concurrency limit: {limit}");
+            }
+            state.concurrency = limit;
+        }
+        let remaining = number("X-RateLimit-Remaining");
+        let to_wait = number("X-RateLimit-ToWait-Sec").filter(|&s| s > 0);
+        if let Some(secs) = to_wait
+            && remaining.is_none_or(|r| r == 0)
+        {
+            state.not_before = Some(Instant::now() + Duration::from_secs(secs));
+        }
+        if let (Some(limit), Some(remaining)) = (number("X-RateLimit-Limit"), remaining) {
+            log::debug!("Qualys API calls left in this window: {remaining} of {limit}");
+        }
+        self.freed.notify_all();
+    }
+}
+
+struct Permit<'a> {
+    limits: &'a Limits,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.limits.state.lock() {
+            state.running = state.running.saturating_sub(1);
+        }
+        self.limits.freed.notify_all();
+    }
+}
+
+/// What a successful download produced.
+#[derive(Debug)]
+pub struct Downloaded {
+    pub bytes: u64,
+    pub report_id: Option<String>,
+    pub elapsed: Duration,
+}
+
+pub struct Qualys {
+    http: Client,
+    options: QualysOptions,
+    limits: Arc<Limits>,
+}
+
+impl std::fmt::Debug for Qualys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qualys")
+            .field("url", &self.options.url)
+            .field("user", &self.options.user)
+            .finish()
+    }
+}
+
+/// The most of an API answer (not the report) read into memory.
+const ANSWER_LIMIT: u64 = 4 * 1024 * 1024;
+
+impl Qualys {
+    pub fn new(http: Client, options: QualysOptions, limits: Arc<Limits>) -> Qualys {
+        Qualys {
+            http,
+            options,
+            limits,
+        }
+    }
+
+    /// Downloads the report of `template_id` into `out` (truncated first). The file is
+    /// complete when this returns Ok: the root element was closed.
+    pub fn download(
+        &self,
+        template_id: &str,
+        out: &mut File,
+        path: &Path,
+    ) -> Result<Downloaded, DownloadError> {
+        let started = Instant::now();
+        match self.options.api {
+            Api::V1 => {
+                let query = format!(
+                    "/msp/asset_data_report.php?template_id={}",
+                    form_encode(template_id)
+                );
+                let bytes =
+                    self.fetch_complete("asset_data_report.php", None, &query, None, out, path)?;
+                Ok(Downloaded {
+                    bytes,
+                    report_id: None,
+                    elapsed: started.elapsed(),
+                })
+            }
+            Api::V2 => {
+                let id = self.launch(template_id)?;
+                let result = self.wait_and_fetch(&id, out, path);
+                // Report storage is limited: delete it whatever happened (qualys.md §2).
+                if let Err(e) = self.delete(&id) {
+                    log::warn!("could not delete report {id} on Qualys: {e}");
+                }
+                let bytes = result?;
+                Ok(Downloaded {
+                    bytes,
+                    report_id: Some(id),
+                    elapsed: started.elapsed(),
+                })
+            }
+        }
+    }
+
+    fn report_path(&self) -> String {
+        format!("{}/fo/report/", self.options.api_path)
+    }
+
+    fn launch(&self, template_id: &str) -> Result<String, DownloadError> {
+        let title = format!("qualys-connector {template_id}");
+        let body = format!(
+            "action=launch&template_id={}&output_format=xml&report_title={}",
+            form_encode(template_id),
+            form_encode(&title)
+        );
+        let started = Instant::now();
+        let mut wait = self.options.poll_interval.max(Duration::from_secs(1));
+        loop {
+            let doc = self.call_xml("launch", &body)?;
+            if let Some(id) = doc.item("ID") {
+                log::info!("Qualys report {id} launched for template {template_id}");
+                return Ok(id.to_string());
+            }
+            if doc
+                .text
+                .to_ascii_lowercase()
+                .contains("max number of allowed reports")
+            {
+                if started.elapsed() + wait > self.options.deadline {
+                    return Err(DownloadError::Qualys {
+                        call: "launch",
+                        doc: doc.into_error(),
+                    });
+                }
+                log::info!(
+                    "Qualys is busy ({}); launching again in {wait:.0?}",
+                    doc.text
+                );
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(300));
+                continue;
+            }
+            return Err(match doc.code {
+                Some(_) => DownloadError::Qualys {
+                    call: "launch",
+                    doc: doc.into_error(),
+                },
+                None => DownloadError::Unexpected {
+                    call: "launch",
+                    message: format!("no report ID in the answer ({})", doc.text),
+                },
+            });
+        }
+    }
+
+    fn wait_and_fetch(&self, id: &str, out: &mut File, path: &Path) -> Result<u64, DownloadError> {
+        let started = Instant::now();
+        let mut wait = self.options.poll_interval;
+        let mut last_state = String::from("not listed yet");
+        loop {
+            let doc = self.call_xml("list", &format!("action=list&id={}", form_encode(id)))?;
+            if doc.root != "REPORT_LIST_OUTPUT" {
+                return Err(DownloadError::Unexpected {
+                    call: "list",
+                    message: format!("a {} document", doc.root),
+                });
+            }
+            if let Some(state) = doc.value("STATE") {
+                if state != last_state {
+                    let percent = doc
+                        .value("PERCENT")
+                        .map(|p| format!(" ({p}%)"))
+                        .unwrap_or_default();
+                    log::info!("Qualys report {id}: {state}{percent}");
+                    last_state = state.to_string();
+                }
+                match state {
+                    "Finished" => break,
+                    "Canceled" | "Errors" => {
+                        return Err(DownloadError::ReportFailed {
+                            id: id.to_string(),
+                            state: state.to_string(),
+                            detail: doc
+                                .value("MESSAGE")
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if started.elapsed() + wait > self.options.deadline {
+                return Err(DownloadError::Deadline {
+                    id: id.to_string(),
+                    secs: self.options.deadline.as_secs(),
+                    state: last_state,
+                });
+            }
+            std::thread::sleep(wait);
+            // Back off: reports take minutes to hours (qualys.md §2).
+            wait = (wait.mul_f64(1.5)).clamp(Duration::from_millis(10), Duration::from_secs(60));
+        }
+        let body = format!("action=fetch&id={}", form_encode(id));
+        let path_query = self.report_path();
+        self.fetch_complete(
+            "fetch",
+            Some(id),
+            &path_query,
+            Some(body.as_bytes()),
+            out,
+            path,
+        )
+    }
+
+    fn delete(&self, id: &str) -> Result<(), DownloadError> {
+        let doc = self.call_xml("delete", &format!("action=delete&id={}", form_encode(id)))?;
+        match doc.code {
+            Some(_) => Err(DownloadError::Qualys {
+                call: "delete",
+                doc: doc.into_error(),
+            }),
+            None => {
+                log::debug!("Qualys report {id} deleted");
+                Ok(())
+            }
+        }
+    }
+
+    /// One v2 call answered by a small XML document (launch, list, delete).
+    fn call_xml(&self, call: &'static str, body: &str) -> Result<Flat, DownloadError> {
+        let path = self.report_path();
+        let response = self.request(call, "POST", &path, Some(body.as_bytes()))?;
+        let text = response.text(ANSWER_LIMIT)?;
+        let doc =
+            Flat::parse(&text).map_err(|message| DownloadError::Unexpected { call, message })?;
+        if doc.root == "SIMPLE_RETURN" && doc.code.is_some() {
+            return Err(DownloadError::Qualys {
+                call,
+                doc: doc.into_error(),
+            });
+        }
+        Ok(doc)
+    }
+
+    /// Sends a request, retrying 409 (after ToWait-Sec), 5xx (jittered back-off) and
+    /// network trouble, bounded by `retries`. Returns a 2xx response whose body is unread.
+    fn request(
+        &self,
+        call: &'static str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, DownloadError> {
+        let mut headers = vec![
+            (
+                "Authorization",
+                http::basic_auth(&self.options.user, &self.options.password),
+            ),
+            ("X-Requested-With", "qualys-connector".to_string()),
+        ];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/x-www-form-urlencoded".into()));
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let permit = self.limits.acquire();
+            let result = self
+                .http
+                .send(&self.options.url, method, path, &headers, body);
+            let response = match result {
+                Ok(r) => r,
+                Err(e) if e.is_transient() && attempt <= self.options.retries => {
+                    drop(permit);
+                    let wait = backoff(attempt);
+                    log::warn!("Qualys {call}: {e}; trying again in {wait:.1?}");
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.limits.observe(&response);
+            drop(permit);
+            match response.status {
+                200..=299 => return Ok(response),
+                409 if attempt <= self.options.retries => {
+                    let to_wait = response
+                        .header("X-RateLimit-ToWait-Sec")
+                        .or_else(|| response.header("X-Concurrency-Limit-ToWait-Sec"))
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let text = response.text(ANSWER_LIMIT).unwrap_or_default();
+                    let doc = Flat::parse(&text).unwrap_or_default();
+                    let wait = to_wait
+                        .or_else(|| seconds_in(&doc.text))
+                        .map_or_else(|| backoff(attempt), Duration::from_secs);
+                    log::warn!(
+                        "Qualys {call}: HTTP 409{}: {}; trying again in {wait:.0?}",
+                        doc.code
+                            .as_deref()
+                            .map(|c| format!(" CODE {c}"))
+                            .unwrap_or_default(),
+                        doc.text
+                    );
+                    std::thread::sleep(wait);
+                }
+                500..=599 if attempt <= self.options.retries => {
+                    let wait = backoff(attempt);
+                    log::warn!(
+                        "Qualys {call}: HTTP {} {}; trying again in {wait:.1?}",
+                        response.status,
+                        response.reason
+                    );
+                    std::thread::sleep(wait);
+                }
+                status => {
+                    let text = response.text(ANSWER_LIMIT).unwrap_or_default();
+                    if let Ok(doc) = Flat::parse(&text)
+                        && doc.code.is_some()
+                    {
+                        return Err(DownloadError::Qualys {
+                            call,
+                            doc: doc.into_error(),
+                        });
+                    }
+                    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let snippet: String = snippet.chars().take(200).collect();
+                    return Err(DownloadError::Status {
+                        call,
+                        status,
+                        detail: if snippet.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {snippet}")
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Streams the report into `out`, checks it is complete, and fetches again when it
+    /// is not (qualys.md §4: a truncated download must never be half-applied).
+    fn fetch_complete(
+        &self,
+        call: &'static str,
+        id: Option<&str>,
+        path_query: &str,
+        body: Option<&[u8]>,
+        out: &mut File,
+        path: &Path,
+    ) -> Result<u64, DownloadError> {
+        let local = |source| DownloadError::Local {
+            path: path.to_path_buf(),
+            source,
+        };
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            out.set_len(0).map_err(local)?;
+            out.seek(SeekFrom::Start(0)).map_err(local)?;
+            let response = self.request(call, method, path_query, body)?;
+            let copied = {
+                let mut writer = BufWriter::with_capacity(256 * 1024, &mut *out);
+                let copied = response.copy_to(&mut writer);
+                writer.flush().map_err(local)?;
+                copied
+            };
+            let problem = match copied {
+                Ok(bytes) => match check_complete(out).map_err(local)? {
+                    Completeness::Complete => {
+                        log::info!("downloaded {bytes} bytes");
+                        return Ok(bytes);
+                    }
+                    Completeness::ErrorDocument(text) => {
+                        let doc = Flat::parse(&text).unwrap_or_default();
+                        // 7001: report not ready for fetch yet: retryable.
+                        if doc.code.as_deref() == Some("7001") && tries <= self.options.retries {
+                            std::thread::sleep(backoff(tries));
+                            continue;
+                        }
+                        return Err(DownloadError::Qualys {
+                            call,
+                            doc: doc.into_error(),
+                        });
+                    }
+                    Completeness::WebPage => {
+                        return Err(DownloadError::Unexpected {
+                            call,
+                            message: "a web page instead of a report".into(),
+                        });
+                    }
+                    Completeness::Truncated(reason) => reason,
+                },
+                Err(e) if matches!(e, HttpError::Io { ref host, .. } if host == "the local file") =>
+                {
+                    return Err(e.into());
+                }
+                Err(e) => e.to_string(),
+            };
+            let report = id.unwrap_or("(v1)");
+            if tries > self.options.retries {
+                return Err(DownloadError::Truncated {
+                    id: report.to_string(),
+                    tries,
+                    reason: problem,
+                });
+            }
+            log::warn!("download of report {report} incomplete ({problem}); fetching again");
+            std::thread::sleep(backoff(tries));
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s ... capped at 60 s, with up to 50% jitter so that several clients do
+/// not retry in step (qualys.md §3: "do not stack retries").
+fn backoff(attempt: u32) -> Duration {
+    let base =
+        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 500) / 1000.0)
+}
+
+/// "... please try again in 37 seconds" → 37.
+fn seconds_in(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.windows(2).find_map(|w| {
+        w[1].to_ascii_lowercase()
+            .starts_with("second")
+            .then(|| w[0].parse().ok())
+            .flatten()
+    })
+}
+
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+enum Completeness {
+    Complete,
+    Truncated(String),
+    ErrorDocument(String),
+    WebPage,
+}
+
+/// Looks at the file's root element and its end: an ASSET_DATA_REPORT must end with its
+/// closing tag (only comments and whitespace may follow).
+fn check_complete(file: &mut File) -> io::Result<Completeness> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(Completeness::Truncated("empty answer".into()));
+    }
+    let mut head = vec![0u8; 4096.min(len as usize)];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut head)?;
+    let head_text = String::from_utf8_lossy(&head);
+    let root = first_element(&head_text);
+    match root.as_deref() {
+        Some("SIMPLE_RETURN" | "GENERIC_RETURN") => {
+            let mut text = String::new();
+            file.seek(SeekFrom::Start(0))?;
+            file.take(ANSWER_LIMIT).read_to_string(&mut text)?;
+            return Ok(Completeness::ErrorDocument(text));
+        }
+        Some("html" | "HTML") => return Ok(Completeness::WebPage),
+        _ => {}
+    }
+    let tail_len = len.min(64 * 1024);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut text = String::from_utf8_lossy(&tail).into_owned();
+    // Strip trailing whitespace and comments.
+    loop {
+        let trimmed = text.trim_end();
+        if trimmed.ends_with("-->") {
+            match trimmed.rfind("<!--") {
+                Some(i) => text.truncate(i),
+                None => break,
+            }
+        } else {
+            text.truncate(trimmed.len());
+            break;
+        }
+    }
+    let Some(root) = root else {
+        return Ok(Completeness::Truncated(
+            "no XML element in the answer".into(),
+        ));
+    };
+    let closing = format!("</{root}>");
+    if text.ends_with(&closing) || (text.ends_with("/>") && len < 4096) {
+        Ok(Completeness::Complete)
+    } else {
+        Ok(Completeness::Truncated(format!(
+            "it does not end with {closing} ({len} bytes received)"
+        )))
+    }
+}
+
+/// The name of the first element in `text` (after declaration, comments, DOCTYPE).
+fn first_element(text: &str) -> Option<String> {
+    let mut reader = Reader::from_str(text);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) => return Some(e.name().as_ref().to_string()),
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A small API answer flattened to the values the client looks at.
+#[derive(Debug, Clone, Default)]
+struct Flat {
+    root: String,
+    code: Option<String>,
+    text: String,
+    /// ITEM_LIST KEY/VALUE pairs.
+    items: Vec<(String, String)>,
+    /// Every leaf element's text by element name, first occurrence.
+    values: Vec<(String, String)>,
+}
+
+impl Flat {
+    fn parse(text: &str) -> Result<Flat, String> {
+        let mut reader = Reader::from_str(text);
+        let mut flat = Flat::default();
+        let mut stack: Vec<String> = Vec::new();
+        let mut current = String::new();
+        let mut key: Option<String> = None;
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    let name = e.name().as_ref().to_string();
+                    if stack.is_empty() {
+                        flat.root = name.clone();
+                    }
+                    stack.push(name);
+                    current.clear();
+                }
+                Ok(Event::Empty(e)) => {
+                    if stack.is_empty() {
+                        flat.root = e.name().as_ref().to_string();
+                    }
+                }
+                Ok(Event::Text(t)) => current.push_str(&t),
+                Ok(Event::CData(t)) => current.push_str(&t),
+                Ok(Event::GeneralRef(r)) => {
+                    let name: &str = &r;
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) => current.push(c),
+                        _ => current.push_str(match name {
+                            "lt" => "<",
+                            "gt" => ">",
+                            "amp" => "&",
+                            "quot" => "\"",
+                            "apos" => "'",
+                            _ => "",
+                        }),
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    let Some(name) = stack.pop() else { break };
+                    let value = current.split_whitespace().collect::<Vec<_>>().join(" ");
+                    match name.as_str() {
+                        "CODE" if flat.code.is_none() => flat.code = Some(value.clone()),
+                        "TEXT" if flat.text.is_empty() => flat.text = value.clone(),
+                        "KEY" => key = Some(value.clone()),
+                        "VALUE" => flat
+                            .items
+                            .push((key.take().unwrap_or_default(), value.clone())),
+                        _ => {}
+                    }
+                    if name == "RETURN" && flat.root == "GENERIC_RETURN" {
+                        flat.text = value.clone();
+                    }
+                    if !value.is_empty() && !flat.values.iter().any(|(k, _)| *k == name) {
+                        flat.values.push((name, value));
+                    }
+                    current.clear();
+                }
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => return Err(format!("not XML: {e}")),
+            }
+        }
+        if flat.root.is_empty() {
+            let snippet: String = text.chars().take(80).collect();
+            return Err(format!("not XML: {snippet:?}"));
+        }
+        if flat.root == "GENERIC_RETURN" {
+            // v1 errors: <RETURN status="FAILED" number="2003">text</RETURN>
+            if let Some(number) = attribute_value(text, "RETURN", "number") {
+                flat.code = Some(number);
+            }
+        }
+        if flat.root == "html" || flat.root == "HTML" {
+            return Err("a web page instead of an API answer".into());
+        }
+        Ok(flat)
+    }
+
+    fn item(&self, key: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn into_error(self) -> ErrorDoc {
+        ErrorDoc {
+            root: self.root,
+            code: self.code,
+            text: self.text,
+            items: self.items,
+        }
+    }
+}
+
+fn attribute_value(text: &str, element: &str, attribute: &str) -> Option<String> {
+    let mut reader = Reader::from_str(text);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.name().as_ref() == element => {
+                return e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.as_ref() == attribute)
+                    .map(|a| a.value.into_owned());
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_flattened() {
+        let launched = "<?xml version=\"1.0\"?><SIMPLE_RETURN><RESPONSE><DATETIME>x</DATETIME><TEXT>New report launched</TEXT><ITEM_LIST><ITEM><KEY>ID</KEY><VALUE>4242</VALUE></ITEM></ITEM_LIST></RESPONSE></SIMPLE_RETURN>";
+        let f = Flat::parse(launched).unwrap();
+        assert_eq!(
+            (f.root.as_str(), f.code.as_deref(), f.item("ID")),
+            ("SIMPLE_RETURN", None, Some("4242"))
+        );
+
+        let listed = "<REPORT_LIST_OUTPUT><RESPONSE><REPORT_LIST><REPORT><ID>4242</ID><STATUS><STATE>Running</STATE><PERCENT>40</PERCENT></STATUS></REPORT></REPORT_LIST></RESPONSE></REPORT_LIST_OUTPUT>";
+        let f = Flat::parse(listed).unwrap();
+        assert_eq!(
+            (f.value("STATE"), f.value("PERCENT")),
+            (Some("Running"), Some("40"))
+        );
+
+        let bad_login = "<SIMPLE_RETURN>\n <RESPONSE>\n <CODE>2010</CODE>\n <TEXT>Bad Login/Password</TEXT>\n </RESPONSE>\n</SIMPLE_RETURN>";
+        let e = Flat::parse(bad_login).unwrap().into_error();
+        assert_eq!(e.to_string(), "SIMPLE_RETURN CODE 2010: Bad Login/Password");
+
+        let v1 = "<GENERIC_RETURN><API name=\"asset_data_report.php\"/><RETURN status=\"FAILED\" number=\"2003\">Registration failed</RETURN></GENERIC_RETURN>";
+        let e = Flat::parse(v1).unwrap().into_error();
+        assert_eq!(
+            e.to_string(),
+            "GENERIC_RETURN CODE 2003: Registration failed"
+        );
+
+        assert!(
+            Flat::parse("<html><body>Login</body></html>")
+                .unwrap_err()
+                .contains("web page")
+        );
+        assert!(Flat::parse("{\"json\": 1}").is_err());
+    }
+
+    #[test]
+    fn hints_by_code() {
+        let doc = |code: &str, item: &str| DownloadError::Qualys {
+            call: "launch",
+            doc: ErrorDoc {
+                root: "SIMPLE_RETURN".into(),
+                code: Some(code.into()),
+                text: "Internal error".into(),
+                items: vec![("Incident Signature".into(), item.into())],
+            },
+        };
+        let cases = [
+            (doc("2010", ""), Some("single quotes")),
+            (
+                doc("999", "Tried to launch invalid report."),
+                Some("check template_id"),
+            ),
+            (doc("999", "other"), None),
+            (doc("2001", ""), Some("expired")),
+            (doc("2007", ""), Some("secure IP list")),
+            (doc("1905", ""), Some("parameter")),
+            (
+                DownloadError::Status {
+                    call: "launch",
+                    status: 401,
+                    detail: String::new(),
+                },
+                Some("refused the credentials"),
+            ),
+        ];
+        for (error, want) in cases {
+            match (error.hint(), want) {
+                (Some(h), Some(w)) => assert!(h.contains(w), "{error}: {h}"),
+                (None, None) => {}
+                (got, want) => panic!("{error}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(form_encode("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
+        assert_eq!(seconds_in("Please try again in 37 seconds."), Some(37));
+        assert_eq!(seconds_in("no number here"), None);
+        for attempt in 1..10 {
+            let b = backoff(attempt);
+            assert!(
+                b >= Duration::from_secs(1) && b <= Duration::from_secs(90),
+                "{b:?}"
+            );
+        }
+    }
+
+    fn file_with(content: &str) -> (tempfile::NamedTempFile, File) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        let handle = f.reopen().unwrap();
+        (f, handle)
+    }
+
+    #[test]
+    fn completeness() {
+        let cases = [
+            (
+                "<?xml version=\"1.0\"?><!DOCTYPE ASSET_DATA_REPORT SYSTEM \"x\"><ASSET_DATA_REPORT><HOST_LIST/></ASSET_DATA_REPORT>\n<!-- c -->\n ",
+                "complete",
+            ),
+            ("<ASSET_DATA_REPORT><HOST_LIST><HOST>", "truncated"),
+            ("<!-- keep-alive --><ASSET_DATA_REPORT>", "truncated"),
+            (
+                "<SIMPLE_RETURN><RESPONSE><CODE>7001</CODE></RESPONSE></SIMPLE_RETURN>",
+                "error",
+            ),
+            ("<html><body>proxy</body></html>", "web"),
+            ("", "truncated"),
+            ("<!-- keep-alive -->", "truncated"),
+        ];
+        for (content, want) in cases {
+            let (_keep, mut f) = file_with(content);
+            let got = match check_complete(&mut f).unwrap() {
+                Completeness::Complete => "complete",
+                Completeness::Truncated(_) => "truncated",
+                Completeness::ErrorDocument(_) => "error",
+                Completeness::WebPage => "web",
+            };
+            assert_eq!(got, want, "{content:?}");
+        }
+    }
+
+    #[test]
+    fn limits_bound_concurrency() {
+        let limits = Arc::new(Limits::new(2));
+        let peak = Arc::new(Mutex::new((0u32, 0u32)));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let limits = Arc::clone(&limits);
+                let peak = Arc::clone(&peak);
+                std::thread::spawn(move || {
+                    let _permit = limits.acquire();
+                    {
+                        let mut p = peak.lock().unwrap();
+                        p.0 += 1;
+                        p.1 = p.1.max(p.0);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                    peak.lock().unwrap().0 -= 1;
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(peak.lock().unwrap().1, 2);
+    }
+}

@@ -1,0 +1,879 @@
+//! A small synchronous HTTP/1.1 client for the Qualys API (qualys.md §1, §4): HTTPS with
+//! rustls, an optional HTTP or HTTPS proxy reached with CONNECT (Basic proxy auth), and a
+//! response body that streams with an idle-read timeout.
+//!
+//! Qualys trickles keep-alive comments while a report is produced and reports run to
+//! hundreds of MB, so the body is never held in memory and the only timeout while reading
+//! it is "no byte for N seconds" (qualys.md §4). One request per connection
+//! (`Connection: close`): the API is called a handful of times per run.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// An absolute `http(s)://host[:port][/path]` URL, as the configuration holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// The path prefix without a trailing slash ("" for none).
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Url, String> {
+        let (scheme, rest) = if let Some(rest) = strip_prefix_ci(text, "https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = strip_prefix_ci(text, "http://") {
+            (Scheme::Http, rest)
+        } else {
+            return Err(format!("{text:?} is not an http:// or https:// URL"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err("credentials in URLs are not accepted".into());
+        }
+        let default_port = match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let end = v6
+                .find(']')
+                .ok_or_else(|| format!("{text:?}: unclosed '['"))?;
+            let port = match &v6[end + 1..] {
+                "" => default_port,
+                p => parse_port(p.strip_prefix(':').unwrap_or(p), text)?,
+            };
+            (v6[..end].to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), parse_port(p, text)?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{text:?} has no host"));
+        }
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// `host:port`, bracketing IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}{}", self.authority(), self.path)
+    }
+}
+
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+fn parse_port(p: &str, text: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("{text:?}: port {p:?} is not a number from 0 to 65535"))
+}
+
+/// The proxy to go through (guide Table ii-4).
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub url: Url,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub tls: Arc<ClientConfig>,
+    pub proxy: Option<Proxy>,
+    pub connect_timeout: Duration,
+    /// No byte for this long while waiting for or reading a response is an error.
+    pub idle_timeout: Duration,
+}
+
+/// What goes wrong talking HTTP, with what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot resolve {host}: {source}; check the host name and this host's DNS")]
+    Resolve {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot connect to {target}: {reason}; {hint}")]
+    Connect {
+        target: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("TLS with {host} failed: {message}")]
+    Tls { host: String, message: String },
+    #[error("the proxy {proxy} refused the tunnel to {target}: {status}{hint}")]
+    Proxy {
+        proxy: String,
+        target: String,
+        status: String,
+        hint: &'static str,
+    },
+    #[error("no data from {host} for {secs} s (idle timeout)")]
+    Idle { host: String, secs: u64 },
+    #[error("connection to {host} failed: {source}")]
+    Io {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{host} sent an invalid HTTP response: {message}")]
+    Protocol { host: String, message: String },
+}
+
+impl HttpError {
+    /// Whether trying again later may help (network trouble rather than configuration).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            HttpError::Connect { .. } | HttpError::Idle { .. } | HttpError::Io { .. }
+        )
+    }
+}
+
+/// A response whose body has not been read yet.
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    body: Body,
+    host: String,
+    idle_secs: u64,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl Response {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes (API answers other than
+    /// the report are small).
+    pub fn text(mut self, limit: u64) -> Result<String, HttpError> {
+        let mut bytes = Vec::new();
+        let host = self.host.clone();
+        let idle = self.idle_secs;
+        (&mut self)
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| read_error(&host, idle, e))?;
+        if bytes.len() as u64 > limit {
+            return Err(HttpError::Protocol {
+                host,
+                message: format!("the answer is larger than {limit} bytes"),
+            });
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Streams the body into `out`; returns the bytes copied.
+    pub fn copy_to(mut self, out: &mut impl Write) -> Result<u64, HttpError> {
+        let host = self.host.clone();
+        let idle = self.idle_secs;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match self.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(&host, idle, e)),
+            };
+            out.write_all(&buf[..n]).map_err(|source| HttpError::Io {
+                host: "the local file".into(),
+                source,
+            })?;
+            total += n as u64;
+        }
+    }
+}
+
+impl Read for Response {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.body.read(out)
+    }
+}
+
+fn read_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Idle {
+            host: host.to_string(),
+            secs: idle_secs,
+        },
+        _ => HttpError::Io {
+            host: host.to_string(),
+            source: e,
+        },
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+type Conn = BufReader<Box<dyn Stream>>;
+
+enum Body {
+    Length {
+        conn: Conn,
+        remaining: u64,
+    },
+    Chunked {
+        conn: Conn,
+        remaining: u64,
+        done: bool,
+    },
+    UntilClose(Conn),
+    Empty,
+}
+
+impl Read for Body {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Body::Empty => Ok(0),
+            Body::UntilClose(conn) => match conn.read(out) {
+                // A TLS peer that closes without close_notify still ends the body here;
+                // completeness of the document is checked afterwards.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Body::Length { conn, remaining } => {
+                if *remaining == 0 {
+                    return Ok(0);
+                }
+                let want = out
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let n = conn.read(&mut out[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the connection closed with {remaining} bytes of the body missing"),
+                    ));
+                }
+                *remaining -= n as u64;
+                Ok(n)
+            }
+            Body::Chunked {
+                conn,
+                remaining,
+                done,
+            } => {
+                if *done {
+                    return Ok(0);
+                }
+                if *remaining == 0 {
+                    let size = read_chunk_size(conn)?;
+                    if size == 0 {
+                        // Trailers, then the final empty line.
+                        loop {
+                            let line = read_line(conn)?;
+                            if line.is_empty() {
+                                break;
+                            }
+                        }
+                        *done = true;
+                        return Ok(0);
+                    }
+                    *remaining = size;
+                }
+                let want = out
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let n = conn.read(&mut out[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed inside a chunk",
+                    ));
+                }
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    let end = read_line(conn)?;
+                    if !end.is_empty() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "a chunk is not followed by CRLF",
+                        ));
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// Reads one CRLF-terminated line (without it), at most 8 KiB.
+fn read_line(conn: &mut Conn) -> io::Result<String> {
+    let mut line = Vec::new();
+    let n = conn.by_ref().take(8192).read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection closed in the middle of the response",
+        ));
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a line is too long",
+        ));
+    }
+    line.pop();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+fn read_chunk_size(conn: &mut Conn) -> io::Result<u64> {
+    let line = read_line(conn)?;
+    let hex = line.split(';').next().unwrap_or("").trim();
+    u64::from_str_radix(hex, 16).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad chunk size {hex:?}"),
+        )
+    })
+}
+
+const REACH_HINT: &str = "check that this host can reach port 443 of the Qualys API host (firewall, proxy, routing) and the url in the YAML file";
+
+impl Client {
+    /// Sends one request and reads the response head. `path` is the path and query,
+    /// appended to the URL's path prefix.
+    pub fn send(
+        &self,
+        base: &Url,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, HttpError> {
+        let mut conn = BufReader::with_capacity(64 * 1024, self.connect(base)?);
+        let target_path = format!("{}{}", base.path, path);
+        // Through a proxy without a tunnel (plain http target), the request names the
+        // whole URL and carries the proxy's credentials.
+        let direct_proxy = self.proxy.as_ref().filter(|_| base.scheme == Scheme::Http);
+        let request_target = match direct_proxy {
+            Some(_) => format!("http://{}{}", base.authority(), target_path),
+            None => target_path,
+        };
+        let mut head = format!(
+            "{method} {request_target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: qualys-connector/{}\r\n",
+            base.authority(),
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(proxy) = direct_proxy {
+            if let Some(auth) = proxy_authorization(proxy) {
+                head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+            }
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let io = |source| HttpError::Io {
+            host: base.host.clone(),
+            source,
+        };
+        let stream = conn.get_mut();
+        stream.write_all(head.as_bytes()).map_err(io)?;
+        if let Some(body) = body {
+            stream.write_all(body).map_err(io)?;
+        }
+        stream.flush().map_err(io)?;
+        let idle_secs = self.idle_timeout.as_secs();
+        let (status, reason, headers) =
+            read_head(&mut conn).map_err(|e| head_error(&base.host, idle_secs, e))?;
+        let body =
+            body_kind(method, status, &headers, conn).map_err(|message| HttpError::Protocol {
+                host: base.host.clone(),
+                message,
+            })?;
+        Ok(Response {
+            status,
+            reason,
+            headers,
+            body,
+            host: base.host.clone(),
+            idle_secs,
+        })
+    }
+
+    /// TCP (to the proxy or the server), the proxy's TLS and tunnel if any, then the
+    /// server's TLS for https.
+    fn connect(&self, base: &Url) -> Result<Box<dyn Stream>, HttpError> {
+        let first_hop = self.proxy.as_ref().map_or(base, |p| &p.url);
+        let tcp = self.tcp(first_hop)?;
+        let mut stream: Box<dyn Stream> = match first_hop.scheme {
+            Scheme::Https => Box::new(self.tls(tcp, first_hop)?),
+            Scheme::Http => Box::new(tcp),
+        };
+        if let Some(proxy) = &self.proxy {
+            if base.scheme == Scheme::Http {
+                return Ok(stream);
+            }
+            self.tunnel(&mut stream, proxy, base)?;
+        }
+        match base.scheme {
+            Scheme::Https => Ok(Box::new(self.tls(stream, base)?)),
+            Scheme::Http => Ok(stream),
+        }
+    }
+
+    fn tcp(&self, url: &Url) -> Result<TcpStream, HttpError> {
+        let addrs: Vec<_> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|source| HttpError::Resolve {
+                host: url.host.clone(),
+                source,
+            })?
+            .collect();
+        let is_proxy = self.proxy.as_ref().is_some_and(|p| &p.url == url);
+        let hint = if is_proxy {
+            format!("check the proxy setting ({url}) and that the proxy is running")
+        } else {
+            REACH_HINT.to_string()
+        };
+        let mut reason = String::from("no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(tcp) => {
+                    let io = |source| HttpError::Io {
+                        host: url.host.clone(),
+                        source,
+                    };
+                    tcp.set_read_timeout(Some(self.idle_timeout)).map_err(io)?;
+                    tcp.set_write_timeout(Some(self.idle_timeout)).map_err(io)?;
+                    tcp.set_nodelay(true).map_err(io)?;
+                    return Ok(tcp);
+                }
+                Err(e) => {
+                    reason = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => {
+                            format!("{addr} refused the connection")
+                        }
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+                            "{addr} did not answer within {} s",
+                            self.connect_timeout.as_secs()
+                        ),
+                        _ => format!("{addr}: {e}"),
+                    };
+                }
+            }
+        }
+        Err(HttpError::Connect {
+            target: url.authority(),
+            reason,
+            hint,
+        })
+    }
+
+    fn tls<S: Read + Write + Send + 'static>(
+        &self,
+        stream: S,
+        url: &Url,
+    ) -> Result<StreamOwned<ClientConnection, S>, HttpError> {
+        let tls_error = |message: String| HttpError::Tls {
+            host: url.host.clone(),
+            message,
+        };
+        let name = ServerName::try_from(url.host.clone())
+            .map_err(|e| tls_error(format!("{:?} is not a valid server name: {e}", url.host)))?;
+        let conn = ClientConnection::new(Arc::clone(&self.tls), name)
+            .map_err(|e| tls_error(e.to_string()))?;
+        let mut tls = StreamOwned::new(conn, stream);
+        while tls.conn.is_handshaking() {
+            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                let message = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(rustls::Error::InvalidCertificate(c)) => format!(
+                        "the certificate of {} is not trusted ({c:?}); if a proxy inspects TLS, add its CA with ca_bundle",
+                        url.host
+                    ),
+                    Some(other) => other.to_string(),
+                    None => e.to_string(),
+                };
+                return Err(tls_error(message));
+            }
+        }
+        Ok(tls)
+    }
+
+    /// CONNECT through the proxy (qualys.md §4).
+    fn tunnel(
+        &self,
+        stream: &mut Box<dyn Stream>,
+        proxy: &Proxy,
+        base: &Url,
+    ) -> Result<(), HttpError> {
+        let target = base.authority();
+        let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some(auth) = proxy_authorization(proxy) {
+            head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        }
+        head.push_str("\r\n");
+        let io = |source| HttpError::Io {
+            host: proxy.url.host.clone(),
+            source,
+        };
+        stream.write_all(head.as_bytes()).map_err(io)?;
+        stream.flush().map_err(io)?;
+        // Read the proxy's answer byte by byte: what follows it belongs to the tunnel.
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            if raw.len() > 16 * 1024 {
+                return Err(HttpError::Protocol {
+                    host: proxy.url.host.clone(),
+                    message: "the proxy's answer to CONNECT is too long".into(),
+                });
+            }
+            match stream.read(&mut byte) {
+                Ok(0) => {
+                    return Err(HttpError::Proxy {
+                        proxy: proxy.url.to_string(),
+                        target,
+                        status: "it closed the connection".into(),
+                        hint: "",
+                    });
+                }
+                Ok(_) => raw.push(byte[0]),
+                Err(e) => return Err(head_error(&proxy.url.host, self.idle_timeout.as_secs(), e)),
+            }
+        }
+        let status_line = String::from_utf8_lossy(&raw)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let code = status_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        if code.starts_with('2') {
+            return Ok(());
+        }
+        Err(HttpError::Proxy {
+            proxy: proxy.url.to_string(),
+            target,
+            status: status_line,
+            hint: match code.as_str() {
+                "407" => ": proxy authentication failed, check proxy_username and proxy_password",
+                "403" => ": the proxy does not allow this destination or port",
+                _ => "",
+            },
+        })
+    }
+}
+
+fn proxy_authorization(proxy: &Proxy) -> Option<String> {
+    let user = proxy.username.as_deref()?;
+    let password = proxy.password.as_ref().map_or("", Secret::expose);
+    Some(format!(
+        "Basic {}",
+        base64(format!("{user}:{password}").as_bytes())
+    ))
+}
+
+/// `Authorization: Basic` value for the raw `user:password` (qualys.md §1: never
+/// URL-encode the password first).
+pub fn basic_auth(user: &str, password: &Secret) -> String {
+    format!(
+        "Basic {}",
+        base64(format!("{user}:{}", password.expose()).as_bytes())
+    )
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+type Head = (u16, String, Vec<(String, String)>);
+
+/// Reads the status line and headers.
+fn read_head(conn: &mut Conn) -> io::Result<Head> {
+    loop {
+        let mut raw = Vec::new();
+        loop {
+            let n = conn.by_ref().take(8192).read_until(b'\n', &mut raw)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed before a response",
+                ));
+            }
+            if raw.ends_with(b"\r\n\r\n") || raw.ends_with(b"\n\n") {
+                break;
+            }
+            if raw.len() > 64 * 1024 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "response headers too long",
+                ));
+            }
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&raw) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "incomplete headers",
+                ));
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+        let status = response.code.unwrap_or(0);
+        // 1xx answers precede the real one.
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let reason = response.reason.unwrap_or("").to_string();
+        let headers = response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).trim().to_string(),
+                )
+            })
+            .collect();
+        return Ok((status, reason, headers));
+    }
+}
+
+fn head_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
+    match e.kind() {
+        io::ErrorKind::InvalidData => HttpError::Protocol {
+            host: host.to_string(),
+            message: e.to_string(),
+        },
+        _ => read_error(host, idle_secs, e),
+    }
+}
+
+fn body_kind(
+    method: &str,
+    status: u16,
+    headers: &[(String, String)],
+    conn: Conn,
+) -> Result<Body, String> {
+    if method == "HEAD" || status == 204 || status == 304 {
+        return Ok(Body::Empty);
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if get("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        return Ok(Body::Chunked {
+            conn,
+            remaining: 0,
+            done: false,
+        });
+    }
+    match get("Content-Length") {
+        Some(len) => len
+            .parse()
+            .map(|remaining| Body::Length { conn, remaining })
+            .map_err(|_| format!("bad Content-Length {len:?}")),
+        None => Ok(Body::UntilClose(conn)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = [
+            (
+                "https://qualysapi.qualys.com",
+                Scheme::Https,
+                "qualysapi.qualys.com",
+                443,
+                "",
+            ),
+            (
+                "https://qualysapi.qualys.com/",
+                Scheme::Https,
+                "qualysapi.qualys.com",
+                443,
+                "",
+            ),
+            (
+                "HTTP://127.0.0.1:8080/base/",
+                Scheme::Http,
+                "127.0.0.1",
+                8080,
+                "/base",
+            ),
+            ("https://[::1]:4443", Scheme::Https, "::1", 4443, ""),
+            ("https://[::1]", Scheme::Https, "::1", 443, ""),
+        ];
+        for (text, scheme, host, port, path) in ok {
+            let u = Url::parse(text).unwrap();
+            assert_eq!(
+                (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
+                (scheme, host, port, path),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            Url::parse("https://[::1]:4443").unwrap().authority(),
+            "[::1]:4443"
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u:p@host",
+            "https://h:99999",
+            "https://[::1",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_and_basic_auth() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ];
+        for (input, want) in cases {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+        // The raw password, not URL-encoded: "+", "&" and "%" stay as they are.
+        assert_eq!(
+            basic_auth("dirk_g", &Secret::new("p+&%w'd")),
+            format!("Basic {}", base64(b"dirk_g:p+&%w'd"))
+        );
+    }
+
+    fn conn(bytes: &'static [u8]) -> Conn {
+        BufReader::new(Box::new(io::Cursor::new(bytes.to_vec())) as Box<dyn Stream>)
+    }
+
+    #[test]
+    fn response_heads_and_bodies() {
+        let mut c = conn(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 409 Conflict\r\nX-RateLimit-ToWait-Sec: 5\r\nContent-Length: 5\r\n\r\nhello");
+        let (status, reason, headers) = read_head(&mut c).unwrap();
+        assert_eq!((status, reason.as_str()), (409, "Conflict"));
+        assert_eq!(
+            headers[0],
+            ("X-RateLimit-ToWait-Sec".to_string(), "5".to_string())
+        );
+        let mut body = body_kind("GET", status, &headers, c).unwrap();
+        let mut text = String::new();
+        body.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello");
+
+        let mut c = conn(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n<A/>\r\n3;ext=1\r\nxyz\r\n0\r\nTrailer: x\r\n\r\n");
+        let (status, _, headers) = read_head(&mut c).unwrap();
+        let mut body = body_kind("GET", status, &headers, c).unwrap();
+        let mut text = String::new();
+        body.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "<A/>xyz");
+
+        let mut c = conn(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
+        let (status, _, headers) = read_head(&mut c).unwrap();
+        let mut body = body_kind("GET", status, &headers, c).unwrap();
+        let err = body.read_to_string(&mut String::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("5 bytes of the body missing"),
+            "{err}"
+        );
+
+        let mut c = conn(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        let (status, _, headers) = read_head(&mut c).unwrap();
+        let mut body = body_kind("GET", status, &headers, c).unwrap();
+        assert!(body.read_to_string(&mut String::new()).is_err());
+
+        assert!(read_head(&mut conn(b"garbage\r\n\r\n")).is_err());
+        assert!(read_head(&mut conn(b"")).is_err());
+    }
+}
