@@ -38,6 +38,8 @@ pub enum OptId {
     Level,
     Csvfile,
     Report,
+    MultiInfo,
+    SummaryJson,
     Help,
     Version,
 }
@@ -181,6 +183,24 @@ pub const OPTIONS: &[OptSpec] = &[
         help: "Read the Qualys report from this file instead of downloading it.",
     },
     OptSpec {
+        id: OptId::MultiInfo,
+        name: "multiinfo",
+        abbrev: None,
+        value: ValueKind::Text,
+        value_name: "<id,id,...>",
+        default: None,
+        help: "Process these report templates in turn (comma-separated IDs, no spaces) instead of template_id; with -csvfile each file name gets the template ID in front (424242_Output.csv).",
+    },
+    OptSpec {
+        id: OptId::SummaryJson,
+        name: "summary-json",
+        abbrev: None,
+        value: ValueKind::Text,
+        value_name: "<file>",
+        default: None,
+        help: "Write the run's summary (counts, outcomes, durations) to this file as JSON, for schedulers.",
+    },
+    OptSpec {
         id: OptId::Help,
         name: "help",
         abbrev: None,
@@ -253,6 +273,9 @@ pub struct Args {
     pub level: u8,
     pub csvfile: Option<PathBuf>,
     pub report: Option<PathBuf>,
+    /// `-multiinfo`: template IDs, validated (digits, no spaces, no duplicates).
+    pub multiinfo: Option<Vec<String>>,
+    pub summary_json: Option<PathBuf>,
     pub help: bool,
     pub version: bool,
     pub plugin: Plugin,
@@ -273,6 +296,8 @@ impl Default for Args {
             level: DEFAULT_LEVEL,
             csvfile: None,
             report: None,
+            multiinfo: None,
+            summary_json: None,
             help: false,
             version: false,
             plugin: Plugin::default(),
@@ -308,6 +333,10 @@ pub enum UsageError {
     UnknownPlugin { name: String },
     #[error("unexpected extra argument {argument:?}; only one plugin name may be given")]
     ExtraArgument { argument: String },
+    #[error(
+        "invalid -multiinfo {value:?}: {reason} (expected template IDs separated by commas, without spaces, e.g. 424242,535353)"
+    )]
+    BadTemplateList { value: String, reason: String },
 }
 
 /// Parses the arguments (without argv[0]).
@@ -511,10 +540,38 @@ fn apply(args: &mut Args, spec: &OptSpec, value: &str) -> Result<(), UsageError>
         OptId::Level => args.level = bounded(spec, value, LEVEL_RANGE, LEVEL_EXPECTED)?,
         OptId::Csvfile => args.csvfile = Some(PathBuf::from(value)),
         OptId::Report => args.report = Some(PathBuf::from(value)),
+        OptId::MultiInfo => args.multiinfo = Some(template_ids(value)?),
+        OptId::SummaryJson => args.summary_json = Some(PathBuf::from(value)),
         OptId::Help => args.help = true,
         OptId::Version => args.version = true,
     }
     Ok(())
+}
+
+/// The guide: "the template IDs are separated by commas, but the list of IDs must not
+/// contain any spaces".
+fn template_ids(value: &str) -> Result<Vec<String>, UsageError> {
+    let bad = |reason: String| UsageError::BadTemplateList {
+        value: value.to_owned(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(bad("no template ID".into()));
+    }
+    if value.contains(char::is_whitespace) {
+        return Err(bad("it contains a space".into()));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for id in value.split(',') {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(format!("{id:?} is not a template ID")));
+        }
+        if ids.iter().any(|seen| seen == id) {
+            return Err(bad(format!("{id} is listed twice")));
+        }
+        ids.push(id.to_owned());
+    }
+    Ok(ids)
 }
 
 fn bounded<T: TryFrom<i64>>(
@@ -622,6 +679,18 @@ mod tests {
     type ParseCase = (&'static [&'static str], fn(&mut Args));
 
     const PARSE_CASES: &[ParseCase] = &[
+        (&["-multiinfo", "424242,535353"], |a| {
+            a.multiinfo = Some(vec!["424242".into(), "535353".into()])
+        }),
+        (&["-multiinfo=424242"], |a| {
+            a.multiinfo = Some(vec!["424242".into()])
+        }),
+        (&["--summary-json=run.json"], |a| {
+            a.summary_json = Some(PathBuf::from("run.json"))
+        }),
+        (&["-su", "run.json"], |a| {
+            a.summary_json = Some(PathBuf::from("run.json"))
+        }),
         // Nothing given: every default.
         (&[], |_| {}),
         // Full names, one or two dashes, `=` or space.
@@ -730,7 +799,26 @@ mod tests {
             &["--P=1"],
             "option --P is ambiguous (port, plugininfo, pkcs12, password)",
         ),
-        (&["-s"], "option -s is ambiguous (server, syslog, stderr)"),
+        (
+            &["-s"],
+            "option -s is ambiguous (server, syslog, stderr, summary-json)",
+        ),
+        (
+            &["-multiinfo", "424242, 535353"],
+            "invalid -multiinfo \"424242, 535353\": it contains a space (expected template IDs separated by commas, without spaces, e.g. 424242,535353)",
+        ),
+        (
+            &["-multiinfo=424242,,1"],
+            "invalid -multiinfo \"424242,,1\": \"\" is not a template ID (expected template IDs separated by commas, without spaces, e.g. 424242,535353)",
+        ),
+        (
+            &["-m=1,abc"],
+            "invalid -multiinfo \"1,abc\": \"abc\" is not a template ID (expected template IDs separated by commas, without spaces, e.g. 424242,535353)",
+        ),
+        (
+            &["-multiinfo", "7,7"],
+            "invalid -multiinfo \"7,7\": 7 is listed twice (expected template IDs separated by commas, without spaces, e.g. 424242,535353)",
+        ),
         (&["-l", "x"], "option -l is ambiguous (logfile, level)"),
         (
             &["-bogus"],
@@ -952,6 +1040,8 @@ mod tests {
                 "level",
                 "csvfile",
                 "report",
+                "multiinfo",
+                "summary-json",
                 "help",
                 "version"
             ]

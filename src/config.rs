@@ -153,6 +153,26 @@ impl fmt::Display for SecretOrigin {
     }
 }
 
+/// Which keys a run needs (guide Table ii-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Require {
+    /// The report comes from a file: no Qualys key is needed.
+    Nothing,
+    /// Downloading needs `user_id` and `password`, and `template_id` unless the
+    /// templates are given on the command line (`-multiinfo`).
+    Download { template: bool },
+}
+
+impl From<bool> for Require {
+    fn from(download: bool) -> Require {
+        if download {
+            Require::Download { template: true }
+        } else {
+            Require::Nothing
+        }
+    }
+}
+
 /// The validated configuration. `Debug` is safe to log: secrets print `<redacted>`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -279,9 +299,10 @@ pub fn process_env(name: &str) -> Option<String> {
 /// needed when the report is read from a file). `env` looks up environment variables.
 pub fn load(
     path: &Path,
-    require_qualys: bool,
+    require_qualys: impl Into<Require>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, Vec<String>), ConfigError> {
+    let require_qualys = require_qualys.into();
     let metadata = fs::metadata(path).map_err(|e| file_error(path, &e))?;
     if metadata.is_dir() {
         return Err(bare_error(
@@ -302,10 +323,10 @@ pub fn load(
 pub fn parse_str(
     path: &Path,
     text: &str,
-    require_qualys: bool,
+    require_qualys: impl Into<Require>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, Vec<String>), ConfigError> {
-    let parsed = parse(path, text, require_qualys, env)?;
+    let parsed = parse(path, text, require_qualys.into(), env)?;
     Ok((parsed.config, parsed.warnings))
 }
 
@@ -1076,7 +1097,7 @@ impl Source<'_> {
 fn parse(
     path: &Path,
     text: &str,
-    require_qualys: bool,
+    require_qualys: Require,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Parsed, ConfigError> {
     // A BOM (Windows editors) is not part of the first key; yaml-rust2 would keep it.
@@ -1203,10 +1224,11 @@ fn parse(
         set.entry(def.name).or_insert(None);
     }
 
-    if require_qualys {
+    if let Require::Download { template } = require_qualys {
         let missing: Vec<&KeyDef> = KEYS
             .iter()
             .filter(|d| d.required && !set.contains_key(d.name))
+            .filter(|d| template || d.name != "template_id")
             .collect();
         if !missing.is_empty() {
             let noun = if missing.len() == 1 { "key" } else { "keys" };

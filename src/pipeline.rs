@@ -44,6 +44,8 @@ pub struct Summary {
     pub delivery: Delivery,
     pub parse_time: Duration,
     pub send_time: Duration,
+    /// When the report was downloaded.
+    pub download_time: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -144,6 +144,7 @@ impl CommandSink for CsvFile {
         };
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(&self.target).map_err(|e| err(e.error))?;
+        log::info!("commands written to {}", self.target.display());
         // Make the rename itself durable.
         if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty())
             && let Ok(d) = File::open(dir)

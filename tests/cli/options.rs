@@ -44,7 +44,10 @@ fn usage_errors_exit_2_with_the_reason() {
             &["-p=1"],
             "option -p is ambiguous (port, plugininfo, pkcs12, password)",
         ),
-        (&["-s"], "option -s is ambiguous (server, syslog, stderr)"),
+        (
+            &["-s"],
+            "option -s is ambiguous (server, syslog, stderr, summary-json)",
+        ),
         (&["-level=7"], "-level"),
         (&["-port=99999"], "-port"),
         (

@@ -1,0 +1,114 @@
+//! Getting a template's report from Qualys: the API client built from the configuration,
+//! and the download into a temporary file (kept for audit when `keep_report` says so).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::{Config, ReportApi};
+use crate::exit::Failure;
+use crate::logging;
+use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
+use crate::qualys::http::{Client as HttpClient, Proxy as HttpProxy, Scheme, Url};
+
+/// Builds the Qualys API client from the configuration (nothing is sent yet).
+pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Failure> {
+    let invalid =
+        |key: &str, e: String| Failure::Invalid(format!("{}: {key}: {e}", config.path.display()));
+    let url = Url::parse(&config.url).map_err(|e| invalid("url", e))?;
+    if url.scheme == Scheme::Http {
+        log::warn!(
+            "url {} is plain http: the Qualys credentials travel in clear text",
+            config.url
+        );
+    }
+    let proxy = match &config.proxy {
+        Some(p) => Some(HttpProxy {
+            url: Url::parse(&p.to_string()).map_err(|e| invalid("proxy", e))?,
+            username: config.proxy_username.clone(),
+            password: config.proxy_password.clone(),
+        }),
+        None => None,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in &config.ca_bundle {
+        roots
+            .add(cert.clone())
+            .map_err(|e| invalid("ca_bundle", e.to_string()))?;
+    }
+    if let Some(path) = &config.ca_bundle_path {
+        log::info!(
+            "trusting {} extra CA certificates from {}",
+            config.ca_bundle.len(),
+            path.display()
+        );
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Failure::Invalid(format!("TLS setup failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let http = HttpClient {
+        tls: Arc::new(tls),
+        proxy,
+        connect_timeout: config.fmc_connect_timeout,
+        idle_timeout: config.download_idle_timeout,
+    };
+    let options = QualysOptions {
+        url,
+        user: config.user_id.clone().unwrap_or_default(),
+        password: config.password.clone().unwrap_or_default(),
+        api: match config.report_api {
+            ReportApi::V2 => Api::V2,
+            ReportApi::V1 => Api::V1,
+        },
+        api_path: config.api_path.clone(),
+        poll_interval: config.poll_interval,
+        deadline: config.report_deadline,
+        retries: config.qualys_retries,
+    };
+    Ok(Qualys::new(http, options, limits))
+}
+
+/// Downloads the template's report into a temporary file, deleted when the returned
+/// path is dropped; keeps a copy when `keep_report` says so.
+pub fn download(
+    qualys: &Qualys,
+    template_id: &str,
+    config: &Config,
+) -> Result<tempfile::TempPath, Failure> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix("qualys-report-")
+        .suffix(".xml")
+        .tempfile()
+        .map_err(|e| {
+            Failure::Spill(format!(
+                "cannot create a temporary file for the report in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+    let path = tmp.path().to_path_buf();
+    log::info!(
+        "downloading the report of template {template_id} from {}",
+        config.url
+    );
+    let downloaded = qualys
+        .download(template_id, tmp.as_file_mut(), &path)
+        .map_err(|e| Failure::Download(Box::new(e)))?;
+    log::info!(
+        "report downloaded: {} bytes in {:.1?}",
+        downloaded.bytes,
+        downloaded.elapsed
+    );
+    if let Some(dir) = &config.keep_report {
+        let stamp = logging::utc_timestamp(SystemTime::now()).replace(':', "");
+        let kept = dir.join(format!("{template_id}-{stamp}.xml"));
+        std::fs::copy(&path, &kept).map_err(|e| {
+            Failure::Spill(format!("cannot keep the report as {}: {e}", kept.display()))
+        })?;
+        log::info!("report kept as {}", kept.display());
+    }
+    Ok(tmp.into_temp_path())
+}

@@ -1,0 +1,121 @@
+//! One invocation from start to finish: command line → logging → the plugin's work →
+//! summary → exit code. Each plugin validates everything before any work starts.
+
+mod csv_plugin;
+mod download;
+mod fmc;
+mod qualysguard;
+mod summary;
+
+use std::ffi::OsString;
+use std::time::{Duration, SystemTime};
+
+use crate::cli::{self, Plugin};
+use crate::exit::{Code, Failure};
+use crate::logging::{self, LogOptions};
+use crate::pipeline::Summary;
+
+/// What one report template's run came to (one line of the summary).
+#[derive(Debug)]
+pub struct Run {
+    /// The template ID, when known (`None` for `-report` without one, and for the csv
+    /// plugin).
+    pub template: Option<String>,
+    /// What was done, also when the run failed part-way (delivery counts, for example).
+    pub summary: Option<Summary>,
+    pub failure: Option<Failure>,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    fn timed(template: Option<String>, work: impl FnOnce() -> Done) -> Run {
+        let started = std::time::Instant::now();
+        let (summary, failure) = match work() {
+            Ok(summary) => (Some(summary), None),
+            Err((summary, failure)) => (summary, Some(failure)),
+        };
+        Run {
+            template,
+            summary,
+            failure,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// A template's result: its summary, or the failure with whatever summary there is.
+pub type Done = Result<Summary, (Option<Summary>, Failure)>;
+
+/// Runs the connector with `argv` (without the program name) and returns the exit code.
+pub fn main(argv: &[OsString]) -> i32 {
+    // The guide's "Checking the Version": no arguments print the version line first.
+    if argv.is_empty() {
+        println!("{}", cli::version_line());
+        print!("{}", cli::usage_summary());
+        return Code::Success.as_i32();
+    }
+    let args = match cli::parse(argv) {
+        Ok(args) => args,
+        Err(e) => {
+            let failure = Failure::from(e);
+            eprintln!("{}: {failure}", cli::PROGRAM);
+            if let Some(hint) = failure.hint() {
+                eprintln!("{}: {hint}", cli::PROGRAM);
+            }
+            return failure.code().as_i32();
+        }
+    };
+    if args.help {
+        print!("{}\n{}", cli::help_text(), crate::exit::help_table());
+        return Code::Success.as_i32();
+    }
+    if args.version {
+        println!("{}", cli::version_line());
+        return Code::Success.as_i32();
+    }
+
+    let log_options = LogOptions {
+        level: args.level,
+        stderr: args.stderr,
+        logfile: args.logfile.clone(),
+        syslog: args.syslog,
+    };
+    if let Err(e) = logging::init(&log_options) {
+        let failure = Failure::from(e);
+        eprintln!("{}: {failure}", cli::PROGRAM);
+        return failure.code().as_i32();
+    }
+
+    let started = SystemTime::now();
+    log::info!("{} starting", cli::version_line());
+    let outcome = match args.plugin {
+        Plugin::QualysGuard => qualysguard::run(&args),
+        Plugin::Csv => Ok(vec![Run::timed(None, || {
+            csv_plugin::send_command_file(&args)
+        })]),
+    };
+    let code = match &outcome {
+        Ok(runs) => runs
+            .iter()
+            .find_map(|r| r.failure.as_ref().map(Failure::code))
+            .unwrap_or(Code::Success),
+        Err(failure) => failure.code(),
+    };
+    summary::log(&outcome, &log_options);
+    let code = match &args.summary_json {
+        Some(path) => match summary::write_json(path, &outcome, started, code) {
+            Ok(()) => code,
+            Err(e) => {
+                log::error!("{e}");
+                if code == Code::Success {
+                    Code::Output
+                } else {
+                    code
+                }
+            }
+        },
+        None => code,
+    };
+    log::logger().flush();
+    code.as_i32()
+}

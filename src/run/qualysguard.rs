@@ -1,0 +1,269 @@
+//! The QualysGuard plugin: for each report template (the configured one, or each of
+//! `-multiinfo`), a report in (downloaded or `-report`), commands out (a file, or the
+//! FMC). One template's failure does not stop the others.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::download;
+use super::fmc::{self, FmcSettings, FmcTarget};
+use super::{Done, Run};
+use crate::cli::Args;
+use crate::config::{self, Config, Require, ScanMode, SecretOrigin};
+use crate::exit::{Failure, Location};
+use crate::hostinput::CommandSink;
+use crate::hostinput::commands::Commit;
+use crate::hostinput::csvfile::CsvFile;
+use crate::pipeline::{self, PipelineError, Settings, Summary};
+use crate::qualys::client::{Limits, Qualys};
+use crate::qualys::report;
+
+/// Where the commands go.
+#[derive(Debug, Clone)]
+enum Destination {
+    File(PathBuf),
+    Fmc(String, FmcTarget),
+}
+
+/// Runs every template; a failure before any template starts (options, configuration,
+/// certificate) is returned as the error.
+pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
+    if args.report.is_some() && args.multiinfo.is_some() {
+        return Err(Failure::Invalid(
+            "-report and -multiinfo do not go together: a report file is one template's report"
+                .into(),
+        ));
+    }
+    let config = load_config(args)?;
+    let settings = settings(&config);
+    log::info!(
+        "settings: source {}, {}, add_host {}, types {}, ip_ranges {}",
+        settings.source,
+        settings.commit.keyword(),
+        if settings.add_host { "y" } else { "n" },
+        settings
+            .include_types
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        settings.ip_ranges
+    );
+    // Everything is checked before the first byte goes over the network.
+    let destination = destination(args, &config)?;
+    let templates: Vec<Option<String>> = match (&args.multiinfo, &args.report) {
+        (Some(ids), _) => ids.iter().cloned().map(Some).collect(),
+        (None, Some(_)) => vec![None],
+        (None, None) => vec![config.template_id.clone()],
+    };
+    // One client, so the API limits are shared by every template (qualys.md §3).
+    let qualys = match args.report {
+        Some(_) => None,
+        None => Some(download::qualys_client(
+            &config,
+            Arc::new(Limits::default()),
+        )?),
+    };
+    let multi = args.multiinfo.is_some();
+    let mut runs = Vec::with_capacity(templates.len());
+    for template in templates {
+        if multi {
+            log::info!(
+                "template {}: starting",
+                template.as_deref().unwrap_or_default()
+            );
+        }
+        let run = Run::timed(template.clone(), || {
+            run_template(
+                args,
+                &config,
+                &settings,
+                &destination,
+                qualys.as_ref(),
+                template.as_deref(),
+                multi,
+            )
+        });
+        if let Some(failure) = &run.failure
+            && multi
+        {
+            // Said now, in order; the summary repeats each template's outcome.
+            log::error!(
+                "template {}: {failure}",
+                template.as_deref().unwrap_or_default()
+            );
+        }
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+fn run_template(
+    args: &Args,
+    config: &Config,
+    settings: &Settings,
+    destination: &Destination,
+    qualys: Option<&Qualys>,
+    template: Option<&str>,
+    multi: bool,
+) -> Done {
+    let early = |failure: Failure| (None, failure);
+    let sink: Box<dyn CommandSink> = match destination {
+        Destination::File(path) => {
+            let path = match (multi, template) {
+                // The guide: process_multiple.pl "prepends the template ID to the CSV
+                // file", keeping its directory.
+                (true, Some(id)) => prefixed(path, id),
+                _ => path.clone(),
+            };
+            Box::new(CsvFile::create(&path).map_err(|e| early(e.into()))?)
+        }
+        Destination::Fmc(_, target) => Box::new(target.sink()),
+    };
+    let (report_path, download_time, _temporary) = match (&args.report, qualys) {
+        (Some(path), _) => (path.clone(), None, None),
+        (None, Some(qualys)) => {
+            let started = Instant::now();
+            let template_id = template.unwrap_or_default();
+            let temporary = download::download(qualys, template_id, config).map_err(early)?;
+            (
+                temporary.to_path_buf(),
+                Some(started.elapsed()),
+                Some(temporary),
+            )
+        }
+        (None, None) => {
+            return Err(early(Failure::Invalid(
+                "no report to read: give -report=FILE or the Qualys credentials".into(),
+            )));
+        }
+    };
+    let mut summary = process_file(&report_path, settings, sink).map_err(early)?;
+    summary.download_time = download_time;
+    if let Destination::Fmc(server, _) = destination
+        && let Err(failure) = fmc::check_delivery(server, &summary.delivery)
+    {
+        return Err((Some(summary), failure));
+    }
+    Ok(summary)
+}
+
+/// `dir/Output.csv` → `dir/424242_Output.csv`.
+fn prefixed(path: &Path, template_id: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{template_id}_{name}"))
+}
+
+fn destination(args: &Args, config: &Config) -> Result<Destination, Failure> {
+    match (args.csvfile.as_deref(), args.server.as_deref()) {
+        (Some(file), server) => {
+            if server.is_some() {
+                // The guide: "If both -csvfile and -server options are specified, the
+                // -server option is ignored."
+                log::warn!(
+                    "-server is ignored because -csvfile is given: commands are written to the file only"
+                );
+            }
+            if file.as_os_str().is_empty() {
+                return Err(Failure::Invalid("-csvfile needs a file name".into()));
+            }
+            Ok(Destination::File(file.to_path_buf()))
+        }
+        (None, Some(server)) if !server.is_empty() => Ok(Destination::Fmc(
+            server.to_string(),
+            fmc::target(args, server, &FmcSettings::from(config))?,
+        )),
+        (None, Some(_)) => Err(Failure::Invalid("-server needs the FMC's address".into())),
+        (None, None) => Err(Failure::Invalid(
+            "nothing to do: give -server=<FMC address> to send, or -csvfile=FILE to write the commands to a file"
+                .into(),
+        )),
+    }
+}
+
+/// Parses a report file and hands the commands to the sink.
+fn process_file(
+    report_path: &Path,
+    settings: &Settings,
+    mut sink: Box<dyn CommandSink>,
+) -> Result<Summary, Failure> {
+    let input = File::open(report_path).map_err(|source| Failure::ReportOpen {
+        path: report_path.to_path_buf(),
+        source,
+    })?;
+    if input.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Failure::ReportOpen {
+            path: report_path.to_path_buf(),
+            source: io::Error::other("is a directory"),
+        });
+    }
+    log::info!("reading report {}", report_path.display());
+    let summary = match pipeline::run(
+        io::BufReader::with_capacity(256 * 1024, input),
+        settings,
+        sink.as_mut(),
+    ) {
+        Ok(summary) => summary,
+        Err(PipelineError::Report(error)) => return Err(report_failure(report_path, error)),
+        Err(PipelineError::Spill(e)) => return Err(Failure::Spill(e.to_string())),
+        Err(PipelineError::Sink(e)) => return Err(Failure::Sink(e)),
+    };
+    Ok(summary)
+}
+
+fn load_config(args: &Args) -> Result<Config, Failure> {
+    let require_qualys = match (&args.report, &args.multiinfo) {
+        (Some(_), _) => Require::Nothing,
+        (None, ids) => Require::Download {
+            template: ids.is_none(),
+        },
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let (config, warnings) = config::load(&args.plugininfo, require_qualys, &env)?;
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    for (what, origin) in [
+        ("Qualys password", config.password_origin),
+        ("proxy password", config.proxy_password_origin),
+    ] {
+        if let Some(SecretOrigin::Env(var)) = origin {
+            log::info!("{what} taken from the environment variable {var}");
+        }
+    }
+    log::debug!("configuration read from {}", args.plugininfo.display());
+    Ok(config)
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        source: config.source.clone(),
+        commit: match config.scan_mode {
+            ScanMode::Flush => Commit::Flush,
+            ScanMode::Update => Commit::Update,
+        },
+        add_host: config.add_host,
+        include_types: config.include_types.clone(),
+        description_length: config.description_length,
+        ip_ranges: config.ip_ranges.clone(),
+    }
+}
+
+/// Attaches the file name and, when the error points into the file, its line and column.
+fn report_failure(path: &Path, error: report::ReportError) -> Failure {
+    let location = error
+        .offset()
+        .and_then(|offset| File::open(path).ok().map(|f| (f, offset)))
+        .and_then(|(f, offset)| report::locate(f, offset).ok());
+    Failure::Report {
+        path: path.to_path_buf(),
+        location: Location(location),
+        error: Box::new(error),
+    }
+}
