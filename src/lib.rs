@@ -12,6 +12,7 @@ pub mod hostinput;
 pub mod logging;
 pub mod model;
 pub mod pipeline;
+pub mod progress;
 pub mod qualys;
 pub mod run;
 pub mod secret;

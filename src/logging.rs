@@ -151,6 +151,8 @@ impl Log for Logger {
             record.level(),
             &record.args().to_string(),
         );
+        // A progress line on the terminal goes out of the way first.
+        crate::progress::clear();
         // Logging must never take the job down: write errors are ignored.
         if self.stdout {
             let _ = io::stdout().lock().write_all(line.as_bytes());

@@ -14,6 +14,7 @@ use crate::filter::IpRanges;
 use crate::hostinput::commands::{self, Commit, Field, ResultTail};
 use crate::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
 use crate::model::{Finding, FindingType, Host, VulnDetails, VulnStatus};
+use crate::progress::{self, Stage};
 use crate::qualys::report::{self, ParseOptions, ReportError, ReportStats, ReportVisitor};
 use crate::spill::{SpillReader, SpillWriter};
 
@@ -88,6 +89,7 @@ pub fn run(
     log::info!("QualysGuard Report Processing Complete");
 
     let started = Instant::now();
+    progress::stage(Stage::Deliver, summary.hosts_in_range);
     let reader = spill.into_reader().map_err(PipelineError::Spill)?;
     send(reader, &glossary, settings, sink, &mut summary)?;
     summary.delivery = sink.finish()?;
@@ -119,6 +121,7 @@ impl ReportVisitor for Collector<'_> {
             return Ok(());
         }
         self.summary.hosts_in_range += 1;
+        progress::hosts(self.summary.hosts_in_range);
         self.kept.clear();
         for f in &host.findings {
             self.summary.findings_by_type[f.kind.index()] += 1;

@@ -120,6 +120,7 @@ impl CommandSink for CsvFile {
     fn host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
         self.write(block.bytes)?;
         self.delivery.hosts += 1;
+        crate::progress::add(1);
         self.delivery.findings += block.findings as u64;
         self.delivery.commands += block.commands as u64;
         Ok(())

@@ -429,10 +429,12 @@ fn confirm(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {
             Some((earlier, false)) => {
                 d.hosts += 1;
                 d.findings += earlier + findings;
+                crate::progress::add(1);
             }
             None => {
                 d.hosts += 1;
                 d.findings += findings;
+                crate::progress::add(1);
             }
         }
     }

@@ -593,6 +593,11 @@ impl Qualys {
             out.set_len(0).map_err(local)?;
             out.seek(SeekFrom::Start(0)).map_err(local)?;
             let response = self.request(call, method, path_query, body)?;
+            let length = response
+                .header("Content-Length")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            crate::progress::stage(crate::progress::Stage::Download, length);
             let copied = {
                 let mut writer = BufWriter::with_capacity(256 * 1024, &mut *out);
                 let copied = response.copy_to(&mut writer);

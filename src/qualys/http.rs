@@ -239,6 +239,7 @@ impl Response {
                 source,
             })?;
             total += n as u64;
+            crate::progress::set(total);
         }
     }
 }

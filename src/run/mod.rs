@@ -87,6 +87,7 @@ pub fn main(argv: &[OsString]) -> i32 {
     }
 
     let started = SystemTime::now();
+    crate::progress::init(true);
     log::info!("{} starting", cli::version_line());
     let outcome = match args.plugin {
         Plugin::QualysGuard => qualysguard::run(&args),
@@ -101,6 +102,7 @@ pub fn main(argv: &[OsString]) -> i32 {
             .unwrap_or(Code::Success),
         Err(failure) => failure.code(),
     };
+    crate::progress::finish();
     summary::log(&outcome, &log_options);
     let code = match &args.summary_json {
         Some(path) => match summary::write_json(path, &outcome, started, code) {

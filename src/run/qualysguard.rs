@@ -18,8 +18,20 @@ use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
 use crate::pipeline::{self, PipelineError, Settings, Summary};
+use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
 use crate::qualys::report;
+
+/// Counts bytes read for the progress line.
+struct Counted<R>(R);
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        progress::add(n as u64);
+        Ok(n)
+    }
+}
 
 /// Where the commands go.
 #[derive(Debug, Clone)]
@@ -204,8 +216,10 @@ fn process_file(
         });
     }
     log::info!("reading report {}", report_path.display());
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    progress::stage(Stage::Parse, size);
     let summary = match pipeline::run(
-        io::BufReader::with_capacity(256 * 1024, input),
+        io::BufReader::with_capacity(256 * 1024, Counted(input)),
         settings,
         sink.as_mut(),
     ) {

@@ -127,3 +127,40 @@ fn secrets_never_reach_any_output() {
         );
     }
 }
+
+/// Progress goes to a terminal only: under a pseudo-terminal (`script`) the status line
+/// shows; with stderr captured (as under cron) there is none.
+#[test]
+fn progress_only_on_a_terminal() {
+    let t = base("").args(&["-le=1"]);
+    let piped = t.run();
+    piped.assert_code(0);
+    assert!(
+        !piped.stderr.contains('\r'),
+        "no progress when piped: {:?}",
+        piped.stderr
+    );
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIP: /usr/bin/script not found, terminal progress not checked\n",
+        );
+        return;
+    }
+    let command = format!(
+        "{} -report={} -csvfile=Output.csv -le=1",
+        crate::harness::BIN,
+        example("report.xml").display()
+    );
+    let out = std::process::Command::new("/usr/bin/script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(t.path("."))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\r\x1b[Ksend     [##############################] 100% 4 of 4 hosts done"),
+        "{text:?}"
+    );
+}

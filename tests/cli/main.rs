@@ -14,3 +14,4 @@ mod logging;
 mod options;
 mod output;
 mod report;
+mod summary;
