@@ -164,10 +164,26 @@ impl Connection {
             }
         }
         let version = PROTOCOL_VERSION.to_be_bytes();
-        framing::write_frame(&mut stream, FrameType::Version, &version)
-            .map_err(|e| handshake_error(addr, &e, timeouts.connect))?;
+        // With TLS 1.3 the server judges the client certificate after the client's side
+        // of the handshake is done: a refusal shows up as an alert (or a closed socket)
+        // at the first exchange, and the alert says more than the socket error.
+        framing::write_frame(&mut stream, FrameType::Version, &version).map_err(|e| {
+            match pending_alert(&mut stream) {
+                Some(alert) => ConnectError::Tls {
+                    addr,
+                    message: tls::explain(&alert),
+                },
+                None => handshake_error(addr, &e, timeouts.connect),
+            }
+        })?;
         let frame = framing::read_frame(&mut stream).map_err(|e| match e {
-            FrameError::Io(io) => handshake_error(addr, &io, timeouts.connect),
+            FrameError::Io(io) => match pending_alert(&mut stream) {
+                Some(alert) => ConnectError::Tls {
+                    addr,
+                    message: tls::explain(&alert),
+                },
+                None => handshake_error(addr, &io, timeouts.connect),
+            },
             FrameError::Closed => ConnectError::Version {
                 addr,
                 message: "the server closed the connection after the version message".into(),
@@ -278,6 +294,21 @@ impl Connection {
     }
 }
 
+/// Reads what the server sent before it went away, to find its TLS alert.
+fn pending_alert(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> Option<rustls::Error> {
+    for _ in 0..4 {
+        match stream.conn.read_tls(&mut stream.sock) {
+            Ok(0) | Err(_) => return stream.conn.process_new_packets().err(),
+            Ok(_) => {
+                if let Err(e) = stream.conn.process_new_packets() {
+                    return Some(e);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// A block must at least hold a SetSource line and one command.
 const MIN_MAX_SIZE: u32 = 256;
 
@@ -333,7 +364,9 @@ fn handshake_error(addr: SocketAddr, e: &io::Error, timeout: Duration) -> Connec
             addr,
             secs: timeout.as_secs(),
         },
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => ConnectError::Tls {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe => ConnectError::Tls {
             addr,
             message: "the FMC closed the connection during the TLS handshake: it may not accept this client's certificate (check the Host Input Client registration)".into(),
         },

@@ -346,6 +346,12 @@ fn another_fmcs_ca_is_refused_in_both_directions() {
     stranger.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
     let (_t, out) = send(test, &fmc, &report, &[]);
     out.assert_code(5).assert_output_contains("TLS");
+    let text = out.output();
+    assert!(
+        text.contains("refused the client certificate")
+            || text.contains("may not accept this client's certificate"),
+        "{text}"
+    );
     assert!(fmc.stop().hosts.is_empty());
 }
 
