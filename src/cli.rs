@@ -228,17 +228,35 @@ pub enum Plugin {
     QualysGuard,
     /// Cisco's SDK plugin: validate and send an existing command file (-plugininfo).
     Csv,
+    /// Check the installation (configuration, certificate, Qualys, FMC) sending no data.
+    Check,
 }
 
 impl Plugin {
     /// Every plugin, in the order help lists them.
-    pub const ALL: &'static [Plugin] = &[Plugin::QualysGuard, Plugin::Csv];
+    pub const ALL: &'static [Plugin] = &[Plugin::QualysGuard, Plugin::Csv, Plugin::Check];
 
     /// The name users type (matched case-insensitively).
     pub fn name(self) -> &'static str {
         match self {
             Plugin::QualysGuard => "QualysGuard",
             Plugin::Csv => "csv",
+            Plugin::Check => "check",
+        }
+    }
+
+    /// One line for `--help`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Plugin::QualysGuard => {
+                "download (or read with -report) a Qualys report and send or write its commands"
+            }
+            Plugin::Csv => {
+                "validate a command file (-plugininfo=FILE) and send it to the FMC (-server)"
+            }
+            Plugin::Check => {
+                "check the configuration, certificate, Qualys login and FMC connection, sending no data"
+            }
         }
     }
 
@@ -404,7 +422,11 @@ pub fn help_text() -> String {
         Plugin::default()
     ));
     for plugin in Plugin::ALL {
-        out.push_str(&format!("  {plugin}\n"));
+        out.push_str(&format!(
+            "  {:<12} {}\n",
+            plugin.name(),
+            plugin.description()
+        ));
     }
     out
 }
@@ -873,15 +895,15 @@ mod tests {
         ),
         (
             &["Nessus"],
-            "unknown plugin \"Nessus\"; known plugins: QualysGuard, csv",
+            "unknown plugin \"Nessus\"; known plugins: QualysGuard, csv, check",
         ),
         (
             &["-"],
-            "unknown plugin \"-\"; known plugins: QualysGuard, csv",
+            "unknown plugin \"-\"; known plugins: QualysGuard, csv, check",
         ),
         (
             &["--", "-st"],
-            "unknown plugin \"-st\"; known plugins: QualysGuard, csv",
+            "unknown plugin \"-st\"; known plugins: QualysGuard, csv, check",
         ),
         (
             &["QualysGuard", "-st", "extra"],

@@ -128,6 +128,9 @@ pub enum Failure {
     Delivery(String),
     #[error("download from Qualys failed: {0}")]
     Download(Box<DownloadError>),
+    /// `check` found problems (each already printed with its fix).
+    #[error("{failed} checks failed")]
+    Check { failed: usize, code: Code },
     #[error("{0}")]
     Spill(String),
 }
@@ -159,6 +162,7 @@ impl Failure {
             Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
             Failure::Download(_) => Code::Download,
+            Failure::Check { code, .. } => *code,
         }
     }
 

@@ -335,6 +335,29 @@ impl Qualys {
         }
     }
 
+    /// Logs in and looks the template up in the account's report templates (one cheap
+    /// call, for `check`). `Ok(Some(title))` when it exists, `Ok(None)` when it does not.
+    pub fn find_template(&self, template_id: &str) -> Result<Option<String>, DownloadError> {
+        let response = self.request(
+            "report_template_list.php",
+            "GET",
+            "/msp/report_template_list.php",
+            None,
+        )?;
+        let text = response.text(ANSWER_LIMIT * 4)?;
+        let doc = Flat::parse(&text).map_err(|message| DownloadError::Unexpected {
+            call: "report_template_list.php",
+            message,
+        })?;
+        if doc.code.is_some() {
+            return Err(DownloadError::Qualys {
+                call: "report_template_list.php",
+                doc: doc.into_error(),
+            });
+        }
+        Ok(template_title(&text, template_id))
+    }
+
     fn report_path(&self) -> String {
         format!("{}/fo/report/", self.options.api_path)
     }
@@ -876,6 +899,44 @@ impl Flat {
     }
 }
 
+/// The TITLE of the REPORT_TEMPLATE whose ID is `id` in a template list.
+fn template_title(text: &str, id: &str) -> Option<String> {
+    let mut reader = Reader::from_str(text);
+    let (mut current_id, mut current_title) = (String::new(), String::new());
+    let mut field: Option<&'static str> = None;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => match e.name().as_ref() {
+                "REPORT_TEMPLATE" => {
+                    current_id.clear();
+                    current_title.clear();
+                }
+                "ID" => field = Some("id"),
+                "TITLE" => field = Some("title"),
+                _ => field = None,
+            },
+            Ok(Event::Text(t)) => match field {
+                Some("id") => current_id.push_str(t.trim()),
+                Some("title") => current_title.push_str(t.trim()),
+                _ => {}
+            },
+            Ok(Event::CData(t)) => {
+                if field == Some("title") {
+                    current_title.push_str(t.trim());
+                }
+            }
+            Ok(Event::End(e)) => {
+                if e.name().as_ref() == "REPORT_TEMPLATE" && current_id == id {
+                    return Some(current_title.clone());
+                }
+                field = None;
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
 fn attribute_value(text: &str, element: &str, attribute: &str) -> Option<String> {
     let mut reader = Reader::from_str(text);
     loop {
@@ -969,6 +1030,17 @@ mod tests {
                 (got, want) => panic!("{error}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn template_titles() {
+        let list = "<REPORT_TEMPLATE_LIST><REPORT_TEMPLATE><ID>1</ID><TITLE><![CDATA[One]]></TITLE></REPORT_TEMPLATE><REPORT_TEMPLATE><ID>424242</ID><TYPE>Auto</TYPE><TITLE><![CDATA[ Scan Report ]]></TITLE></REPORT_TEMPLATE></REPORT_TEMPLATE_LIST>";
+        assert_eq!(
+            template_title(list, "424242").as_deref(),
+            Some("Scan Report")
+        );
+        assert_eq!(template_title(list, "1").as_deref(), Some("One"));
+        assert_eq!(template_title(list, "7"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit::Failure;
-use crate::hostinput::client::{Endpoint, Timeouts};
+use crate::hostinput::client::{ConnectError, Connection, Endpoint, Timeouts};
 use crate::hostinput::fmc::{FmcOptions, FmcSink};
 use crate::hostinput::{Delivery, pkcs12, tls};
 use crate::logging;
@@ -47,12 +47,28 @@ impl From<&Config> for FmcSettings {
 #[derive(Debug, Clone)]
 pub struct FmcTarget {
     options: FmcOptions,
+    /// The PKCS#12 file and what its client certificate says.
+    pub pkcs12: PathBuf,
+    pub info: pkcs12::CertInfo,
 }
 
 impl FmcTarget {
     /// A new sink for one stream of commands.
     pub fn sink(&self) -> FmcSink {
         FmcSink::new(self.options.clone())
+    }
+
+    /// Opens one connection, completes TLS and the version / max-size exchange, and
+    /// closes it again (for `check`; no retries).
+    pub fn probe(&self) -> Result<(std::net::SocketAddr, u32), ConnectError> {
+        let connection = Connection::open(
+            &self.options.endpoint,
+            std::sync::Arc::clone(&self.options.tls),
+            self.options.timeouts,
+        )?;
+        let result = (connection.addr(), connection.max_size());
+        connection.close();
+        Ok(result)
     }
 }
 
@@ -110,6 +126,8 @@ pub fn target(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcTa
         settings.verify_server,
     )?;
     Ok(FmcTarget {
+        pkcs12: path.clone(),
+        info: identity.info.clone(),
         options: FmcOptions {
             endpoint: Endpoint {
                 host: server.to_string(),

@@ -1,6 +1,7 @@
 //! One invocation from start to finish: command line → logging → the plugin's work →
 //! summary → exit code. Each plugin validates everything before any work starts.
 
+mod check;
 mod csv_plugin;
 mod download;
 mod fmc;
@@ -94,6 +95,14 @@ pub fn main(argv: &[OsString]) -> i32 {
         Plugin::Csv => Ok(vec![Run::timed(None, || {
             csv_plugin::send_command_file(&args)
         })]),
+        Plugin::Check => {
+            let mut run = Run::timed(None, || {
+                check::run(&args).map_err(|failure| (None, failure))
+            });
+            // Nothing was sent: no "done" line.
+            run.summary = None;
+            Ok(vec![run])
+        }
     };
     let code = match &outcome {
         Ok(runs) => runs

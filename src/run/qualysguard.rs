@@ -231,7 +231,7 @@ fn process_file(
     Ok(summary)
 }
 
-fn load_config(args: &Args) -> Result<Config, Failure> {
+pub fn load_config(args: &Args) -> Result<Config, Failure> {
     let require_qualys = match (&args.report, &args.multiinfo) {
         (Some(_), _) => Require::Nothing,
         (None, ids) => Require::Download {

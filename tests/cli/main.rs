@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod check;
 mod config;
 mod docs;
 mod fixtures;

@@ -1,0 +1,94 @@
+//! `qualys-connector check`: a healthy setup passes every step; each broken piece is
+//! reported with its fix and a non-zero exit code; nothing is sent.
+
+use qualys_connector_sim::fmc::EnrollOptions;
+
+use crate::fmc::Fmc;
+use crate::harness::{Test, example};
+
+fn check_args(fmc_addr: std::net::SocketAddr) -> Vec<String> {
+    vec![
+        format!("-server={}", fmc_addr.ip()),
+        format!("-port={}", fmc_addr.port()),
+        format!("-report={}", example("report.xml").display()),
+        "check".into(),
+    ]
+}
+
+#[test]
+fn healthy_fmc_setup_passes() {
+    let mut fmc = Fmc::start(|_| {});
+    let test = Test::new().config("add_host: y\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&check_args(fmc.addr()));
+    let out = test.run();
+    out.assert_code(0)
+        .assert_output_contains("[ ok ] configuration InputPlugins/QualysGuard.yaml: valid")
+        .assert_output_contains(
+            "[ ok ] client certificate: ./CertFile.pkcs12 (subject CN=127.0.0.1",
+        )
+        .assert_output_contains("TLS and Host Input handshake done (maximum block 524288 bytes)")
+        .assert_output_contains("all checks passed");
+    let stats = fmc.server.as_ref().unwrap().stats();
+    assert_eq!(stats.sessions, 1, "one handshake");
+    assert_eq!(stats.blocks, 0, "no data sent");
+    assert!(fmc.stop().hosts.is_empty());
+}
+
+#[test]
+fn fmc_down_fails_with_the_fix() {
+    let mut fmc = Fmc::start(|_| {});
+    let test = Test::new().config("fmc_connect_timeout: 5\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let addr = fmc.addr();
+    fmc.stop();
+    test.args(&check_args(addr))
+        .run()
+        .assert_code(5)
+        .assert_output_contains("[FAIL] FMC 127.0.0.1: connection to")
+        .assert_output_contains("fix: check that the FMC is reachable on port 8307");
+}
+
+#[test]
+fn wrong_ca_fails() {
+    let mut fmc = Fmc::start(|_| {});
+    let stranger = Fmc::start(|_| {});
+    let test = Test::new().config("");
+    stranger.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    test.args(&check_args(fmc.addr()))
+        .run()
+        .assert_code(5)
+        .assert_output_contains("[FAIL] FMC")
+        .assert_output_contains("is not signed by the CA in the PKCS#12 file");
+    assert_eq!(fmc.server.as_ref().unwrap().stats().blocks, 0);
+    fmc.stop();
+}
+
+#[test]
+fn wrong_pkcs12_password_fails() {
+    let fmc = Fmc::start(|_| {});
+    let test = Test::new().config("");
+    let options = EnrollOptions {
+        password: Some("right-one".into()),
+        ..EnrollOptions::default()
+    };
+    fmc.enroll_into(&test, "CertFile.pkcs12", &options);
+    let mut args = check_args(fmc.addr());
+    args.push("-password=wrong-one".into());
+    let out = test.args(&args).run();
+    out.assert_code(2)
+        .assert_output_contains("[FAIL] client certificate")
+        .assert_output_contains("wrong password");
+    assert!(!out.output().contains("wrong-one"));
+}
+
+#[test]
+fn broken_configuration_fails_first() {
+    Test::new()
+        .config("add_host: perhaps\n")
+        .args(&["check"])
+        .run()
+        .assert_code(2)
+        .assert_output_contains("[FAIL] configuration InputPlugins/QualysGuard.yaml")
+        .assert_output_contains("add_host");
+}
