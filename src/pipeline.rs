@@ -15,6 +15,8 @@ use crate::hostinput::commands::{self, Commit, Field, ResultTail};
 use crate::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
 use crate::model::{Finding, FindingType, Host, VulnDetails, VulnStatus};
 use crate::progress::{self, Stage};
+use crate::qualys::lossy::LossyUtf8;
+use crate::qualys::readahead::Utf8Source;
 use crate::qualys::report::{self, ParseOptions, ReportError, ReportStats, ReportVisitor};
 use crate::spill::{SpillReader, SpillWriter};
 
@@ -65,6 +67,15 @@ pub fn run(
     settings: &Settings,
     sink: &mut dyn CommandSink,
 ) -> Result<Summary, PipelineError> {
+    run_source(LossyUtf8::new(input), settings, sink)
+}
+
+/// `run`, from a source that already delivers valid UTF-8 (the report reader thread).
+pub fn run_source(
+    input: impl Utf8Source,
+    settings: &Settings,
+    sink: &mut dyn CommandSink,
+) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let mut collector = Collector {
         settings,
@@ -76,7 +87,7 @@ pub fn run(
     let options = ParseOptions {
         description_length: settings.description_length,
     };
-    let stats = report::parse(input, options, &mut collector)?;
+    let stats = report::parse_source(input, options, &mut collector)?;
     let Collector {
         spill,
         glossary,

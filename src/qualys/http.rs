@@ -419,10 +419,8 @@ impl Client {
             base.authority(),
             env!("CARGO_PKG_VERSION")
         );
-        if let Some(proxy) = direct_proxy {
-            if let Some(auth) = proxy_authorization(proxy) {
-                head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
-            }
+        if let Some(auth) = direct_proxy.and_then(proxy_authorization) {
+            head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
         }
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));

@@ -4,4 +4,5 @@ pub mod client;
 pub mod html;
 pub mod http;
 pub mod lossy;
+pub mod readahead;
 pub mod report;

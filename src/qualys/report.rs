@@ -21,6 +21,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use super::html;
 use super::lossy::LossyUtf8;
+use super::readahead::Utf8Source;
 use crate::model::{Finding, FindingType, Host, Protocol, VulnDetails, VulnStatus};
 
 /// Receives the report's content as it streams past.
@@ -132,7 +133,17 @@ pub fn parse<R: Read>(
     options: ParseOptions,
     visitor: &mut dyn ReportVisitor,
 ) -> Result<ReportStats, ReportError> {
-    let mut reader = Reader::from_reader(LossyUtf8::new(input));
+    parse_source(LossyUtf8::new(input), options, visitor)
+}
+
+/// `parse`, from a source that already delivers valid UTF-8 (for example a `ReadAhead`
+/// that repairs it on another thread).
+pub fn parse_source<S: Utf8Source>(
+    input: S,
+    options: ParseOptions,
+    visitor: &mut dyn ReportVisitor,
+) -> Result<ReportStats, ReportError> {
+    let mut reader = Reader::from_reader(input);
     {
         // Text is not trimmed by the reader: that would also eat the spaces around entity
         // references ("AT &amp; T"). Each field trims or collapses its own text instead.

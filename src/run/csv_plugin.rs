@@ -14,10 +14,10 @@ use super::Done;
 
 /// The `csv` plugin (Cisco's SDK): validates a command file, then sends it.
 pub fn send_command_file(args: &Args) -> Done {
-    let (server, summary) = send(args).map_err(|failure| (None, failure))?;
+    let (server, summary) = send(args).map_err(|failure| Box::new((None, failure)))?;
     match fmc::check_delivery(&server, &summary.delivery) {
         Ok(()) => Ok(summary),
-        Err(failure) => Err((Some(summary), failure)),
+        Err(failure) => Err(Box::new((Some(summary), failure))),
     }
 }
 

@@ -33,7 +33,10 @@ impl Run {
         let started = std::time::Instant::now();
         let (summary, failure) = match work() {
             Ok(summary) => (Some(summary), None),
-            Err((summary, failure)) => (summary, Some(failure)),
+            Err(unfinished) => {
+                let (summary, failure) = *unfinished;
+                (summary, Some(failure))
+            }
         };
         Run {
             template,
@@ -45,7 +48,7 @@ impl Run {
 }
 
 /// A template's result: its summary, or the failure with whatever summary there is.
-pub type Done = Result<Summary, (Option<Summary>, Failure)>;
+pub type Done = Result<Summary, Box<(Option<Summary>, Failure)>>;
 
 /// Runs the connector with `argv` (without the program name) and returns the exit code.
 pub fn main(argv: &[OsString]) -> i32 {
@@ -97,7 +100,7 @@ pub fn main(argv: &[OsString]) -> i32 {
         })]),
         Plugin::Check => {
             let mut run = Run::timed(None, || {
-                check::run(&args).map_err(|failure| (None, failure))
+                check::run(&args).map_err(|failure| Box::new((None, failure)))
             });
             // Nothing was sent: no "done" line.
             run.summary = None;

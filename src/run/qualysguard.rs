@@ -20,6 +20,7 @@ use crate::hostinput::csvfile::CsvFile;
 use crate::pipeline::{self, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
+use crate::qualys::readahead::ReadAhead;
 use crate::qualys::report;
 
 /// Counts bytes read for the progress line.
@@ -122,7 +123,7 @@ fn run_template(
     template: Option<&str>,
     multi: bool,
 ) -> Done {
-    let early = |failure: Failure| (None, failure);
+    let early = |failure: Failure| Box::new((None, failure));
     let sink: Box<dyn CommandSink> = match destination {
         Destination::File(path) => {
             let path = match (multi, template) {
@@ -158,7 +159,7 @@ fn run_template(
     if let Destination::Fmc(server, _) = destination
         && let Err(failure) = fmc::check_delivery(server, &summary.delivery)
     {
-        return Err((Some(summary), failure));
+        return Err(Box::new((Some(summary), failure)));
     }
     Ok(summary)
 }
@@ -218,11 +219,9 @@ fn process_file(
     log::info!("reading report {}", report_path.display());
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     progress::stage(Stage::Parse, size);
-    let summary = match pipeline::run(
-        io::BufReader::with_capacity(256 * 1024, Counted(input)),
-        settings,
-        sink.as_mut(),
-    ) {
+    let source = ReadAhead::spawn(Counted(input))
+        .map_err(|e| Failure::Spill(format!("cannot start the report reader thread: {e}")))?;
+    let summary = match pipeline::run_source(source, settings, sink.as_mut()) {
         Ok(summary) => summary,
         Err(PipelineError::Report(error)) => return Err(report_failure(report_path, error)),
         Err(PipelineError::Spill(e)) => return Err(Failure::Spill(e.to_string())),

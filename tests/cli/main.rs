@@ -11,6 +11,7 @@ mod config;
 mod docs;
 mod fixtures;
 mod fmc;
+mod fuzz_regressions;
 mod logging;
 mod options;
 mod output;
