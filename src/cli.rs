@@ -20,6 +20,8 @@ pub const DEFAULT_PLUGININFO: &str = "InputPlugins/QualysGuard.yaml";
 const PORT_RANGE: RangeInclusive<i64> = 1..=65535;
 const PORT_EXPECTED: &str = "a port number from 1 to 65535";
 const LEVEL_RANGE: RangeInclusive<i64> = 0..=3;
+const HOSTS_RANGE: RangeInclusive<i64> = 1..=10_000_000;
+const HOSTS_EXPECTED: &str = "a number of hosts from 1 to 10000000";
 const LEVEL_EXPECTED: &str = "a log level from 0 to 3 (0 error, 1 warning, 2 info, 3 debug)";
 
 /// Which option a table row describes; lets the parser match exhaustively instead of on
@@ -40,6 +42,7 @@ pub enum OptId {
     Report,
     MultiInfo,
     SummaryJson,
+    Hosts,
     Help,
     Version,
 }
@@ -201,6 +204,15 @@ pub const OPTIONS: &[OptSpec] = &[
         help: "Write the run's summary (counts, outcomes, durations) to this file as JSON, for schedulers.",
     },
     OptSpec {
+        id: OptId::Hosts,
+        name: "hosts",
+        abbrev: None,
+        value: ValueKind::Integer,
+        value_name: "<n>",
+        default: Some("1000"),
+        help: "demo only: the number of hosts in the generated report.",
+    },
+    OptSpec {
         id: OptId::Help,
         name: "help",
         abbrev: None,
@@ -230,11 +242,18 @@ pub enum Plugin {
     Csv,
     /// Check the installation (configuration, certificate, Qualys, FMC) sending no data.
     Check,
+    /// Run the whole job against built-in simulators of Qualys and an FMC.
+    Demo,
 }
 
 impl Plugin {
     /// Every plugin, in the order help lists them.
-    pub const ALL: &'static [Plugin] = &[Plugin::QualysGuard, Plugin::Csv, Plugin::Check];
+    pub const ALL: &'static [Plugin] = &[
+        Plugin::QualysGuard,
+        Plugin::Csv,
+        Plugin::Check,
+        Plugin::Demo,
+    ];
 
     /// The name users type (matched case-insensitively).
     pub fn name(self) -> &'static str {
@@ -242,6 +261,7 @@ impl Plugin {
             Plugin::QualysGuard => "QualysGuard",
             Plugin::Csv => "csv",
             Plugin::Check => "check",
+            Plugin::Demo => "demo",
         }
     }
 
@@ -256,6 +276,9 @@ impl Plugin {
             }
             Plugin::Check => {
                 "check the configuration, certificate, Qualys login and FMC connection, sending no data"
+            }
+            Plugin::Demo => {
+                "run the whole job against built-in Qualys and FMC simulators on loopback (-hosts N)"
             }
         }
     }
@@ -294,6 +317,8 @@ pub struct Args {
     /// `-multiinfo`: template IDs, validated (digits, no spaces, no duplicates).
     pub multiinfo: Option<Vec<String>>,
     pub summary_json: Option<PathBuf>,
+    /// `-hosts` for `demo`.
+    pub hosts: Option<u64>,
     pub help: bool,
     pub version: bool,
     pub plugin: Plugin,
@@ -316,6 +341,7 @@ impl Default for Args {
             report: None,
             multiinfo: None,
             summary_json: None,
+            hosts: None,
             help: false,
             version: false,
             plugin: Plugin::default(),
@@ -564,6 +590,7 @@ fn apply(args: &mut Args, spec: &OptSpec, value: &str) -> Result<(), UsageError>
         OptId::Report => args.report = Some(PathBuf::from(value)),
         OptId::MultiInfo => args.multiinfo = Some(template_ids(value)?),
         OptId::SummaryJson => args.summary_json = Some(PathBuf::from(value)),
+        OptId::Hosts => args.hosts = Some(bounded(spec, value, HOSTS_RANGE, HOSTS_EXPECTED)?),
         OptId::Help => args.help = true,
         OptId::Version => args.version = true,
     }
@@ -730,7 +757,11 @@ mod tests {
         (&["-csv", "out.csv"], |a| a.csvfile = path("out.csv")),
         (&["-I"], |a| a.ipv6 = true),
         (&["-r", "report.xml"], |a| a.report = path("report.xml")),
-        (&["-h"], |a| a.help = true),
+        (&["-he"], |a| a.help = true),
+        (&["-hosts=200", "demo"], |a| {
+            a.hosts = Some(200);
+            a.plugin = Plugin::Demo;
+        }),
         (&["--v"], |a| a.version = true),
         // Every option once, by its full name.
         (&["-port", "443"], |a| a.port = 443),
@@ -895,15 +926,15 @@ mod tests {
         ),
         (
             &["Nessus"],
-            "unknown plugin \"Nessus\"; known plugins: QualysGuard, csv, check",
+            "unknown plugin \"Nessus\"; known plugins: QualysGuard, csv, check, demo",
         ),
         (
             &["-"],
-            "unknown plugin \"-\"; known plugins: QualysGuard, csv, check",
+            "unknown plugin \"-\"; known plugins: QualysGuard, csv, check, demo",
         ),
         (
             &["--", "-st"],
-            "unknown plugin \"-st\"; known plugins: QualysGuard, csv, check",
+            "unknown plugin \"-st\"; known plugins: QualysGuard, csv, check, demo",
         ),
         (
             &["QualysGuard", "-st", "extra"],
@@ -1064,6 +1095,7 @@ mod tests {
                 "report",
                 "multiinfo",
                 "summary-json",
+                "hosts",
                 "help",
                 "version"
             ]

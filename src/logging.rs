@@ -18,7 +18,16 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 static WARNINGS: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 
+/// The local syslog socket; `SYSLOG_SOCKET` in the environment names another (chroots,
+/// containers, and the tests' own rsyslogd).
 const SYSLOG_SOCKET: &str = "/dev/log";
+
+fn syslog_socket() -> String {
+    std::env::var("SYSLOG_SOCKET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| SYSLOG_SOCKET.to_string())
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -70,8 +79,9 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
         None => None,
     };
     let mut syslog_failure = None;
+    let socket_path = syslog_socket();
     let syslog = if options.syslog {
-        match UnixDatagram::unbound().and_then(|s| s.connect(SYSLOG_SOCKET).map(|()| s)) {
+        match UnixDatagram::unbound().and_then(|s| s.connect(&socket_path).map(|()| s)) {
             Ok(socket) => Some(socket),
             Err(e) => {
                 syslog_failure = Some(e);
@@ -97,7 +107,7 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
         log::set_max_level(level);
     }
     if let Some(e) = syslog_failure {
-        log::warn!("syslog is not available ({SYSLOG_SOCKET}: {e}): logging to standard error");
+        log::warn!("syslog is not available ({socket_path}: {e}): logging to standard error");
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ use qualys_connector::model::{FindingType, Host, VulnDetails};
 use qualys_connector::pipeline::{self, PipelineError, Settings};
 use qualys_connector::qualys::html;
 use qualys_connector::qualys::lossy::LossyUtf8;
+use qualys_connector::qualys::readahead::ReadAhead;
 use qualys_connector::qualys::report::{self, ParseOptions, ReportStats, ReportVisitor};
 use qualys_connector::secret::Secret;
 
@@ -213,9 +214,10 @@ fn pipeline_settings(data: &[u8]) -> [Settings; 2] {
     ]
 }
 
-/// Report bytes through the whole pipeline into a checking sink, under two settings.
+/// Report bytes through the whole pipeline into a checking sink, under two settings: the
+/// first read from the slice, the second (like the connector) through a `ReadAhead` thread.
 pub fn report_pipeline(data: &[u8]) {
-    for settings in pipeline_settings(data) {
+    for (index, settings) in pipeline_settings(data).into_iter().enumerate() {
         let mut sink = CheckingSink {
             settings: &settings,
             preambles: 0,
@@ -223,7 +225,16 @@ pub fn report_pipeline(data: &[u8]) {
             scan_results: 0,
             finished: false,
         };
-        match pipeline::run(data, &settings, &mut sink) {
+        let result = if index == 0 {
+            pipeline::run(data, &settings, &mut sink)
+        } else {
+            match ReadAhead::spawn(io::Cursor::new(data.to_vec())) {
+                Ok(source) => pipeline::run_source(source, &settings, &mut sink),
+                // No thread to be had: the machine's trouble, not the input's.
+                Err(_) => continue,
+            }
+        };
+        match result {
             Ok(summary) => {
                 assert!(sink.finished, "Ok without finish()");
                 assert_eq!(summary.hosts_in_range, sink.hosts, "hosts in range vs sent");
@@ -285,8 +296,9 @@ fn parse_collect(
     (collected, result)
 }
 
-/// The streaming parser on its own: the same result whether the input arrives whole or in
-/// small pieces, and what it hands out respects the data model's promises.
+/// The streaming parser on its own: the same result whether the input arrives whole, in
+/// small pieces or through the `ReadAhead` thread, and what it hands out respects the data
+/// model's promises.
 pub fn report_parser(data: &[u8]) {
     let description_length = [512, 0, 1, 3, 4, 16, 65536][data.len() % 7];
     let options = ParseOptions { description_length };
@@ -301,6 +313,17 @@ pub fn report_parser(data: &[u8]) {
         collected, collected_chunked,
         "parsed content depends on read sizes (chunk {chunk})"
     );
+
+    if let Ok(source) = ReadAhead::spawn(io::Cursor::new(data.to_vec())) {
+        let mut collected_ahead = Collected::default();
+        let result_ahead = report::parse_source(source, options, &mut collected_ahead)
+            .map_err(|e| format!("{e} (offset {:?})", e.offset()));
+        assert_eq!(result, result_ahead, "result differs through ReadAhead");
+        assert_eq!(
+            collected, collected_ahead,
+            "content differs through ReadAhead"
+        );
+    }
 
     for host in &collected.hosts {
         for f in &host.findings {

@@ -1309,6 +1309,12 @@ fn requests_are_recorded_in_order_with_decoded_params_and_statuses() {
     );
     assert_eq!(recorded[1].path, "/msp/report_template_list.php");
     assert_eq!(recorded[1].status, 401);
+    // Counted once the server is done with the response (a moment after the client).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.completed_requests() < 2 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(server.completed_requests(), 2);
     server.stop();
 }

@@ -616,7 +616,9 @@ impl Client {
             target,
             status: status_line,
             hint: match code.as_str() {
-                "407" => ": proxy authentication failed, check proxy_username and proxy_password",
+                "407" | "401" => {
+                    ": proxy authentication failed, check proxy_username and proxy_password"
+                }
                 "403" => ": the proxy does not allow this destination or port",
                 _ => "",
             },

@@ -3,6 +3,8 @@
 
 mod check;
 mod csv_plugin;
+#[cfg(feature = "demo")]
+mod demo;
 mod download;
 mod fmc;
 mod qualysguard;
@@ -98,6 +100,12 @@ pub fn main(argv: &[OsString]) -> i32 {
         Plugin::Csv => Ok(vec![Run::timed(None, || {
             csv_plugin::send_command_file(&args)
         })]),
+        #[cfg(feature = "demo")]
+        Plugin::Demo => demo::run(&args),
+        #[cfg(not(feature = "demo"))]
+        Plugin::Demo => Err(Failure::Invalid(
+            "this build has no demo (the simulators are left out of production builds): run `cargo run --release --features demo -- demo`".into(),
+        )),
         Plugin::Check => {
             let mut run = Run::timed(None, || {
                 check::run(&args).map_err(|failure| Box::new((None, failure)))

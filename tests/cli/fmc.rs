@@ -52,9 +52,9 @@ impl Fmc {
 
 /// The findings a map holds, in a form independent of the simulator's layout:
 /// host → sorted (QID, port, protocol, CVEs, Bugtraq IDs).
-type Findings = BTreeMap<String, Vec<(u64, Option<u16>, Option<u8>, String, String)>>;
+pub type Findings = BTreeMap<String, Vec<(u64, Option<u16>, Option<u8>, String, String)>>;
 
-fn map_findings(map: &NetworkMap) -> Findings {
+pub fn map_findings(map: &NetworkMap) -> Findings {
     let mut out = Findings::new();
     for (ip, host) in &map.hosts {
         let mut v: Vec<_> = host

@@ -164,3 +164,101 @@ fn progress_only_on_a_terminal() {
         "{text:?}"
     );
 }
+
+/// A real syslog daemon (Debian's rsyslog) on a socket of the test's own: every line
+/// arrives with the program name, and no secret does.
+#[test]
+fn syslog_reaches_a_real_rsyslogd() {
+    let Some(rsyslogd) = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIP: rsyslogd not installed (.ci/run installs it), syslog test skipped\n",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("log");
+    let messages = dir.path().join("messages");
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "module(load=\"imuxsock\" SysSock.Use=\"off\")\ninput(type=\"imuxsock\" Socket=\"{}\" CreatePath=\"on\")\n$WorkDirectory {}\n*.* action(type=\"omfile\" file=\"{}\" template=\"RSYSLOG_TraditionalFileFormat\")\n",
+            socket.display(),
+            dir.path().display(),
+            messages.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = std::process::Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.path().join("rsyslogd.pid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rsyslogd did not create its socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = base("password: 'Sysl0g-Secr3t'\n")
+        .env("SYSLOG_SOCKET", &socket.display().to_string())
+        .args(&["-syslog", "-le=3"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.is_empty(),
+        "the log went to syslog, not stdout: {}",
+        out.stdout
+    );
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline {
+        text = std::fs::read_to_string(&messages).unwrap_or_default();
+        if text.contains("done:") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(text.contains("qualys-connector["), "{text}");
+    assert!(
+        text.contains("QualysGuard Report Processing Complete"),
+        "{text}"
+    );
+    assert!(
+        text.contains("importing Vuln QID 38170"),
+        "level 3 reaches syslog: {text}"
+    );
+    assert!(!text.contains("Sysl0g-Secr3t"), "no secret in syslog");
+}
+
+#[test]
+fn without_a_syslog_socket_the_log_goes_to_stderr_with_one_warning() {
+    let out = base("")
+        .env("SYSLOG_SOCKET", "/nonexistent/log")
+        .args(&["-syslog"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stderr
+            .matches("syslog is not available (/nonexistent/log")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("QualysGuard Report Processing Complete")
+    );
+}

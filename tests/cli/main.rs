@@ -8,7 +8,10 @@ mod harness;
 
 mod check;
 mod config;
+#[cfg(feature = "demo")]
+mod demo;
 mod docs;
+mod download;
 mod fixtures;
 mod fmc;
 mod fuzz_regressions;

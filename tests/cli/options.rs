@@ -22,7 +22,7 @@ fn no_arguments_print_the_version_first() {
 
 #[test]
 fn help_prints_the_option_table_and_exit_codes() {
-    for flag in ["--help", "-help", "-h", "--HELP"] {
+    for flag in ["--help", "-help", "-he", "--HELP"] {
         let out = Test::new().args(&[flag]).run();
         out.assert_code(0);
         for option in qualys_connector::cli::OPTIONS {

@@ -1030,7 +1030,7 @@ fn report_list(shared: &Shared, id: Option<&str>) -> String {
                 .unwrap_or_default();
             let expires = report.launched_at + time::Duration::days(7);
             rows.push_str(&format!(
-                "      <REPORT>\n        <ID>{id}</ID>\n        <TITLE>{}</TITLE>\n        <TYPE>Scan</TYPE>\n        <USER_LOGIN>{}</USER_LOGIN>\n        <LAUNCH_DATETIME>{}</LAUNCH_DATETIME>\n        <OUTPUT_FORMAT>XML</OUTPUT_FORMAT>\n        <SIZE></SIZE>\n        <STATUS>\n          <STATE>{st}</STATE>{percent}\n        </STATUS>\n        <EXPIRATION_DATETIME>{}</EXPIRATION_DATETIME>\n      </REPORT>\n",
+                "      <REPORT>\n        <ID>{id}</ID>\n        <TITLE>{}</TITLE>\n        <TYPE>Scan</TYPE>\n        <USER_LOGIN>{}</USER_LOGIN>\n        <LAUNCH_DATETIME>{}</LAUNCH_DATETIME>\n        <OUTPUT_FORMAT>XML</OUTPUT_FORMAT>\n        <STATUS>\n          <STATE>{st}</STATE>{percent}\n        </STATUS>\n        <EXPIRATION_DATETIME>{}</EXPIRATION_DATETIME>\n      </REPORT>\n",
                 cdata(&report.title),
                 xml_escape(&shared.options.user),
                 iso(report.launched_at),

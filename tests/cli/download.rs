@@ -1,0 +1,451 @@
+//! Downloading from the Qualys simulator over real HTTP(S): the v2 and v1 flows, each
+//! Qualys error and fault, a real proxy (Debian's tinyproxy), and the end-to-end map
+//! against the FMC simulator.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qualys_connector_sim::fmc::EnrollOptions;
+use qualys_connector_sim::qualys::{GenSpec, QualysServer, ServerOptions, TemplateSource};
+
+use crate::fmc::{Fmc, map_findings};
+use crate::harness::{Outcome, Test, example, shared_fixture};
+
+pub const USER: &str = "dirk_g";
+/// Punctuation that URL-encoding would mangle (qualys.md §1).
+pub const PASSWORD: &str = "d0nt+p@n&c%'\",x";
+
+pub fn qualys(configure: impl FnOnce(&mut ServerOptions)) -> QualysServer {
+    let mut options = ServerOptions::new(USER, PASSWORD);
+    options.report_delay_ms = 50;
+    options.templates = vec![("424242".into(), TemplateSource::File(example("report.xml")))];
+    configure(&mut options);
+    QualysServer::start(options).unwrap()
+}
+
+/// A YAML file for the simulator (credentials quoted as the guide says).
+pub fn yaml(server: &QualysServer, extra: &str) -> String {
+    let mut text = format!(
+        "user_id: {USER}\npassword: '{}'\ntemplate_id: 424242\nurl: {}\nadd_host: y\npoll_interval: 0.05\n",
+        PASSWORD.replace('\'', "''"),
+        server.url()
+    );
+    if !extra.contains("qualys_retries") {
+        text.push_str("qualys_retries: 3\n");
+    }
+    if let Some(ca) = server.ca_pem() {
+        text.push_str(&format!("ca_bundle: {}\n", ca.display()));
+    }
+    text.push_str(extra);
+    text
+}
+
+fn to_csv(server: &QualysServer, extra: &str) -> (Test, Outcome) {
+    let t = Test::new()
+        .config(&yaml(server, extra))
+        .args(&["-csvfile=Output.csv"]);
+    let out = t.run();
+    (t, out)
+}
+
+/// The commands the example report gives with -report, to compare downloads with.
+fn reference_csv() -> String {
+    let t = Test::new().config("add_host: y\n").args(&[
+        format!("-report={}", example("report.xml").display()),
+        "-csvfile=Output.csv".into(),
+    ]);
+    t.run().assert_code(0);
+    t.read("Output.csv")
+}
+
+#[test]
+fn v2_flow_gives_the_same_commands_as_the_file() {
+    let server = qualys(|_| {});
+    let (t, out) = to_csv(&server, "");
+    out.assert_code(0)
+        .assert_output_contains("Qualys report")
+        .assert_output_contains("launched for template 424242")
+        .assert_output_contains("QualysGuard Report Processing Complete");
+    assert_eq!(t.read("Output.csv"), reference_csv());
+    let requests = server.requests();
+    let actions: Vec<String> = requests
+        .iter()
+        .filter_map(|r| {
+            r.params
+                .iter()
+                .find(|(k, _)| k == "action")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(actions.first().map(String::as_str), Some("launch"));
+    assert!(actions.contains(&"list".to_string()));
+    assert_eq!(&actions[actions.len() - 2..], ["fetch", "delete"]);
+    for r in &requests {
+        assert!(r.auth_ok, "every call authenticated: {r:?}");
+        assert!(
+            r.requested_with.is_some(),
+            "X-Requested-With on every call: {r:?}"
+        );
+    }
+    assert_eq!(server.reports_alive(), 0, "the report was deleted");
+    assert!(!out.output().contains("p@n"), "no password in the log");
+}
+
+#[test]
+fn v1_flow_gives_the_same_commands() {
+    let server = qualys(|_| {});
+    let (t, out) = to_csv(&server, "report_api: v1\n");
+    out.assert_code(0);
+    assert_eq!(t.read("Output.csv"), reference_csv());
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path, "/msp/asset_data_report.php");
+}
+
+#[test]
+fn https_with_a_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qualys(|o| o.tls_dir = Some(dir.path().to_path_buf()));
+    assert!(server.url().starts_with("https://"));
+    let (t, out) = to_csv(&server, "");
+    out.assert_code(0);
+    assert_eq!(t.read("Output.csv"), reference_csv());
+
+    // Without the bundle the simulator's certificate is not trusted.
+    let without = yaml(&server, "")
+        .lines()
+        .filter(|l| !l.starts_with("ca_bundle"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let t = Test::new().config(&without).args(&["-csvfile=Output.csv"]);
+    t.run()
+        .assert_code(6)
+        .assert_output_contains("is not trusted")
+        .assert_output_contains("ca_bundle");
+    assert!(!t.exists("Output.csv"));
+}
+
+#[test]
+fn plain_http_url_warns() {
+    let server = qualys(|_| {});
+    to_csv(&server, "")
+        .1
+        .assert_code(0)
+        .assert_output_contains("plain http: the Qualys credentials travel in clear text");
+}
+
+/// Each Qualys error, with its exit code, message and hint.
+#[test]
+fn qualys_errors() {
+    struct Case {
+        name: &'static str,
+        configure: fn(&mut ServerOptions),
+        yaml: &'static str,
+        wants: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "bad password (2010)",
+            configure: |o| o.password = "something else".into(),
+            yaml: "",
+            wants: &["CODE 2010: Bad Login/Password", "single quotes"],
+        },
+        Case {
+            name: "invalid template (999)",
+            configure: |o| o.templates.clear(),
+            yaml: "",
+            wants: &[
+                "CODE 999",
+                "Tried to launch invalid report.",
+                "check template_id",
+            ],
+        },
+        Case {
+            name: "expired account (2001 with HTTP 200, no declaration)",
+            configure: |o| o.expired_account = true,
+            yaml: "",
+            wants: &["CODE 2001", "expired"],
+        },
+        Case {
+            name: "report ends in Errors",
+            configure: |o| o.errors_state = true,
+            yaml: "",
+            wants: &["ended in state Errors"],
+        },
+        Case {
+            name: "report stuck Running",
+            configure: |o| o.stuck = true,
+            yaml: "report_deadline: 1\n",
+            wants: &["was not finished after 1 s", "report_deadline"],
+        },
+        Case {
+            name: "v1 error (GENERIC_RETURN)",
+            configure: |o| o.templates.clear(),
+            yaml: "report_api: v1\n",
+            wants: &["GENERIC_RETURN CODE"],
+        },
+        Case {
+            name: "server errors beyond the retries",
+            configure: |o| o.server_error_first = 100,
+            yaml: "qualys_retries: 1\n",
+            wants: &["HTTP 503"],
+        },
+    ];
+    for case in cases {
+        let server = qualys(case.configure);
+        let (t, out) = to_csv(&server, case.yaml);
+        assert_eq!(out.code, 6, "{}: {}", case.name, out.output());
+        for want in case.wants {
+            assert!(
+                out.output().contains(want),
+                "{}: lacks {want:?}\n{}",
+                case.name,
+                out.output()
+            );
+        }
+        assert!(!t.exists("Output.csv"), "{}: nothing written", case.name);
+        assert_eq!(
+            server.reports_alive(),
+            0,
+            "{}: no report left on Qualys",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn unreachable_qualys_says_what_to_check() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Test::new()
+        .config(&format!("user_id: u\npassword: p\ntemplate_id: 1\nurl: http://127.0.0.1:{port}\nqualys_retries: 0\n"))
+        .args(&["-csvfile=Output.csv"]);
+    t.run()
+        .assert_code(6)
+        .assert_output_contains("refused the connection")
+        .assert_output_contains("port 443");
+}
+
+/// Faults Qualys produces in the field: the run still ends with the right commands.
+#[test]
+fn recovered_faults_give_the_same_commands() {
+    let cases: [(&str, fn(&mut ServerOptions), &str); 5] = [
+        (
+            "rate limit (409, 1965)",
+            |o| o.rate_limit_first = 2,
+            "HTTP 409 CODE 1965",
+        ),
+        ("busy launching", |o| o.busy_first = 1, "Qualys is busy"),
+        ("cut body", |o| o.cut_body_once = true, "incomplete"),
+        (
+            "trickle with keep-alive comments",
+            |o| o.trickle_ms = 20,
+            "downloaded",
+        ),
+        ("a 503 first", |o| o.server_error_first = 1, "HTTP 503"),
+    ];
+    let reference = reference_csv();
+    for (name, configure, log) in cases {
+        let server = qualys(configure);
+        let (t, out) = to_csv(&server, "");
+        assert_eq!(out.code, 0, "{name}: {}", out.output());
+        assert!(
+            out.output().contains(log),
+            "{name}: lacks {log:?}\n{}",
+            out.output()
+        );
+        assert_eq!(t.read("Output.csv"), reference, "{name}");
+        assert_eq!(server.reports_alive(), 0, "{name}");
+    }
+}
+
+#[test]
+fn keep_report_keeps_the_download() {
+    let server = qualys(|_| {});
+    let keep = tempfile::tempdir().unwrap();
+    let (_t, out) = to_csv(
+        &server,
+        &format!("keep_report: {}\n", keep.path().display()),
+    );
+    out.assert_code(0).assert_output_contains("report kept as");
+    let kept: Vec<PathBuf> = std::fs::read_dir(keep.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        kept[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("424242-")
+    );
+    assert_eq!(
+        std::fs::read(&kept[0]).unwrap(),
+        std::fs::read(example("report.xml")).unwrap()
+    );
+}
+
+#[test]
+fn downloaded_report_reaches_the_fmc_as_the_file_does() {
+    let Some(fixture) = shared_fixture("asset_data_report_7hosts.xml") else {
+        return;
+    };
+    let server =
+        qualys(|o| o.templates = vec![("424242".into(), TemplateSource::File(fixture.clone()))]);
+    let mut direct = Fmc::start(|_| {});
+    let test = Test::new().config(&yaml(&server, ""));
+    direct.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&[
+        format!("-server={}", direct.addr().ip()),
+        format!("-port={}", direct.addr().port()),
+    ]);
+    test.run()
+        .assert_code(0)
+        .assert_output_contains("7 hosts and 92 findings confirmed");
+    let downloaded = map_findings(&direct.stop());
+
+    let mut from_file = Fmc::start(|_| {});
+    let test = Test::new().config("add_host: y\n");
+    from_file.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&[
+        format!("-server={}", from_file.addr().ip()),
+        format!("-port={}", from_file.addr().port()),
+        format!("-report={}", fixture.display()),
+    ]);
+    test.run().assert_code(0);
+    assert_eq!(downloaded, map_findings(&from_file.stop()));
+}
+
+#[test]
+fn generated_report_with_faults_reaches_the_fmc_unchanged() {
+    let spec = GenSpec {
+        hosts: 300,
+        seed: 7,
+        ..GenSpec::default()
+    };
+    let reference = {
+        let server = qualys(|o| {
+            o.templates = vec![("424242".into(), TemplateSource::Generated(spec.clone()))]
+        });
+        let mut fmc = Fmc::start(|_| {});
+        let test = Test::new().config(&yaml(&server, ""));
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        let test = test.args(&[
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+        ]);
+        test.run().assert_code(0);
+        map_findings(&fmc.stop())
+    };
+    assert_eq!(reference.len(), 300);
+    let server = qualys(|o| {
+        o.templates = vec![("424242".into(), TemplateSource::Generated(spec.clone()))];
+        o.rate_limit_first = 1;
+        o.cut_body_once = true;
+    });
+    let mut fmc = Fmc::start(|o| {
+        o.close_after = Some(1);
+        o.max_size = 65536;
+    });
+    let test = Test::new().config(&format!("{}fmc_retry_wait: 0.05\n", yaml(&server, "")));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&[
+        format!("-server={}", fmc.addr().ip()),
+        format!("-port={}", fmc.addr().port()),
+    ]);
+    test.run().assert_code(0);
+    assert_eq!(map_findings(&fmc.stop()), reference);
+}
+
+/// Debian's tinyproxy on loopback with Basic authentication.
+struct Tinyproxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start() -> Option<Tinyproxy> {
+        let binary = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIP: tinyproxy not installed (.ci/run installs it), proxy test skipped\n",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 20\nLogLevel Info\nLogFile \"{}\"\nBasicAuth proxyuser Pr0xyPass7\nAllow 127.0.0.1\n",
+                dir.path().join("tinyproxy.log").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary)
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tinyproxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Tinyproxy {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn through_a_real_proxy() {
+    let Some(proxy) = Tinyproxy::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = qualys(|o| o.tls_dir = Some(dir.path().to_path_buf()));
+    let proxy_yaml = format!(
+        "proxy: http://127.0.0.1:{}\nproxy_username: proxyuser\nproxy_password: 'Pr0xyPass7'\n",
+        proxy.port
+    );
+    let (t, out) = to_csv(&server, &proxy_yaml);
+    out.assert_code(0);
+    assert_eq!(t.read("Output.csv"), reference_csv());
+    assert!(!out.output().contains("Pr0xyPass7"));
+
+    // A wrong proxy password is refused by the proxy, and the error names it.
+    let wrong = proxy_yaml.replace("Pr0xyPass7", "wrong");
+    let (t, out) = to_csv(&server, &wrong);
+    out.assert_code(6)
+        .assert_output_contains(&format!("the proxy http://127.0.0.1:{}", proxy.port))
+        .assert_output_contains("Unauthorized")
+        .assert_output_contains("check proxy_username and proxy_password");
+    assert!(!t.exists("Output.csv"));
+}
