@@ -9,3 +9,17 @@
 
 pub mod fmc;
 pub mod qualys;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences the simulators' request log on stderr (for `qualys-connector demo`, whose
+/// own output tells the story).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}

@@ -466,16 +466,15 @@ impl Client {
             Scheme::Https => Box::new(self.tls(tcp, first_hop)?),
             Scheme::Http => Box::new(tcp),
         };
-        if let Some(proxy) = &self.proxy {
-            if base.scheme == Scheme::Http {
-                return Ok(stream);
-            }
-            self.tunnel(&mut stream, proxy, base)?;
+        let Some(proxy) = &self.proxy else {
+            // No proxy: the first hop was the server itself, TLS included.
+            return Ok(stream);
+        };
+        if base.scheme == Scheme::Http {
+            return Ok(stream);
         }
-        match base.scheme {
-            Scheme::Https => Ok(Box::new(self.tls(stream, base)?)),
-            Scheme::Http => Ok(stream),
-        }
+        self.tunnel(&mut stream, proxy, base)?;
+        Ok(Box::new(self.tls(stream, base)?))
     }
 
     fn tcp(&self, url: &Url) -> Result<TcpStream, HttpError> {

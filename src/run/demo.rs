@@ -26,6 +26,7 @@ const DEFAULT_HOSTS: u64 = 1000;
 pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     let started = Instant::now();
     let hosts = args.hosts.unwrap_or(DEFAULT_HOSTS);
+    qualys_connector_sim::set_quiet(true);
     let setup = |what: &str, e: std::io::Error| Failure::Spill(format!("demo: {what}: {e}"));
     let dir = tempfile::Builder::new()
         .prefix("qualys-connector-demo-")
@@ -125,7 +126,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         println!("Most frequent QIDs:");
         for (qid, count, name) in top.iter().take(5) {
-            println!("  {qid:>6}  {count:>6} hosts  {name}");
+            println!("  {qid:>6}  {count:>6} findings  {name}");
         }
         println!(
             "Timings: download {:.2?}, parse {:.2?}, deliver {:.2?}; whole demo {:.2?}.",

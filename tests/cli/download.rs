@@ -234,7 +234,8 @@ fn unreachable_qualys_says_what_to_check() {
 /// Faults Qualys produces in the field: the run still ends with the right commands.
 #[test]
 fn recovered_faults_give_the_same_commands() {
-    let cases: [(&str, fn(&mut ServerOptions), &str); 5] = [
+    type Configure = fn(&mut ServerOptions);
+    let cases: [(&str, Configure, &str); 5] = [
         (
             "rate limit (409, 1965)",
             |o| o.rate_limit_first = 2,

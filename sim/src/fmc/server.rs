@@ -278,6 +278,9 @@ impl Drop for Server {
 }
 
 fn log(msg: &str) {
+    if crate::quiet() {
+        return;
+    }
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "fmc-sim: {msg}");
 }

@@ -578,6 +578,9 @@ impl Drop for QualysServer {
 }
 
 fn log(message: &str) {
+    if crate::quiet() {
+        return;
+    }
     let _ = writeln!(io::stderr().lock(), "qualys-sim: {message}");
 }
 
