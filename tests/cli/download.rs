@@ -450,3 +450,99 @@ fn through_a_real_proxy() {
         .assert_output_contains("check proxy_username and proxy_password");
     assert!(!t.exists("Output.csv"));
 }
+
+/// `-multiinfo` (the guide's process_multiple.pl): one template fails, the other is still
+/// delivered; the exit code and both outcomes say so.
+#[test]
+fn two_templates_one_failing() {
+    let server = qualys(|o| {
+        o.templates = vec![("424242".into(), TemplateSource::File(example("report.xml")))];
+    });
+    let mut fmc = Fmc::start(|_| {});
+    let test = Test::new().config(&yaml(&server, ""));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&[
+        "-multiinfo".to_string(),
+        "424242,535353".into(),
+        format!("-server={}", fmc.addr().ip()),
+        format!("-port={}", fmc.addr().port()),
+        "-summary-json=summary.json".into(),
+    ]);
+    let out = test.run();
+    out.assert_code(6)
+        .assert_output_contains("template 424242: done: 4 hosts, 6 findings")
+        .assert_output_contains("template 535353: failed (exit code 6)")
+        .assert_output_contains("Tried to launch invalid report.")
+        .assert_output_contains("2 templates: 1 succeeded, 1 failed");
+    assert_eq!(fmc.stop().hosts.len(), 4, "the good template was delivered");
+    let summary: serde_json::Value = serde_json::from_str(&test.read("summary.json")).unwrap();
+    assert_eq!(summary["exit_code"], 6);
+    assert_eq!(summary["templates"][0]["template_id"], "424242");
+    assert_eq!(summary["templates"][0]["status"], "ok");
+    assert_eq!(summary["templates"][0]["delivery"]["hosts_confirmed"], 4);
+    assert_eq!(summary["templates"][1]["template_id"], "535353");
+    assert_eq!(summary["templates"][1]["status"], "failed");
+    assert_eq!(summary["templates"][1]["error"]["exit_code"], 6);
+}
+
+#[test]
+fn multiinfo_csv_files_get_the_template_id_in_front() {
+    let server = qualys(|o| {
+        o.templates = vec![
+            ("424242".into(), TemplateSource::File(example("report.xml"))),
+            (
+                "535353".into(),
+                TemplateSource::Generated(GenSpec {
+                    hosts: 20,
+                    seed: 3,
+                    ..GenSpec::default()
+                }),
+            ),
+        ];
+    });
+    let test = Test::new()
+        .config(&yaml(&server, ""))
+        .file("out/.keep", "")
+        .args(&["-multiinfo=424242,535353", "-csvfile=out/Output.csv"]);
+    test.run().assert_code(0);
+    assert_eq!(test.read("out/424242_Output.csv"), reference_csv());
+    let other = test.read("out/535353_Output.csv");
+    assert_eq!(other.lines().filter(|l| l.starts_with("AddHost,")).count(), 20);
+    assert!(!test.exists("out/Output.csv"));
+}
+
+/// `check` against a Qualys simulator: healthy, a wrong password, an unknown template.
+#[test]
+fn check_against_qualys() {
+    let server = qualys(|_| {});
+    let t = Test::new().config(&yaml(&server, "")).args(&["check"]);
+    t.run()
+        .assert_code(0)
+        .assert_output_contains(&format!("[ ok ] Qualys {}: logged in as {USER}", server.url()))
+        .assert_output_contains("[ ok ] template 424242: exists")
+        .assert_output_contains("all checks passed");
+    assert!(
+        server.requests().iter().all(|r| r.path == "/msp/report_template_list.php"),
+        "check only lists templates"
+    );
+    assert_eq!(server.reports_alive(), 0);
+
+    let wrong = qualys(|o| o.password = "another".into());
+    Test::new()
+        .config(&yaml(&wrong, ""))
+        .args(&["check"])
+        .run()
+        .assert_code(6)
+        .assert_output_contains("[FAIL] Qualys")
+        .assert_output_contains("2010")
+        .assert_output_contains("fix: ");
+
+    let unknown = qualys(|o| o.templates.clear());
+    Test::new()
+        .config(&yaml(&unknown, ""))
+        .args(&["check"])
+        .run()
+        .assert_code(6)
+        .assert_output_contains("[FAIL] template 424242: no report template with this ID")
+        .assert_output_contains("fix: check template_id");
+}
