@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::filter::IpRanges;
@@ -44,6 +45,8 @@ pub struct Summary {
     pub findings_selected: u64,
     /// Distinct QIDs sent that the glossary did not describe.
     pub qids_without_details: u64,
+    /// Hosts the report listed more than once (merged, not replaced).
+    pub repeated_hosts: u64,
     pub delivery: Delivery,
     pub parse_time: Duration,
     pub send_time: Duration,
@@ -83,6 +86,7 @@ pub fn run_source(
         glossary: HashMap::new(),
         summary: Summary::default(),
         kept: Vec::new(),
+        seen: HashSet::new(),
     };
     let options = ParseOptions {
         description_length: settings.description_length,
@@ -122,6 +126,9 @@ struct Collector<'a> {
     glossary: HashMap<u32, Encoded>,
     summary: Summary,
     kept: Vec<Finding>,
+    /// Hosts already spilled (about 20 bytes a host: the one thing that grows with the
+    /// report, kept to catch repeated hosts).
+    seen: HashSet<IpAddr>,
 }
 
 impl ReportVisitor for Collector<'_> {
@@ -145,7 +152,17 @@ impl ReportVisitor for Collector<'_> {
             }
         }
         self.summary.findings_selected += self.kept.len() as u64;
-        self.spill.push(host.ip, self.kept.iter())
+        // A host listed twice must not lose its first findings to the second ScanFlush:
+        // its later occurrences merge (ScanUpdate).
+        let repeat = !self.seen.insert(host.ip);
+        if repeat {
+            self.summary.repeated_hosts += 1;
+            log::warn!(
+                "host {} appears more than once in the report: its later findings are merged with the earlier ones (ScanUpdate)",
+                host.ip
+            );
+        }
+        self.spill.push(host.ip, repeat, self.kept.iter())
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
@@ -224,7 +241,7 @@ fn send(
         findings: Vec::new(),
     };
     let debug = log::log_enabled!(log::Level::Debug);
-    while reader.next_into(&mut host).map_err(PipelineError::Spill)? {
+    while let Some(repeat) = reader.next_into(&mut host).map_err(PipelineError::Spill)? {
         buf.clear();
         let mut count = 0;
         if settings.add_host {
@@ -265,7 +282,14 @@ fn send(
                 );
             }
         }
-        commands::commit(&mut buf, settings.commit);
+        commands::commit(
+            &mut buf,
+            if repeat {
+                Commit::Update
+            } else {
+                settings.commit
+            },
+        );
         count += 1;
         sink.host(&HostBlock {
             ip: host.ip,

@@ -196,3 +196,18 @@ fn a_truncated_report_reaches_no_sink() {
     assert!(sink.bytes.is_empty(), "nothing written");
     assert!(!sink.finished);
 }
+
+#[test]
+fn a_host_listed_twice_keeps_both_sets_of_findings() {
+    let doc = REPORT.replace(
+        "</HOST_LIST>",
+        "<HOST><IP>192.0.2.10</IP><VULN_INFO_LIST><VULN_INFO><QID>90043</QID><TYPE>Vuln</TYPE></VULN_INFO></VULN_INFO_LIST></HOST></HOST_LIST>",
+    );
+    let (result, sink) = run_with(&settings(), &doc);
+    let summary = result.unwrap();
+    assert_eq!(summary.repeated_hosts, 1);
+    let text = String::from_utf8(sink.bytes).unwrap();
+    let blocks: Vec<&str> = text.split_inclusive("Scan").collect();
+    assert!(text.ends_with("AddScanResult,192.0.2.10,\"QualysGuard\",90043,,,\"SMB Signing Disabled or 'Not Required'\",\"SMB signing is not required.\",\"cve_ids: \",\"bugtraq_ids: 1 2\"\nScanUpdate\n"), "{text}");
+    assert_eq!(text.matches("ScanFlush").count(), 2, "{blocks:?}");
+}

@@ -24,6 +24,9 @@ use super::lossy::LossyUtf8;
 use super::readahead::Utf8Source;
 use crate::model::{Finding, FindingType, Host, Protocol, VulnDetails, VulnStatus};
 
+/// The most text kept of one element (a title, a THREAT, an IP...).
+pub const MAX_FIELD: usize = 1024 * 1024;
+
 /// Receives the report's content as it streams past.
 pub trait ReportVisitor {
     /// One host with all its findings, in report order. An error stops the parse.
@@ -54,6 +57,8 @@ pub struct ReportStats {
     pub replaced_utf8: u64,
     /// Entity references left as written because they are not XML's predefined ones.
     pub unexpanded_entities: u64,
+    /// Text fields cut at `MAX_FIELD` bytes.
+    pub oversized_fields: u64,
     pub bytes: u64,
 }
 
@@ -400,12 +405,12 @@ impl Parser {
                         return Err(ReportError::NotXml { snippet });
                     }
                     if self.capture.is_some() {
-                        self.text.push_str(&t);
+                        self.push_text(&t);
                     }
                 }
                 Event::CData(t) => {
                     if self.capture.is_some() {
-                        self.text.push_str(&t);
+                        self.push_text(&t);
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -475,6 +480,28 @@ impl Parser {
         }
     }
 
+    /// Appends text to the field being read, up to `MAX_FIELD`: no field the connector
+    /// sends needs more, and a hostile report must not make one grow without bound.
+    fn push_text(&mut self, text: &str) {
+        let room = MAX_FIELD.saturating_sub(self.text.len());
+        if text.len() <= room {
+            self.text.push_str(text);
+            return;
+        }
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&text[..cut]);
+        if self.stats.oversized_fields == 0 {
+            log::warn!(
+                "report: a text field longer than {MAX_FIELD} bytes was cut ({})",
+                self.host_label()
+            );
+        }
+        self.stats.oversized_fields += 1;
+    }
+
     fn push_ref(&mut self, r: &BytesRef<'_>) {
         match r.resolve_char_ref() {
             Ok(Some(c)) => self.text.push(c),
@@ -499,9 +526,8 @@ impl Parser {
                             );
                         }
                         self.stats.unexpanded_entities += 1;
-                        self.text.push('&');
-                        self.text.push_str(name);
-                        self.text.push(';');
+                        let literal = format!("&{name};");
+                        self.push_text(&literal);
                     }
                 }
             }

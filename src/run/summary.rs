@@ -170,6 +170,8 @@ fn run_json(run: &Run) -> Value {
                 "unreadable_findings": r.bad_findings,
                 "glossary_entries": r.glossary_entries,
                 "replaced_utf8_sequences": r.replaced_utf8,
+                "oversized_fields": r.oversized_fields,
+                "hosts_listed_twice": s.repeated_hosts,
                 "bytes": r.bytes,
             });
             value["findings"] = json!({

@@ -507,7 +507,10 @@ fn multiinfo_csv_files_get_the_template_id_in_front() {
     test.run().assert_code(0);
     assert_eq!(test.read("out/424242_Output.csv"), reference_csv());
     let other = test.read("out/535353_Output.csv");
-    assert_eq!(other.lines().filter(|l| l.starts_with("AddHost,")).count(), 20);
+    assert_eq!(
+        other.lines().filter(|l| l.starts_with("AddHost,")).count(),
+        20
+    );
     assert!(!test.exists("out/Output.csv"));
 }
 
@@ -518,11 +521,17 @@ fn check_against_qualys() {
     let t = Test::new().config(&yaml(&server, "")).args(&["check"]);
     t.run()
         .assert_code(0)
-        .assert_output_contains(&format!("[ ok ] Qualys {}: logged in as {USER}", server.url()))
+        .assert_output_contains(&format!(
+            "[ ok ] Qualys {}: logged in as {USER}",
+            server.url()
+        ))
         .assert_output_contains("[ ok ] template 424242: exists")
         .assert_output_contains("all checks passed");
     assert!(
-        server.requests().iter().all(|r| r.path == "/msp/report_template_list.php"),
+        server
+            .requests()
+            .iter()
+            .all(|r| r.path == "/msp/report_template_list.php"),
         "check only lists templates"
     );
     assert_eq!(server.reports_alive(), 0);

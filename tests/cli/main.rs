@@ -15,6 +15,8 @@ mod download;
 mod fixtures;
 mod fmc;
 mod fuzz_regressions;
+mod guarantees;
+mod hostile;
 mod logging;
 mod options;
 mod output;
