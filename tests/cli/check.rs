@@ -29,6 +29,12 @@ fn healthy_fmc_setup_passes() {
         )
         .assert_output_contains("TLS and Host Input handshake done (maximum block 524288 bytes)")
         .assert_output_contains("all checks passed");
+    // The simulator counts the session on its own thread: give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fmc.server.as_ref().unwrap().stats().sessions == 0 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let stats = fmc.server.as_ref().unwrap().stats();
     assert_eq!(stats.sessions, 1, "one handshake");
     assert_eq!(stats.blocks, 0, "no data sent");
