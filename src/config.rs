@@ -628,17 +628,20 @@ fn set_fmc_reply_timeout(config: &mut Config, value: &Value) -> Result<(), Fail>
 }
 
 fn set_fmc_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
-    let text = value.text()?;
-    config.fmc_retries = match text.parse::<u32>() {
-        Ok(n) if n <= 100 => n,
-        _ => {
-            return Err(fail(format!(
-                "expected a whole number from 0 to 100, got {}",
-                quote(text)
-            )));
-        }
-    };
+    config.fmc_retries = retries(value)?;
     Ok(())
+}
+
+/// A number of retries, 0 to 100.
+fn retries(value: &Value) -> Result<u32, Fail> {
+    let text = value.text()?;
+    match text.parse::<u32>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(fail(format!(
+            "expected a whole number from 0 to 100, got {}",
+            quote(text)
+        ))),
+    }
 }
 
 fn set_fmc_retry_wait(config: &mut Config, value: &Value) -> Result<(), Fail> {
@@ -691,16 +694,7 @@ fn set_download_idle_timeout(config: &mut Config, value: &Value) -> Result<(), F
 }
 
 fn set_qualys_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
-    let text = value.text()?;
-    config.qualys_retries = match text.parse::<u32>() {
-        Ok(n) if n <= 100 => n,
-        _ => {
-            return Err(fail(format!(
-                "expected a whole number from 0 to 100, got {}",
-                quote(text)
-            )));
-        }
-    };
+    config.qualys_retries = retries(value)?;
     Ok(())
 }
 

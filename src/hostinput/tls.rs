@@ -55,7 +55,7 @@ pub fn client_config(
         })?;
     let certified = Arc::new(CertifiedKey::new(identity.chain.clone(), signing_key));
 
-    let verifier: Arc<dyn ServerCertVerifier> = if verify_server {
+    let roots = if verify_server {
         let mut roots = RootCertStore::empty();
         for ca in &identity.ca_certs {
             roots.add(ca.clone()).map_err(|e| TlsSetupError::Ca {
@@ -68,15 +68,14 @@ pub fn client_config(
                 path: source.to_string(),
             });
         }
-        Arc::new(CaVerifier {
-            roots,
-            algorithms: provider.signature_verification_algorithms,
-        })
+        Some(roots)
     } else {
-        Arc::new(AnyServer {
-            algorithms: provider.signature_verification_algorithms,
-        })
+        None
     };
+    let verifier = Arc::new(FmcVerifier {
+        roots,
+        algorithms: provider.signature_verification_algorithms,
+    });
 
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -101,21 +100,23 @@ impl ResolvesClientCert for OneCertificate {
     }
 }
 
-/// Verifies the server chain against the PKCS#12's CA, without a name check.
-struct CaVerifier {
-    roots: RootCertStore,
+/// Verifies the server chain against the PKCS#12's CA, without a name check; with no
+/// roots (verification turned off) any certificate passes. The handshake signatures are
+/// checked either way: the server must hold the key of the certificate it presents.
+struct FmcVerifier {
+    roots: Option<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl fmt::Debug for CaVerifier {
+impl fmt::Debug for FmcVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CaVerifier")
-            .field("roots", &self.roots.len())
+        f.debug_struct("FmcVerifier")
+            .field("roots", &self.roots.as_ref().map(RootCertStore::len))
             .finish()
     }
 }
 
-impl ServerCertVerifier for CaVerifier {
+impl ServerCertVerifier for FmcVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -124,56 +125,16 @@ impl ServerCertVerifier for CaVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any server certificate (the original connector's behaviour), still checking
-/// that the server holds the key of the certificate it presented.
-#[derive(Debug)]
-struct AnyServer {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
