@@ -21,7 +21,7 @@ use qualys_connector::hostinput::framing::{self, FrameType};
 use qualys_connector::hostinput::pkcs12;
 use qualys_connector::hostinput::validate::{LineKind, check_line};
 use qualys_connector::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
-use qualys_connector::model::{FindingType, Host, VulnDetails};
+use qualys_connector::model::{FindingType, Host, VulnDetails, VulnStatus};
 use qualys_connector::pipeline::{self, PipelineError, Settings};
 use qualys_connector::qualys::html;
 use qualys_connector::qualys::lossy::LossyUtf8;
@@ -89,6 +89,27 @@ struct CheckingSink<'a> {
     hosts: u64,
     scan_results: u64,
     finished: bool,
+    /// What was sent, per host block: the address and each AddScanResult's content.
+    sent: Vec<(IpAddr, Vec<Sent>)>,
+}
+
+/// The parts of one AddScanResult line compared with the report: QID, port, protocol
+/// number and the name field (without its quotes).
+type Sent = (u32, Option<u16>, Option<u8>, String);
+
+/// Reads the fields back out of an AddScanResult line that passed `check_line` (so it has
+/// exactly ten comma-separated fields and no comma inside a field).
+fn sent_fields(line: &str) -> Sent {
+    fn number<T: std::str::FromStr>(fields: &[&str], i: usize) -> Option<T> {
+        fields.get(i).and_then(|f| f.parse().ok())
+    }
+    let fields: Vec<&str> = line.split(',').collect();
+    let qid = number(&fields, 3).unwrap_or_else(|| panic!("no QID in {line:?}"));
+    let name = fields
+        .get(6)
+        .map_or("", |f| f.trim_matches('"'))
+        .to_string();
+    (qid, number(&fields, 4), number(&fields, 5), name)
 }
 
 /// Splits a command block into lines, checking that it is whole lines of ASCII.
@@ -144,8 +165,15 @@ impl CommandSink for CheckingSink<'_> {
             block.commands,
             "block command count: {lines:?}"
         );
-        let keyword = self.settings.commit.keyword();
+        // A host the report lists again is merged into what was sent for it: ScanUpdate.
+        let repeat = self.sent.iter().any(|(ip, _)| *ip == block.ip);
+        let keyword = if repeat {
+            Commit::Update.keyword()
+        } else {
+            self.settings.commit.keyword()
+        };
         let mut findings = 0;
+        let mut sent = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let last = i + 1 == lines.len();
             match valid_line(line) {
@@ -158,6 +186,7 @@ impl CommandSink for CheckingSink<'_> {
                     assert_eq!(ip, block.ip, "line for another host in block: {line:?}");
                     if line.starts_with("AddScanResult,") {
                         findings += 1;
+                        sent.push(sent_fields(line));
                     } else {
                         assert!(line.starts_with("AddHost,"), "unexpected line {line:?}");
                         assert!(self.settings.add_host && i == 0, "stray AddHost: {lines:?}");
@@ -175,6 +204,7 @@ impl CommandSink for CheckingSink<'_> {
         assert_eq!(findings, block.findings, "block finding count: {lines:?}");
         self.hosts += 1;
         self.scan_results += findings as u64;
+        self.sent.push((block.ip, sent));
         Ok(())
     }
 
@@ -214,16 +244,52 @@ fn pipeline_settings(data: &[u8]) -> [Settings; 2] {
     ]
 }
 
+/// What the pipeline must send for a report the parser read as `collected`: each host in
+/// range, in report order, with its findings of the included types that are not Fixed,
+/// named by the last glossary entry for their QID.
+fn expected_sends(collected: &Collected, settings: &Settings) -> Vec<(IpAddr, Vec<Sent>)> {
+    let mut names = std::collections::HashMap::new();
+    for (qid, details) in &collected.details {
+        let mut name = Vec::new();
+        commands::sanitize_into(&mut name, &details.title, usize::MAX);
+        names.insert(*qid, String::from_utf8_lossy(&name).into_owned());
+    }
+    collected
+        .hosts
+        .iter()
+        .filter(|host| settings.ip_ranges.contains(host.ip))
+        .map(|host| {
+            let findings = host
+                .findings
+                .iter()
+                .filter(|f| settings.include_types.contains(&f.kind))
+                .filter(|f| f.status != VulnStatus::Fixed)
+                .map(|f| {
+                    let name = names.get(&f.qid).cloned().unwrap_or_default();
+                    (f.qid, f.port, f.protocol.map(|p| p.number()), name)
+                })
+                .collect();
+            (host.ip, findings)
+        })
+        .collect()
+}
+
 /// Report bytes through the whole pipeline into a checking sink, under two settings: the
 /// first read from the slice, the second (like the connector) through a `ReadAhead` thread.
+/// What is sent must be what the parser on its own finds in the report.
 pub fn report_pipeline(data: &[u8]) {
     for (index, settings) in pipeline_settings(data).into_iter().enumerate() {
+        let options = ParseOptions {
+            description_length: settings.description_length,
+        };
+        let (collected, parsed) = parse_collect(data, options);
         let mut sink = CheckingSink {
             settings: &settings,
             preambles: 0,
             hosts: 0,
             scan_results: 0,
             finished: false,
+            sent: Vec::new(),
         };
         let result = if index == 0 {
             pipeline::run(data, &settings, &mut sink)
@@ -247,9 +313,35 @@ pub fn report_pipeline(data: &[u8]) {
                     invalid_sequences(data),
                     "replaced UTF-8 count"
                 );
+                let Ok(stats) = &parsed else {
+                    panic!("the pipeline succeeded where the parser failed: {parsed:?}");
+                };
+                let r = &summary.report;
+                assert_eq!(
+                    (r.hosts, r.host_errors, r.bad_hosts, r.bad_findings, r.bytes),
+                    (
+                        stats.hosts,
+                        stats.host_errors,
+                        stats.bad_hosts,
+                        stats.bad_findings,
+                        stats.bytes
+                    ),
+                    "parse statistics differ from the parser's"
+                );
+                assert_eq!(
+                    r.glossary_entries + r.skipped_glossary_entries,
+                    stats.glossary_entries + stats.skipped_glossary_entries,
+                    "glossary entries"
+                );
+                assert_eq!(
+                    sink.sent,
+                    expected_sends(&collected, &settings),
+                    "what was sent differs from what the report holds"
+                );
             }
             Err(PipelineError::Report(e)) => {
-                let _ = e.to_string();
+                let shown = format!("{e} (offset {:?})", e.offset());
+                assert_eq!(Err(&shown), parsed.as_ref(), "pipeline and parser disagree");
                 assert_eq!(
                     (sink.preambles, sink.hosts),
                     (0, 0),
@@ -332,6 +424,17 @@ pub fn report_parser(data: &[u8]) {
         }
     }
     for (qid, details) in &collected.details {
+        for text in [&details.title, &details.description]
+            .into_iter()
+            .chain(&details.cve_ids)
+            .chain(&details.bugtraq_ids)
+        {
+            assert!(
+                text.len() <= report::MAX_FIELD,
+                "QID {qid}: a text of {} bytes, more than MAX_FIELD",
+                text.len()
+            );
+        }
         let chars = details.description.chars().count();
         assert!(
             chars <= description_length,
