@@ -87,8 +87,6 @@ pub fn run_source(
         summary: Summary::default(),
         kept: Vec::new(),
         seen: HashSet::new(),
-        referenced: HashSet::new(),
-        hosts_done: false,
     };
     let options = ParseOptions {
         description_length: settings.description_length,
@@ -131,9 +129,6 @@ struct Collector<'a> {
     /// Hosts already spilled (about 20 bytes a host: the one thing that grows with the
     /// report, kept to catch repeated hosts).
     seen: HashSet<IpAddr>,
-    /// QIDs of the findings kept, and whether the host list is over.
-    referenced: HashSet<u32>,
-    hosts_done: bool,
 }
 
 impl ReportVisitor for Collector<'_> {
@@ -157,7 +152,6 @@ impl ReportVisitor for Collector<'_> {
             }
         }
         self.summary.findings_selected += self.kept.len() as u64;
-        self.referenced.extend(self.kept.iter().map(|f| f.qid));
         // A host listed twice must not lose its first findings to the second ScanFlush:
         // its later occurrences merge (ScanUpdate).
         let repeat = !self.seen.insert(host.ip);
@@ -169,15 +163,6 @@ impl ReportVisitor for Collector<'_> {
             );
         }
         self.spill.push(host.ip, repeat, self.kept.iter())
-    }
-
-    /// After the host list, only QIDs some kept host has are worth converting.
-    fn wants_details(&mut self, qid: u32) -> bool {
-        !self.hosts_done || self.referenced.contains(&qid)
-    }
-
-    fn hosts_done(&mut self) {
-        self.hosts_done = true;
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
@@ -201,12 +186,11 @@ impl ReportVisitor for Collector<'_> {
 fn log_parse_results(s: &Summary) {
     let r = &s.report;
     log::info!(
-        "report: {} hosts ({} in ip_ranges, {} outside), {} glossary entries (and {} of QIDs not sent, skipped), {} bytes",
+        "report: {} hosts ({} in ip_ranges, {} outside), {} glossary entries, {} bytes",
         r.hosts,
         s.hosts_in_range,
         s.hosts_out_of_range,
         r.glossary_entries,
-        r.skipped_glossary_entries,
         r.bytes
     );
     log::info!(

@@ -29,8 +29,11 @@ use qualys_connector::qualys::readahead::ReadAhead;
 use qualys_connector::qualys::report::{self, ParseOptions, ReportStats, ReportVisitor};
 use qualys_connector::secret::Secret;
 
+/// One target's check: the raw fuzz input in, a panic out when something is wrong.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for the regression tests (which replay `fuzz/regressions/<name>/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("report_pipeline", report_pipeline),
     ("report_parser", report_parser),
     ("config", config),
@@ -329,8 +332,7 @@ pub fn report_pipeline(data: &[u8]) {
                     "parse statistics differ from the parser's"
                 );
                 assert_eq!(
-                    r.glossary_entries + r.skipped_glossary_entries,
-                    stats.glossary_entries + stats.skipped_glossary_entries,
+                    r.glossary_entries, stats.glossary_entries,
                     "glossary entries"
                 );
                 assert_eq!(
@@ -502,7 +504,7 @@ pub fn config(data: &[u8]) {
     let a = config_outcome(&format!("password: '{SECRET_A}'\n{text}"), true, &no_env);
     let b = config_outcome(&format!("password: '{SECRET_B}'\n{text}"), true, &no_env);
     assert!(
-        !(a.contains(SECRET_A) && !b.contains(SECRET_A)),
+        !a.contains(SECRET_A) || b.contains(SECRET_A),
         "the file's password is shown: {a}"
     );
     // The same for the password from the environment.
@@ -511,7 +513,7 @@ pub fn config(data: &[u8]) {
     let a = config_outcome(&text, true, &env_a);
     let b = config_outcome(&text, true, &env_b);
     assert!(
-        !(a.contains(SECRET_A) && !b.contains(SECRET_A)),
+        !a.contains(SECRET_A) || b.contains(SECRET_A),
         "the environment's password is shown: {a}"
     );
 }

@@ -33,13 +33,6 @@ pub trait ReportVisitor {
     fn host(&mut self, host: &Host) -> io::Result<()>;
     /// One glossary entry.
     fn vuln_details(&mut self, qid: u32, details: VulnDetails);
-    /// Whether the glossary entry of `qid` is wanted; asked before its texts are read,
-    /// so unwanted entries cost no conversion and no memory.
-    fn wants_details(&mut self, _qid: u32) -> bool {
-        true
-    }
-    /// The HOST_LIST has ended: every host has been seen.
-    fn hosts_done(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +53,6 @@ pub struct ReportStats {
     /// VULN_INFO elements skipped because a field could not be read (warned each).
     pub bad_findings: u64,
     pub glossary_entries: u64,
-    /// Glossary entries of QIDs no kept host has, not read.
-    pub skipped_glossary_entries: u64,
     /// Invalid UTF-8 sequences replaced with U+FFFD.
     pub replaced_utf8: u64,
     /// Entity references left as written because they are not XML's predefined ones.
@@ -313,8 +304,6 @@ struct FindingState {
 #[derive(Debug, Default)]
 struct DetailsState {
     id_attr: Option<u32>,
-    /// The visitor does not want this entry: its texts are not read.
-    skip: bool,
     qid: String,
     details: VulnDetails,
 }
@@ -367,7 +356,7 @@ impl Parser {
                         self.error_doc.root = e.name().as_ref().to_string();
                         doc = Some(kind);
                     }
-                    self.start(tag, &e, visitor);
+                    self.start(tag, &e);
                     self.stack.push(tag);
                 }
                 Event::Empty(e) => {
@@ -389,7 +378,7 @@ impl Parser {
                         finished = true;
                         continue;
                     }
-                    self.start(tag, &e, visitor);
+                    self.start(tag, &e);
                     self.stack.push(tag);
                     self.end(visitor)?;
                 }
@@ -514,8 +503,9 @@ impl Parser {
     }
 
     fn push_ref(&mut self, r: &BytesRef<'_>) {
+        let mut utf8 = [0u8; 4];
         match r.resolve_char_ref() {
-            Ok(Some(c)) => self.text.push(c),
+            Ok(Some(c)) => self.push_text(c.encode_utf8(&mut utf8)),
             _ => {
                 let name: &str = r;
                 let predefined = match name {
@@ -527,7 +517,7 @@ impl Parser {
                     _ => None,
                 };
                 match predefined {
-                    Some(c) => self.text.push(c),
+                    Some(c) => self.push_text(c.encode_utf8(&mut utf8)),
                     None => {
                         // Entities a DOCTYPE might define are never expanded (no XXE, no
                         // entity bombs): the reference stays as written.
@@ -562,7 +552,7 @@ impl Parser {
         self.capture = Some((field, self.stack.len() + 1));
     }
 
-    fn start(&mut self, tag: Tag, e: &BytesStart<'_>, visitor: &mut dyn ReportVisitor) {
+    fn start(&mut self, tag: Tag, e: &BytesStart<'_>) {
         let parent = self.parent();
         let field = match (tag, parent) {
             (Tag::Host, Some(Tag::HostList)) => {
@@ -597,15 +587,10 @@ impl Parser {
             (Tag::VulnStatus, Some(Tag::VulnInfo)) => Some(Field::Status),
             (Tag::VulnDetails, _) => {
                 self.details.id_attr = attribute(e, "id").and_then(|v| qid_from_id_attr(&v));
-                self.details.skip = self
-                    .details
-                    .id_attr
-                    .is_some_and(|qid| !visitor.wants_details(qid));
                 self.details.qid.clear();
                 self.details.details = VulnDetails::default();
                 None
             }
-            _ if self.details.skip && self.stack.contains(&Tag::VulnDetails) => None,
             (Tag::Qid, Some(Tag::VulnDetails)) => Some(Field::DetailsQid),
             (Tag::Title, Some(Tag::VulnDetails)) => Some(Field::Title),
             (Tag::Threat, Some(Tag::VulnDetails)) => Some(Field::Threat),
@@ -647,15 +632,7 @@ impl Parser {
         match (tag, self.parent()) {
             (Tag::VulnInfo, _) if self.grandparent() == Some(Tag::Host) => self.finish_finding(),
             (Tag::Host, Some(Tag::HostList)) => self.finish_host(visitor)?,
-            (Tag::HostList, _) => visitor.hosts_done(),
-            (Tag::VulnDetails, _) => {
-                if self.details.skip {
-                    self.details.skip = false;
-                    self.stats.skipped_glossary_entries += 1;
-                } else {
-                    self.finish_details(visitor);
-                }
-            }
+            (Tag::VulnDetails, _) => self.finish_details(visitor),
             _ => {}
         }
         Ok(())

@@ -169,7 +169,6 @@ fn run_json(run: &Run) -> Value {
                 "hosts_without_valid_ip": r.bad_hosts,
                 "unreadable_findings": r.bad_findings,
                 "glossary_entries": r.glossary_entries,
-                "glossary_entries_skipped": r.skipped_glossary_entries,
                 "replaced_utf8_sequences": r.replaced_utf8,
                 "oversized_fields": r.oversized_fields,
                 "hosts_listed_twice": s.repeated_hosts,
