@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qualys_connector_sim::fmc::EnrollOptions;
-use qualys_connector_sim::qualys::{GenSpec, QualysServer, ServerOptions, TemplateSource};
+use qualys_connector_sim::qualys::{
+    GenSpec, InjectedError, QualysServer, ServerOptions, TemplateSource,
+};
 
 use crate::fmc::{Fmc, map_findings};
 use crate::harness::{Outcome, Test, example, shared_fixture};
@@ -554,4 +556,45 @@ fn check_against_qualys() {
         .assert_code(6)
         .assert_output_contains("[FAIL] template 424242: no report template with this ID")
         .assert_output_contains("fix: check template_id");
+}
+
+fn inject(status: u16, code: &str, text: &str, calls: u32) -> Option<InjectedError> {
+    Some(InjectedError {
+        status,
+        code: code.into(),
+        text: text.into(),
+        calls,
+    })
+}
+
+/// The codes no other fault produces: 2007 and 19xx fail with their hint, 1960 (the
+/// concurrency limit, HTTP 409) is waited out and retried.
+#[test]
+fn more_qualys_codes() {
+    let server = qualys(|o| {
+        o.inject = inject(
+            200,
+            "2007",
+            "Access denied: your IP is not in the secure IP list",
+            100,
+        )
+    });
+    let (t, out) = to_csv(&server, "");
+    out.assert_code(6)
+        .assert_output_contains("CODE 2007: Access denied")
+        .assert_output_contains("secure IP list");
+    assert!(!t.exists("Output.csv"));
+
+    let server =
+        qualys(|o| o.inject = inject(400, "1905", "parameter template_id has invalid value", 100));
+    let (_t, out) = to_csv(&server, "");
+    out.assert_code(6)
+        .assert_output_contains("CODE 1905")
+        .assert_output_contains("a request parameter was refused");
+
+    let server = qualys(|o| o.inject = inject(409, "1960", "Concurrency limit exceeded", 2));
+    let (t, out) = to_csv(&server, "");
+    out.assert_code(0)
+        .assert_output_contains("HTTP 409 CODE 1960");
+    assert_eq!(t.read("Output.csv"), reference_csv());
 }

@@ -13,5 +13,6 @@ mod tls;
 
 pub use generate::{GenSpec, GenSummary, generate};
 pub use server::{
-    QualysServer, RATE_LIMIT, RATE_WINDOW_SEC, RecordedRequest, ServerOptions, TemplateSource,
+    InjectedError, QualysServer, RATE_LIMIT, RATE_WINDOW_SEC, RecordedRequest, ServerOptions,
+    TemplateSource,
 };

@@ -167,6 +167,9 @@ pub struct ServerOptions {
     pub concurrency_limit: u32,
     /// The first K requests answer HTTP 503 with a short HTML page.
     pub server_error_first: u32,
+    /// The first `calls` authenticated calls answer this error document (for the codes
+    /// no other option produces: 2007, 19xx, 1960 ...).
+    pub inject: Option<InjectedError>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -213,6 +216,7 @@ impl ServerOptions {
             busy_first: 0,
             concurrency_limit: 2,
             server_error_first: 0,
+            inject: None,
         }
     }
 
@@ -262,6 +266,7 @@ struct State {
     /// Requests parsed so far.
     calls: u64,
     server_errors: u32,
+    injected: u32,
     rate_limited: u32,
     busy: u32,
     cut_done: bool,
@@ -879,6 +884,14 @@ fn route(call: &mut Call<'_>, request: &Request, record: &RecordedRequest) -> Re
         return Reply::xml(401, simple_return(Some("2010"), "Bad Login/Password", &[]))
             .with_header("WWW-Authenticate", "Basic realm=\"Qualys\"".into());
     }
+    if let Some(inject) = &options.inject
+        && shared.take(|s| &mut s.injected, inject.calls)
+    {
+        return Reply::xml(
+            inject.status,
+            simple_return(Some(&inject.code), &inject.text, &[]),
+        );
+    }
     if options.expired_account {
         return Reply::xml(
             200,
@@ -917,6 +930,15 @@ fn route(call: &mut Call<'_>, request: &Request, record: &RecordedRequest) -> Re
         Endpoint::AssetDataReport => asset_data_report(shared, params),
         Endpoint::TemplateList => Reply::xml(200, template_list(shared)),
     }
+}
+
+/// An error document to answer with (`ServerOptions::inject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedError {
+    pub status: u16,
+    pub code: String,
+    pub text: String,
+    pub calls: u32,
 }
 
 /// `/api/<version>/fo/report/` (qualys.md §2).
