@@ -9,6 +9,7 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(html.len().min(max_chars.saturating_mul(2)));
     let mut pending_space = false;
     let mut chars = 0usize;
+    let last_gt = html.rfind('>');
     let mut rest = html;
     let mut truncated = false;
 
@@ -33,6 +34,9 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
 
     while let Some(c) = rest.chars().next() {
         let (emit, advance): (Option<char>, usize) = match c {
+            // Past the last '>' no tag can close: skip the search (which would make a
+            // text full of '<' quadratic).
+            '<' if last_gt.is_none_or(|g| g < html.len() - rest.len()) => (Some('<'), 1),
             '<' => match tag_len(rest) {
                 // A tag separates words (<br>, <p>, <li>): it becomes a space.
                 Some(len) => (Some(' '), len),
@@ -155,6 +159,16 @@ mod tests {
         for (input, max, want) in cases {
             assert_eq!(to_plain_text(input, max), want, "input {input:?} max {max}");
         }
+    }
+
+    #[test]
+    fn many_unclosed_tags_stay_linear() {
+        // 200,000 '<a' with no '>' anywhere: each used to rescan the rest of the text.
+        // (Its time is not asserted: it is a benchmark's business. Quadratic, this test
+        // took minutes.)
+        let text = "<a ".repeat(200_000);
+        let out = to_plain_text(&text, 1_000_000);
+        assert_eq!(out.len(), text.trim_end().len());
     }
 
     #[test]
