@@ -24,7 +24,7 @@ pub mod command;
 mod der;
 mod map;
 pub mod pkcs12;
-mod pki;
+pub(crate) mod pki;
 mod server;
 mod verify;
 

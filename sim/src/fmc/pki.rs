@@ -90,7 +90,7 @@ pub(crate) struct Authority {
     pub(crate) server_key: PrivateKeyDer<'static>,
 }
 
-fn rcgen_err(e: rcgen::Error) -> io::Error {
+pub(crate) fn rcgen_err(e: rcgen::Error) -> io::Error {
     io::Error::other(format!("certificate generation failed: {e}"))
 }
 
@@ -107,7 +107,7 @@ impl Authority {
         fs::create_dir_all(dir)?;
         let ca_path = dir.join(CA_FILE);
         if !ca_path.exists() {
-            let (cert, key) = new_ca()?;
+            let (cert, key) = new_ca("fmc-sim", CA_COMMON_NAME)?;
             publish(&ca_path, &pem_pair(&cert, &key))?;
         }
         let (ca_der, ca_key_der) = read_pair(&ca_path)?;
@@ -223,7 +223,8 @@ fn common_name(cn: &str) -> DistinguishedName {
     dn
 }
 
-fn random_serial() -> io::Result<[u8; 16]> {
+/// A random positive 128-bit certificate serial number.
+pub(crate) fn random_serial() -> io::Result<[u8; 16]> {
     let mut serial = [0u8; 16];
     SystemRandom::new()
         .fill(&mut serial)
@@ -232,12 +233,17 @@ fn random_serial() -> io::Result<[u8; 16]> {
     Ok(serial)
 }
 
-fn new_ca() -> io::Result<(rcgen::Certificate, KeyPair)> {
+/// A self-signed CA (ECDSA P-256, 20 years) named `organization` / `common_name`; the
+/// Qualys simulator's HTTPS uses it too.
+pub(crate) fn new_ca(
+    organization: &str,
+    common_name: &str,
+) -> io::Result<(rcgen::Certificate, KeyPair)> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "fmc-sim");
-    dn.push(DnType::CommonName, CA_COMMON_NAME);
+    dn.push(DnType::OrganizationName, organization);
+    dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![

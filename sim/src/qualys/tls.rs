@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::fmc::pki::{new_ca, random_serial, rcgen_err};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
-use ring::rand::{SecureRandom, SystemRandom};
 use rustls::ServerConfig;
 use rustls::version;
 use rustls_pki_types::pem::PemObject;
@@ -37,10 +37,6 @@ static CREATE_LOCK: Mutex<()> = Mutex::new(());
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
-fn rcgen_err(e: rcgen::Error) -> io::Error {
-    io::Error::other(format!("certificate generation failed: {e}"))
 }
 
 /// Loads (or creates) the certificates of `dir` and returns the TLS configuration and
@@ -70,7 +66,7 @@ fn load_or_create(dir: &Path) -> io::Result<Loaded> {
     let ca_path = dir.join(CA_FILE);
     let key_path = dir.join(CA_KEY_FILE);
     if !ca_path.exists() && !key_path.exists() {
-        let (cert, key) = new_ca()?;
+        let (cert, key) = new_ca("qualys-sim", "qualys-sim test CA")?;
         publish(&key_path, &key.serialize_pem())?;
         publish(&ca_path, &cert.pem())?;
     }
@@ -152,36 +148,6 @@ fn publish(path: &Path, text: &str) -> io::Result<()> {
     result
 }
 
-fn random_serial() -> io::Result<SerialNumber> {
-    let mut serial = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut serial)
-        .map_err(|_| io::Error::other("system random generator failed"))?;
-    serial[0] = (serial[0] & 0x7f) | 0x01;
-    Ok(SerialNumber::from_slice(&serial))
-}
-
-fn new_ca() -> io::Result<(rcgen::Certificate, KeyPair)> {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "qualys-sim");
-    dn.push(DnType::CommonName, "qualys-sim test CA");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(1);
-    params.not_after = now + Duration::days(20 * 365);
-    params.serial_number = Some(random_serial()?);
-    let cert = params.self_signed(&key).map_err(rcgen_err)?;
-    Ok((cert, key))
-}
-
 fn new_server(
     ca_der: &CertificateDer<'_>,
     ca_key: &KeyPair,
@@ -202,7 +168,7 @@ fn new_server(
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::days(1);
     params.not_after = now + Duration::days(10 * 365);
-    params.serial_number = Some(random_serial()?);
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let issuer = Issuer::from_ca_cert_der(ca_der, ca_key).map_err(rcgen_err)?;
     let cert = params.signed_by(&key, &issuer).map_err(rcgen_err)?;
     Ok((cert, key))
