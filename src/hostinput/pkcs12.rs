@@ -1158,38 +1158,44 @@ mod tests {
                 } else {
                     "not it"
                 };
-                let err = load(&path, Some(&Secret::new(wrong))).unwrap_err();
-                assert!(
-                    matches!(
-                        err,
-                        Pkcs12Error::WrongPassword {
-                            password_given: true,
-                            ..
-                        }
-                    ),
-                    "{case}: {err}"
-                );
-                check_message(&err, &path, wrong);
-                check_message(&err, &path, password);
-                if !password.is_empty() {
-                    let err = load(&path, None).unwrap_err();
-                    assert!(
-                        matches!(
-                            err,
-                            Pkcs12Error::WrongPassword {
-                                password_given: false,
-                                ..
-                            }
-                        ),
-                        "{case}: {err}"
-                    );
-                    assert!(
-                        err.to_string().contains("-password or PKCS12_PASSWORD"),
-                        "{err}"
-                    );
-                    check_message(&err, &path, password);
-                }
+                assert_refuses_wrong_passwords(&path, password, wrong, &case);
             }
+        }
+    }
+
+    /// A wrong password, and no password where one is needed, are both WrongPassword
+    /// (saying which), and no message shows either password.
+    fn assert_refuses_wrong_passwords(path: &Path, password: &str, wrong: &str, case: &str) {
+        let err = load(path, Some(&Secret::new(wrong))).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Pkcs12Error::WrongPassword {
+                    password_given: true,
+                    ..
+                }
+            ),
+            "{case}: {err}"
+        );
+        check_message(&err, path, wrong);
+        check_message(&err, path, password);
+        if !password.is_empty() {
+            let err = load(path, None).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Pkcs12Error::WrongPassword {
+                        password_given: false,
+                        ..
+                    }
+                ),
+                "{case}: {err}"
+            );
+            assert!(
+                err.to_string().contains("-password or PKCS12_PASSWORD"),
+                "{err}"
+            );
+            check_message(&err, path, password);
         }
     }
 
@@ -1857,26 +1863,7 @@ mod tests {
                         } else {
                             "Fmc-Cl1ent pas"
                         };
-                        let err = load(&path, Some(&Secret::new(wrong))).unwrap_err();
-                        assert!(
-                            matches!(err, Pkcs12Error::WrongPassword { .. }),
-                            "{case}: {err}"
-                        );
-                        check_message(&err, &path, wrong);
-                        check_message(&err, &path, password);
-                        if !password.is_empty() {
-                            let err = load(&path, None).unwrap_err();
-                            assert!(
-                                matches!(
-                                    err,
-                                    Pkcs12Error::WrongPassword {
-                                        password_given: false,
-                                        ..
-                                    }
-                                ),
-                                "{case}: {err}"
-                            );
-                        }
+                        assert_refuses_wrong_passwords(&path, password, wrong, &case);
                     }
                 }
             }
