@@ -127,6 +127,24 @@ pub struct Vulnerability<'a> {
     pub details: Option<&'a VulnDetails>,
 }
 
+/// Length of the run at the start of `bytes` of `plain` bytes with single spaces between
+/// them: text that collapsing whitespace leaves as it is. Both sides turn report text
+/// into one line (HTML to text on the Qualys side, field sanitising on the Host Input
+/// side) and copy such runs whole rather than a character at a time.
+pub fn plain_run(bytes: &[u8], plain: impl Fn(u8) -> bool) -> usize {
+    let mut n = 0;
+    while let Some(&b) = bytes.get(n) {
+        if plain(b) {
+            n += 1;
+        } else if b == b' ' && n > 0 && bytes.get(n + 1).is_some_and(|&c| plain(c)) {
+            n += 2;
+        } else {
+            break;
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +163,23 @@ mod tests {
             assert_eq!(input.parse::<FindingType>(), want, "{input}");
         }
         assert!("Fixed".parse::<FindingType>().is_err());
+    }
+
+    #[test]
+    fn plain_runs() {
+        let plain = |b: u8| b.is_ascii_alphanumeric();
+        let cases: [(&str, usize); 8] = [
+            ("", 0),
+            ("abc", 3),
+            ("ab cd", 5),
+            ("ab  cd", 2),
+            ("ab cd ", 5),
+            (" ab", 0),
+            ("ab c,d", 4),
+            ("ab ,", 2),
+        ];
+        for (text, want) in cases {
+            assert_eq!(plain_run(text.as_bytes(), plain), want, "{text:?}");
+        }
     }
 }

@@ -79,6 +79,12 @@ pub fn run_source(
     settings: &Settings,
     sink: &mut dyn CommandSink,
 ) -> Result<Summary, PipelineError> {
+    parse_source(input, settings)?.deliver(settings, sink)
+}
+
+/// The first stage on its own: the whole report parsed, its hosts spilled. Nothing has
+/// been sent; a caller may still drop it (a download that turned out to be cut).
+pub fn parse_source(input: impl Utf8Source, settings: &Settings) -> Result<Parsed, PipelineError> {
     let started = Instant::now();
     let mut collector = Collector {
         settings,
@@ -100,20 +106,54 @@ pub fn run_source(
     } = collector;
     summary.report = stats;
     summary.parse_time = started.elapsed();
-    log_parse_results(&summary);
-    log::info!("QualysGuard Report Processing Complete");
+    Ok(Parsed {
+        spill,
+        glossary,
+        summary,
+    })
+}
 
-    let started = Instant::now();
-    progress::stage(Stage::Deliver, summary.hosts_in_range);
-    let reader = spill.into_reader().map_err(PipelineError::Spill)?;
-    send(reader, &glossary, settings, sink, &mut summary)?;
-    summary.delivery = sink.finish()?;
-    summary.send_time = started.elapsed();
-    Ok(summary)
+/// A report that parsed to its end: the spilled hosts and the glossary, ready to send.
+#[derive(Debug)]
+pub struct Parsed {
+    spill: SpillWriter,
+    glossary: HashMap<u32, Encoded>,
+    summary: Summary,
+}
+
+impl Parsed {
+    /// The second stage: every host's commands to the sink, then the sink's accounting.
+    pub fn deliver(
+        self,
+        settings: &Settings,
+        sink: &mut dyn CommandSink,
+    ) -> Result<Summary, PipelineError> {
+        let Parsed {
+            spill,
+            glossary,
+            mut summary,
+        } = self;
+        log_parse_results(&summary);
+        log::info!("QualysGuard Report Processing Complete");
+
+        let started = Instant::now();
+        progress::stage(Stage::Deliver, summary.hosts_in_range);
+        let reader = spill.into_reader().map_err(PipelineError::Spill)?;
+        send(reader, &glossary, settings, sink, &mut summary)?;
+        summary.delivery = sink.finish()?;
+        summary.send_time = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Overrides the parse time (when parsing overlapped a download, the part after it).
+    pub fn set_parse_time(&mut self, time: Duration) {
+        self.summary.parse_time = time;
+    }
 }
 
 /// A glossary entry as the second stage needs it: the encoded end of its AddScanResult
 /// lines, and the title for the debug log.
+#[derive(Debug)]
 struct Encoded {
     title: String,
     tail: ResultTail,

@@ -58,6 +58,14 @@ pub fn set(done: u64) {
     DONE.store(done, Ordering::Relaxed);
 }
 
+/// `set`, but only while `stage` is the one shown: a parse running behind the download
+/// must not overwrite the download's counter.
+pub fn set_in(stage: Stage, done: u64) {
+    if STAGE.load(Ordering::Relaxed) == stage as u8 {
+        DONE.store(done, Ordering::Relaxed);
+    }
+}
+
 pub fn add(n: u64) {
     DONE.fetch_add(n, Ordering::Relaxed);
 }

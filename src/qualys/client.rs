@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use super::follow::{Follow, Tapped};
 use super::http::{self, Client, HttpError, Response, Url};
 use crate::secret::Secret;
 
@@ -296,12 +297,14 @@ impl Qualys {
     }
 
     /// Downloads the report of `template_id` into `out` (truncated first). The file is
-    /// complete when this returns Ok: the root element was closed.
+    /// complete when this returns Ok: the root element was closed. `follow`, when given,
+    /// hears of every attempt and byte written, for a reader parsing behind the download.
     pub fn download(
         &self,
         template_id: &str,
         out: &mut File,
         path: &Path,
+        follow: Option<&Follow>,
     ) -> Result<Downloaded, DownloadError> {
         let started = Instant::now();
         match self.options.api {
@@ -310,8 +313,14 @@ impl Qualys {
                     "/msp/asset_data_report.php?template_id={}",
                     form_encode(template_id)
                 );
-                let bytes =
-                    self.fetch_complete("asset_data_report.php", None, &query, None, out, path)?;
+                let bytes = self.fetch_complete(
+                    "asset_data_report.php",
+                    None,
+                    &query,
+                    None,
+                    (out, path),
+                    follow,
+                )?;
                 Ok(Downloaded {
                     bytes,
                     report_id: None,
@@ -320,7 +329,7 @@ impl Qualys {
             }
             Api::V2 => {
                 let id = self.launch(template_id)?;
-                let result = self.wait_and_fetch(&id, out, path);
+                let result = self.wait_and_fetch(&id, out, path, follow);
                 // Report storage is limited: delete it whatever happened (qualys.md §2).
                 if let Err(e) = self.delete(&id) {
                     log::warn!("could not delete report {id} on Qualys: {e}");
@@ -409,7 +418,13 @@ impl Qualys {
         }
     }
 
-    fn wait_and_fetch(&self, id: &str, out: &mut File, path: &Path) -> Result<u64, DownloadError> {
+    fn wait_and_fetch(
+        &self,
+        id: &str,
+        out: &mut File,
+        path: &Path,
+        follow: Option<&Follow>,
+    ) -> Result<u64, DownloadError> {
         let started = Instant::now();
         let mut wait = self.options.poll_interval;
         let mut last_state = String::from("not listed yet");
@@ -463,8 +478,8 @@ impl Qualys {
             Some(id),
             &path_query,
             Some(body.as_bytes()),
-            out,
-            path,
+            (out, path),
+            follow,
         )
     }
 
@@ -602,8 +617,8 @@ impl Qualys {
         id: Option<&str>,
         path_query: &str,
         body: Option<&[u8]>,
-        out: &mut File,
-        path: &Path,
+        (out, path): (&mut File, &Path),
+        follow: Option<&Follow>,
     ) -> Result<u64, DownloadError> {
         let local = |source| DownloadError::Local {
             path: path.to_path_buf(),
@@ -613,6 +628,9 @@ impl Qualys {
         let mut tries = 0;
         loop {
             tries += 1;
+            if let Some(f) = follow {
+                f.begin();
+            }
             out.set_len(0).map_err(local)?;
             out.seek(SeekFrom::Start(0)).map_err(local)?;
             let response = self.request(call, method, path_query, body)?;
@@ -622,7 +640,11 @@ impl Qualys {
                 .unwrap_or(0);
             crate::progress::stage(crate::progress::Stage::Download, length);
             let copied = {
-                let mut writer = BufWriter::with_capacity(256 * 1024, &mut *out);
+                let tapped = Tapped {
+                    inner: &mut *out,
+                    follow,
+                };
+                let mut writer = BufWriter::with_capacity(256 * 1024, tapped);
                 let copied = response.copy_to(&mut writer);
                 writer.flush().map_err(local)?;
                 copied
@@ -630,6 +652,9 @@ impl Qualys {
             let problem = match copied {
                 Ok(bytes) => match check_complete(out).map_err(local)? {
                     Completeness::Complete => {
+                        if let Some(f) = follow {
+                            f.complete();
+                        }
                         log::info!("downloaded {bytes} bytes");
                         return Ok(bytes);
                     }

@@ -6,58 +6,56 @@
 /// Plain text of `html`, at most `max_chars` characters. When text is cut, it ends in
 /// "..." (counted within the limit) so a reader can tell.
 pub fn to_plain_text(html: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(html.len().min(max_chars.saturating_mul(2)));
-    let mut pending_space = false;
-    let mut chars = 0usize;
+    let mut text = Text {
+        out: String::with_capacity(html.len().min(max_chars.saturating_mul(2))),
+        pending_space: false,
+        chars: 0,
+        max_chars,
+    };
     let last_gt = html.rfind('>');
-    let mut rest = html;
+    let bytes = html.as_bytes();
+    let mut at = 0;
     let mut truncated = false;
 
-    let mut push = |c: char, out: &mut String, pending_space: &mut bool| -> bool {
-        if c.is_whitespace() || c == '\u{a0}' {
-            *pending_space = !out.is_empty();
-            return true;
+    while at < bytes.len() {
+        // Most of a THREAT is runs of plain ASCII: copied whole, not a char at a time
+        // (this function ran for every glossary entry and showed in the profile).
+        // Never look further than what can still fit: a THREAT is often longer.
+        let end = at
+            .saturating_add(max_chars.saturating_sub(text.chars).saturating_add(1))
+            .min(bytes.len());
+        let run = crate::model::plain_run(&bytes[at..end], is_plain);
+        if run > 0 {
+            if !text.push_ascii(&html[at..at + run]) {
+                truncated = true;
+                break;
+            }
+            at += run;
+            continue;
         }
-        let needed = usize::from(*pending_space) + 1;
-        if chars + needed > max_chars {
-            return false;
-        }
-        if *pending_space {
-            out.push(' ');
-            chars += 1;
-            *pending_space = false;
-        }
-        out.push(c);
-        chars += 1;
-        true
-    };
-
-    while let Some(c) = rest.chars().next() {
-        let (emit, advance): (Option<char>, usize) = match c {
+        let rest = &html[at..];
+        let Some(c) = rest.chars().next() else { break };
+        let (emit, advance): (char, usize) = match c {
             // Past the last '>' no tag can close: skip the search (which would make a
             // text full of '<' quadratic).
-            '<' if last_gt.is_none_or(|g| g < html.len() - rest.len()) => (Some('<'), 1),
+            '<' if last_gt.is_none_or(|g| g < at) => ('<', 1),
             '<' => match tag_len(rest) {
                 // A tag separates words (<br>, <p>, <li>): it becomes a space.
-                Some(len) => (Some(' '), len),
+                Some(len) => (' ', len),
                 // A lone '<' as in "versions < 2.0" is text.
-                None => (Some('<'), 1),
+                None => ('<', 1),
             },
-            '&' => match entity(rest) {
-                Some((decoded, len)) => (Some(decoded), len),
-                None => (Some('&'), 1),
-            },
-            other => (Some(other), other.len_utf8()),
+            '&' => entity(rest).unwrap_or(('&', 1)),
+            other => (other, other.len_utf8()),
         };
-        if let Some(ch) = emit
-            && !push(ch, &mut out, &mut pending_space)
-        {
+        if !text.push(emit) {
             truncated = true;
             break;
         }
-        rest = &rest[advance..];
+        at += advance;
     }
 
+    let Text { mut out, .. } = text;
     if truncated {
         // Make room for the ellipsis inside the limit (when the limit has room for it).
         let keep = if max_chars >= 3 {
@@ -74,6 +72,64 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
         }
     }
     out
+}
+
+/// ASCII that is neither markup nor whitespace: stands for itself.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii() && !matches!(b, b'<' | b'&' | b' ' | 0x09..=0x0d)
+}
+
+/// The text being built: whitespace collapsed, at most `max_chars` characters.
+struct Text {
+    out: String,
+    pending_space: bool,
+    chars: usize,
+    max_chars: usize,
+}
+
+impl Text {
+    /// Adds one character; false when it does not fit.
+    fn push(&mut self, c: char) -> bool {
+        if c.is_whitespace() || c == '\u{a0}' {
+            self.pending_space = !self.out.is_empty();
+            return true;
+        }
+        let needed = usize::from(self.pending_space) + 1;
+        if self.chars + needed > self.max_chars {
+            return false;
+        }
+        if self.pending_space {
+            self.out.push(' ');
+            self.chars += 1;
+            self.pending_space = false;
+        }
+        self.out.push(c);
+        self.chars += 1;
+        true
+    }
+
+    /// Adds a `plain_run`, as `push` would one character at a time; false when not all
+    /// of it fits (what fits is added).
+    fn push_ascii(&mut self, run: &str) -> bool {
+        let room = self
+            .max_chars
+            .saturating_sub(self.chars + usize::from(self.pending_space));
+        let mut take = run.len().min(room);
+        // `push` keeps a space only once the character after it fits.
+        if take < run.len() && run.as_bytes().get(take.wrapping_sub(1)) == Some(&b' ') {
+            take -= 1;
+        }
+        if take > 0 {
+            if self.pending_space {
+                self.out.push(' ');
+                self.chars += 1;
+                self.pending_space = false;
+            }
+            self.out.push_str(&run[..take]);
+            self.chars += take;
+        }
+        take == run.len()
+    }
 }
 
 /// Length in bytes of the tag (or comment) at the start of `s`, if `s` starts with one.
@@ -154,10 +210,69 @@ mod tests {
             ("abcdef", 2, "ab"),
             ("abcdef", 0, ""),
             ("<unclosed tag", 100, "<unclosed tag"),
+            // Runs of plain ASCII meeting the limit, with and without a pending space.
+            ("abc defgh", 7, "abc..."),
+            ("abc defgh", 9, "abc defgh"),
+            ("abc defgh", 8, "abc d..."),
+            ("abc\u{b}def", 100, "abc def"),
+            ("ab\u{1}cd", 100, "ab\u{1}cd"),
             ("", 10, ""),
         ];
         for (input, max, want) in cases {
             assert_eq!(to_plain_text(input, max), want, "input {input:?} max {max}");
+        }
+    }
+
+    /// The char-at-a-time definition `to_plain_text` must keep matching (it copies runs
+    /// of plain ASCII whole for speed).
+    fn plain_text_slowly(html: &str, max_chars: usize) -> String {
+        let mut text = Text {
+            out: String::new(),
+            pending_space: false,
+            chars: 0,
+            max_chars,
+        };
+        let last_gt = html.rfind('>');
+        let mut rest = html;
+        let mut truncated = false;
+        while let Some(c) = rest.chars().next() {
+            let at = html.len() - rest.len();
+            let (emit, advance) = match c {
+                '<' if last_gt.is_none_or(|g| g < at) => ('<', 1),
+                '<' => tag_len(rest).map_or(('<', 1), |len| (' ', len)),
+                '&' => entity(rest).unwrap_or(('&', 1)),
+                other => (other, other.len_utf8()),
+            };
+            if !text.push(emit) {
+                truncated = true;
+                break;
+            }
+            rest = &rest[advance..];
+        }
+        let mut out = text.out;
+        if truncated {
+            let keep = if max_chars >= 3 {
+                max_chars - 3
+            } else {
+                max_chars
+            };
+            let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
+            out.truncate(cut);
+            out.truncate(out.trim_end().len());
+            if max_chars >= 3 {
+                out.push_str("...");
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_its_definition(
+            html in "([ab \t\n\u{b}\u{1}\u{e9}\u{a0}\u{2014}]|<b>|</p>|<|>|&amp;|&#65;|&x;|&|<!-- c -->){0,30}",
+            max in 0usize..40,
+        ) {
+            proptest::prop_assert_eq!(to_plain_text(&html, max), plain_text_slowly(&html, max));
         }
     }
 

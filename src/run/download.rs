@@ -8,6 +8,7 @@ use crate::config::{Config, ReportApi};
 use crate::exit::Failure;
 use crate::logging;
 use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
+use crate::qualys::follow::Follow;
 use crate::qualys::http::{Client as HttpClient, Proxy as HttpProxy, Scheme, Url};
 
 /// Builds the Qualys API client from the configuration (nothing is sent yet).
@@ -72,14 +73,9 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
     Ok(Qualys::new(http, options, limits))
 }
 
-/// Downloads the template's report into a temporary file, deleted when the returned
-/// path is dropped; keeps a copy when `keep_report` says so.
-pub fn download(
-    qualys: &Qualys,
-    template_id: &str,
-    config: &Config,
-) -> Result<tempfile::TempPath, Failure> {
-    let mut tmp = tempfile::Builder::new()
+/// A temporary file for the report, deleted when dropped.
+pub fn temporary() -> Result<tempfile::NamedTempFile, Failure> {
+    tempfile::Builder::new()
         .prefix("qualys-report-")
         .suffix(".xml")
         .tempfile()
@@ -88,14 +84,26 @@ pub fn download(
                 "cannot create a temporary file for the report in {}: {e}",
                 std::env::temp_dir().display()
             ))
-        })?;
+        })
+}
+
+/// Downloads the template's report into `tmp` (complete when this returns Ok); keeps a
+/// copy when `keep_report` says so. `follow` hears of the bytes as they land, for a
+/// parse that runs behind the download.
+pub fn download(
+    qualys: &Qualys,
+    template_id: &str,
+    config: &Config,
+    tmp: &mut tempfile::NamedTempFile,
+    follow: Option<&Follow>,
+) -> Result<(), Failure> {
     let path = tmp.path().to_path_buf();
     log::info!(
         "downloading the report of template {template_id} from {}",
         config.url
     );
     let downloaded = qualys
-        .download(template_id, tmp.as_file_mut(), &path)
+        .download(template_id, tmp.as_file_mut(), &path, follow)
         .map_err(|e| Failure::Download(Box::new(e)))?;
     log::info!(
         "report downloaded: {} bytes in {:.1?}",
@@ -110,5 +118,5 @@ pub fn download(
         })?;
         log::info!("report kept as {}", kept.display());
     }
-    Ok(tmp.into_temp_path())
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::download;
 use super::fmc::{self, FmcSettings, FmcTarget};
@@ -17,9 +17,10 @@ use crate::exit::{Failure, Location};
 use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
-use crate::pipeline::{self, PipelineError, Settings, Summary};
+use crate::pipeline::{self, Parsed, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
+use crate::qualys::follow::{Follow, FollowReader};
 use crate::qualys::readahead::ReadAhead;
 use crate::qualys::report;
 
@@ -136,17 +137,13 @@ fn run_template(
         }
         Destination::Fmc(_, target) => Box::new(target.sink()),
     };
-    let (report_path, download_time, _temporary) = match (&args.report, qualys) {
-        (Some(path), _) => (path.clone(), None, None),
+    let (parsed, download_time) = match (&args.report, qualys) {
+        (Some(path), _) => (parse_file(path, settings).map_err(early)?, None),
         (None, Some(qualys)) => {
-            let started = Instant::now();
             let template_id = template.unwrap_or_default();
-            let temporary = download::download(qualys, template_id, config).map_err(early)?;
-            (
-                temporary.to_path_buf(),
-                Some(started.elapsed()),
-                Some(temporary),
-            )
+            let (parsed, time) =
+                download_and_parse(qualys, template_id, config, settings).map_err(early)?;
+            (parsed, Some(time))
         }
         (None, None) => {
             return Err(early(Failure::Invalid(
@@ -154,7 +151,7 @@ fn run_template(
             )));
         }
     };
-    let mut summary = process_file(&report_path, settings, sink).map_err(early)?;
+    let mut summary = deliver(parsed, settings, sink).map_err(early)?;
     summary.download_time = download_time;
     if let Destination::Fmc(server, _) = destination
         && let Err(failure) = fmc::check_delivery(server, &summary.delivery)
@@ -200,12 +197,81 @@ fn destination(args: &Args, config: &Config) -> Result<Destination, Failure> {
     }
 }
 
-/// Parses a report file and hands the commands to the sink.
-fn process_file(
-    report_path: &Path,
+/// Downloads the report and parses it at the same time: the parser reads the temporary
+/// file behind the download (`qualys::follow`). What it parsed is used only when the
+/// first attempt was the one that completed; otherwise (a cut transfer fetched again)
+/// the finished file is parsed again from the start. Nothing is sent before both end.
+fn download_and_parse(
+    qualys: &Qualys,
+    template_id: &str,
+    config: &Config,
     settings: &Settings,
-    mut sink: Box<dyn CommandSink>,
-) -> Result<Summary, Failure> {
+) -> Result<(Parsed, Duration), Failure> {
+    let started = Instant::now();
+    let mut tmp = download::temporary()?;
+    let path = tmp.path().to_path_buf();
+    let follow = Arc::new(Follow::new());
+    let behind = File::open(&path).map_err(|source| Failure::ReportOpen {
+        path: path.clone(),
+        source,
+    })?;
+    let (downloaded, download_end, parsed) = std::thread::scope(|scope| {
+        let reader = follow.reader(behind);
+        let parsing = std::thread::Builder::new()
+            .name("report-parser".into())
+            .spawn_scoped(scope, || {
+                let source = ReadAhead::spawn(Behind(reader)).map_err(|e| {
+                    Failure::Spill(format!("cannot start the report reader thread: {e}"))
+                })?;
+                let parsed = pipeline::parse_source(source, settings)
+                    .map_err(|e| pipeline_failure(&path, e))?;
+                Ok::<_, Failure>((parsed, Instant::now()))
+            });
+        let downloaded = download::download(qualys, template_id, config, &mut tmp, Some(&follow));
+        // Whatever happened, a parser still waiting for bytes stops now.
+        follow.close();
+        let download_end = Instant::now();
+        let parsed = match parsing {
+            Ok(handle) => match handle.join() {
+                Ok(result) => Some(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(e) => {
+                log::debug!("no parser thread beside the download ({e}): parsing after it");
+                None
+            }
+        };
+        (downloaded, download_end, parsed)
+    });
+    downloaded?;
+    let download_time = download_end.duration_since(started);
+    if follow.first_attempt_complete()
+        && let Some(parsed) = parsed
+    {
+        let (mut parsed, parse_end) = parsed?;
+        // The parse ran during the download: what it adds is the time after it.
+        parsed.set_parse_time(parse_end.saturating_duration_since(download_end));
+        log::info!("report parsed while it downloaded");
+        return Ok((parsed, download_time));
+    }
+    log::info!("the download was fetched again: parsing the finished file");
+    Ok((parse_file(&path, settings)?, download_time))
+}
+
+/// The report file behind the download, counted for the progress line once the
+/// download is over.
+struct Behind(FollowReader);
+
+impl io::Read for Behind {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        progress::set_in(Stage::Parse, self.0.position());
+        Ok(n)
+    }
+}
+
+/// Parses a report file to its end (nothing sent yet).
+fn parse_file(report_path: &Path, settings: &Settings) -> Result<Parsed, Failure> {
     let input = File::open(report_path).map_err(|source| Failure::ReportOpen {
         path: report_path.to_path_buf(),
         source,
@@ -221,13 +287,27 @@ fn process_file(
     progress::stage(Stage::Parse, size);
     let source = ReadAhead::spawn(Counted(input))
         .map_err(|e| Failure::Spill(format!("cannot start the report reader thread: {e}")))?;
-    let summary = match pipeline::run_source(source, settings, sink.as_mut()) {
-        Ok(summary) => summary,
-        Err(PipelineError::Report(error)) => return Err(report_failure(report_path, error)),
-        Err(PipelineError::Spill(e)) => return Err(Failure::Spill(e.to_string())),
-        Err(PipelineError::Sink(e)) => return Err(Failure::Sink(e)),
-    };
-    Ok(summary)
+    pipeline::parse_source(source, settings).map_err(|e| pipeline_failure(report_path, e))
+}
+
+/// Hands a parsed report's commands to the sink.
+fn deliver(
+    parsed: Parsed,
+    settings: &Settings,
+    mut sink: Box<dyn CommandSink>,
+) -> Result<Summary, Failure> {
+    parsed
+        .deliver(settings, sink.as_mut())
+        // The second stage reads no report: its errors are the spill file's or the sink's.
+        .map_err(|e| pipeline_failure(Path::new(""), e))
+}
+
+fn pipeline_failure(report_path: &Path, error: PipelineError) -> Failure {
+    match error {
+        PipelineError::Report(error) => report_failure(report_path, error),
+        PipelineError::Spill(e) => Failure::Spill(e.to_string()),
+        PipelineError::Sink(e) => Failure::Sink(e),
+    }
 }
 
 pub fn load_config(args: &Args) -> Result<Config, Failure> {

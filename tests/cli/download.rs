@@ -267,6 +267,50 @@ fn recovered_faults_give_the_same_commands() {
     }
 }
 
+/// The parse runs behind the download; what it read is used only when the first attempt
+/// completed. A cut transfer fetched again is parsed again from the finished file.
+#[test]
+fn parse_behind_the_download_only_counts_for_a_complete_first_attempt() {
+    type Configure = fn(&mut ServerOptions);
+    let cases: [(&str, Configure, &str, &str); 3] = [
+        (
+            "fault-free",
+            |_| {},
+            "report parsed while it downloaded",
+            "parsing the finished file",
+        ),
+        (
+            "trickle",
+            |o| o.trickle_ms = 20,
+            "report parsed while it downloaded",
+            "parsing the finished file",
+        ),
+        (
+            "cut body",
+            |o| o.cut_body_once = true,
+            "parsing the finished file",
+            "report parsed while it downloaded",
+        ),
+    ];
+    let reference = reference_csv();
+    for (name, configure, said, not_said) in cases {
+        let server = qualys(configure);
+        let (t, out) = to_csv(&server, "");
+        assert_eq!(out.code, 0, "{name}: {}", out.output());
+        assert!(
+            out.output().contains(said),
+            "{name}: lacks {said:?}\n{}",
+            out.output()
+        );
+        assert!(
+            !out.output().contains(not_said),
+            "{name}: says {not_said:?}\n{}",
+            out.output()
+        );
+        assert_eq!(t.read("Output.csv"), reference, "{name}");
+    }
+}
+
 #[test]
 fn keep_report_keeps_the_download() {
     let server = qualys(|_| {});
