@@ -1,13 +1,12 @@
-//! The simulated network map: hosts and their third-party scan results, and how
-//! `ScanFlush` / `ScanUpdate` apply staged results to it (host-input.md §4; the
-//! unknowns of §6 are `FlushScope` and the known-hosts list).
+//! The simulated network map as tests and `--map-out` see it: hosts and their
+//! third-party scan results (host-input.md §4; the unknowns of §6 are `FlushScope` and
+//! the known-hosts list). The server keeps its working copy in `store.rs`, which
+//! applies `ScanFlush` / `ScanUpdate` and builds this map on demand.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-
-use super::command::ScanFields;
 
 /// The FMC's network map as far as Host Input touches it. Results are kept sorted, so
 /// two maps with the same content compare equal.
@@ -69,23 +68,6 @@ impl ScanResult {
     fn key(&self) -> (String, u64, Option<u16>, Option<u8>) {
         (self.source.clone(), self.vuln_id, self.port, self.proto)
     }
-
-    pub(crate) fn from_fields(source: &str, f: ScanFields) -> (IpAddr, ScanResult) {
-        (
-            f.ip,
-            ScanResult {
-                source: source.to_string(),
-                scanner_id: f.scanner_id,
-                vuln_id: f.vuln_id,
-                port: f.port,
-                proto: f.proto,
-                name: f.name,
-                description: f.description,
-                cve_ids: f.cve_ids,
-                bugtraq_ids: f.bugtraq_ids,
-            },
-        )
-    }
 }
 
 /// What `ScanFlush` clears on a host before adding the staged results (host-input.md
@@ -99,23 +81,6 @@ pub enum FlushScope {
     AllSources,
 }
 
-/// How staged results are committed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Commit {
-    /// `ScanFlush`: replace.
-    Flush(FlushScope),
-    /// `ScanUpdate` (and the implicit one on close): merge.
-    Update,
-}
-
-/// Counts of one commit.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CommitOutcome {
-    pub(crate) applied: u64,
-    pub(crate) ignored: u64,
-    pub(crate) ignored_hosts: BTreeSet<IpAddr>,
-}
-
 impl NetworkMap {
     /// The entry of `ip`, if the host is in the map.
     pub fn host(&self, ip: IpAddr) -> Option<&HostEntry> {
@@ -125,54 +90,5 @@ impl NetworkMap {
     /// Total number of scan results over all hosts.
     pub fn result_count(&self) -> usize {
         self.hosts.values().map(|h| h.results.len()).sum()
-    }
-
-    /// `AddHost`: creates the host if unknown; sets the MAC when one is given.
-    pub(crate) fn add_host(&mut self, ip: IpAddr, mac: Option<String>) {
-        let entry = self.hosts.entry(ip).or_default();
-        if mac.is_some() {
-            entry.mac = mac;
-        }
-    }
-
-    /// Commits staged results. Hosts that are not in the map are ignored, as the FMC
-    /// does with `add_host: n` (host-input.md §5).
-    pub(crate) fn commit(
-        &mut self,
-        staged: Vec<(IpAddr, ScanResult)>,
-        how: Commit,
-    ) -> CommitOutcome {
-        let mut by_host: BTreeMap<IpAddr, Vec<ScanResult>> = BTreeMap::new();
-        for (ip, r) in staged {
-            by_host.entry(ip).or_default().push(r);
-        }
-        let mut outcome = CommitOutcome::default();
-        for (ip, results) in by_host {
-            let Some(host) = self.hosts.get_mut(&ip) else {
-                outcome.ignored += results.len() as u64;
-                outcome.ignored_hosts.insert(ip);
-                continue;
-            };
-            outcome.applied += results.len() as u64;
-            let mut kept: BTreeMap<_, ScanResult> = BTreeMap::new();
-            let sources: BTreeSet<&str> = results.iter().map(|r| r.source.as_str()).collect();
-            for r in std::mem::take(&mut host.results) {
-                let keep = match how {
-                    Commit::Update => true,
-                    Commit::Flush(FlushScope::ThisSource) => !sources.contains(r.source.as_str()),
-                    Commit::Flush(FlushScope::AllSources) => false,
-                };
-                if keep {
-                    kept.insert(r.key(), r);
-                }
-            }
-            for r in results {
-                kept.insert(r.key(), r);
-            }
-            let mut list: Vec<ScanResult> = kept.into_values().collect();
-            list.sort();
-            host.results = list;
-        }
-        outcome
     }
 }

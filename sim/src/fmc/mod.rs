@@ -25,7 +25,10 @@ mod der;
 mod map;
 pub mod pkcs12;
 pub(crate) mod pki;
+#[cfg(test)]
+mod reference;
 mod server;
+mod store;
 mod verify;
 
 pub use map::{FlushScope, HostEntry, NetworkMap, ScanResult};

@@ -20,9 +20,10 @@ use rustls::{ServerConnection, version};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::command::{self, Command, Line};
-use super::map::{Commit, FlushScope, NetworkMap, ScanResult};
+use super::command::{self, CommandRef, LineRef};
+use super::map::{FlushScope, NetworkMap};
 use super::pki::Authority;
+use super::store::{Commit, Finding, Store};
 use super::verify::CaClientVerifier;
 
 /// Message types (host-input.md §2).
@@ -133,7 +134,7 @@ pub struct Stats {
 struct Shared {
     options: ServerOptions,
     tls: Arc<ServerConfig>,
-    map: Mutex<NetworkMap>,
+    map: Mutex<Store>,
     stats: Mutex<Stats>,
     stop: AtomicBool,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -200,7 +201,7 @@ impl Server {
         let listener = TcpListener::bind(options.listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let mut map = NetworkMap::default();
+        let mut map = Store::default();
         for ip in &options.known_hosts {
             map.add_host(*ip, None);
         }
@@ -230,7 +231,7 @@ impl Server {
 
     /// A snapshot of the network map.
     pub fn map(&self) -> NetworkMap {
-        lock(&self.shared.map).clone()
+        lock(&self.shared.map).snapshot()
     }
 
     /// A snapshot of the counters.
@@ -256,7 +257,9 @@ impl Server {
     /// joins every thread and returns the final map.
     pub fn stop(mut self) -> NetworkMap {
         self.shutdown();
-        self.map()
+        // Nothing uses the store any more: take it, so it is freed before the caller
+        // goes on (to write a map of a gigabyte, say).
+        std::mem::take(&mut *lock(&self.shared.map)).snapshot()
     }
 
     fn shutdown(&mut self) {
@@ -342,6 +345,7 @@ fn serve_connection(tcp: TcpStream, id: u64, shared: &Arc<Shared>) {
                 tls,
                 source: None,
                 staged: Vec::new(),
+                block: Vec::new(),
                 blocks: 0,
                 first: false,
             };
@@ -547,9 +551,11 @@ struct Session<'a> {
     id: u64,
     tls: Tls,
     /// The `SetSource` in force (§4: a stream starts with SetSource).
-    source: Option<String>,
+    source: Option<Arc<str>>,
     /// Results added but not yet flushed; they survive across blocks (§6).
-    staged: Vec<(IpAddr, ScanResult)>,
+    staged: Vec<(IpAddr, Finding)>,
+    /// The buffer data blocks are read into, kept from block to block.
+    block: Vec<u8>,
     /// Data blocks received on this connection.
     blocks: u64,
     /// Whether this is the server's first session (`close_after`).
@@ -668,18 +674,28 @@ impl Session<'_> {
                     "data block of {len} bytes exceeds the maximum of {max}"
                 ));
             }
-            let mut block = vec![0u8; len as usize];
-            if let Err(e) = self.tls.read_exact(&mut block, self.shared) {
-                return self.read_end(e, &format!("a data block of {len} bytes"));
-            }
-            self.blocks += 1;
-            let number = {
-                let mut stats = self.shared.stats();
-                stats.blocks += 1;
-                stats.blocks
+            // The buffer is reused: only a larger block than any before costs an
+            // allocation (and zeroing).
+            let mut block = std::mem::take(&mut self.block);
+            block.resize(len as usize, 0);
+            let read = self.tls.read_exact(&mut block, self.shared);
+            let handled = match read {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    self.blocks += 1;
+                    let number = {
+                        let mut stats = self.shared.stats();
+                        stats.blocks += 1;
+                        stats.blocks
+                    };
+                    Ok(self.handle_block(&block, number))
+                }
             };
-            if let Some(end) = self.handle_block(&block, number) {
-                return end;
+            self.block = block;
+            match handled {
+                Err(e) => return self.read_end(e, &format!("a data block of {len} bytes")),
+                Ok(Some(end)) => return end,
+                Ok(None) => {}
             }
             if self.first && self.shared.options.close_after == Some(self.blocks) {
                 self.tls.drop_connection();
@@ -709,7 +725,7 @@ impl Session<'_> {
     }
 
     /// Processes one data block; returns `Some` when the connection must end.
-    fn handle_block(&mut self, block: &[u8], number: u64) -> Option<End> {
+    fn handle_block<'b>(&mut self, block: &'b [u8], number: u64) -> Option<End> {
         let shared = self.shared;
         let opts = &shared.options;
         if opts.error_on == Some(number) {
@@ -734,26 +750,40 @@ impl Session<'_> {
         let mut commands = Vec::new();
         let mut counted = 0u64;
         let mut bad = Vec::new();
-        for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
-            match command::parse_line(raw) {
-                Line::Blank | Line::Comment => continue,
-                Line::Command(cmd) => {
-                    counted += 1;
-                    if matches!(cmd, Command::SetSource(_)) {
-                        has_source = true;
-                    } else if !has_source {
-                        bad.push((
-                            i + 1,
-                            "command before SetSource (a stream starts with SetSource)".to_string(),
-                            raw,
-                        ));
-                        continue;
-                    }
-                    commands.push(cmd);
+        let mut line = |i: usize, raw: &'b [u8], parsed: LineRef<'b>| match parsed {
+            LineRef::Blank | LineRef::Comment => {}
+            LineRef::Command(cmd) => {
+                counted += 1;
+                if matches!(cmd, CommandRef::SetSource(_)) {
+                    has_source = true;
+                } else if !has_source {
+                    bad.push((
+                        i + 1,
+                        "command before SetSource (a stream starts with SetSource)".to_string(),
+                        raw,
+                    ));
+                    return;
                 }
-                Line::Bad(reason) => {
-                    counted += 1;
-                    bad.push((i + 1, reason, raw));
+                commands.push(cmd);
+            }
+            LineRef::Bad(reason) => {
+                counted += 1;
+                bad.push((i + 1, reason, raw));
+            }
+        };
+        // The same lines and results either way. Blocks are normally ASCII, which the
+        // UTF-8 check goes through quickly; then `str::split` finds the newlines with
+        // a word-wide search (the byte split looks at one byte at a time) and the
+        // lines need no UTF-8 check of their own.
+        match std::str::from_utf8(body) {
+            Ok(text) => {
+                for (i, raw) in text.split('\n').enumerate() {
+                    line(i, raw.as_bytes(), command::parse_text_ref(raw));
+                }
+            }
+            Err(_) => {
+                for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
+                    line(i, raw, command::parse_line_ref(raw));
                 }
             }
         }
@@ -777,7 +807,7 @@ impl Session<'_> {
             return None;
         }
 
-        self.apply(commands, number);
+        self.apply(&commands, number);
         self.shared.stats().commands += counted;
         self.log(&format!(
             "block {number} ({} bytes): {counted} command(s), {} unparseable, {} result(s) staged",
@@ -797,46 +827,58 @@ impl Session<'_> {
         None
     }
 
-    fn apply(&mut self, commands: Vec<Command>, number: u64) {
+    /// Applies a block's commands to the map, under its lock for the whole block.
+    fn apply(&mut self, commands: &[CommandRef<'_>], number: u64) {
         let shared = self.shared;
         let mut map = lock(&shared.map);
+        if let Some(source) = &self.source {
+            let scans = commands.iter().filter_map(|cmd| match cmd {
+                CommandRef::AddScanResult(fields) => Some(fields),
+                _ => None,
+            });
+            map.warm(source, scans);
+        }
         for cmd in commands {
-            match cmd {
-                Command::SetSource(s) => self.source = Some(s),
-                Command::AddHost { ip, mac } => map.add_host(ip, mac),
-                Command::DeleteHost(ip) => {
-                    if map.hosts.remove(&ip).is_none() {
+            match *cmd {
+                CommandRef::SetSource(s) => self.source = Some(map.name(s)),
+                CommandRef::AddHost { ip, mac } => map.add_host(ip, mac),
+                CommandRef::DeleteHost(ip) => {
+                    if !map.delete_host(ip) {
                         self.log(&format!("block {number}: DeleteHost {ip}: not in the map"));
                     }
                 }
-                Command::AddScanResult(fields) => {
-                    let source = self.source.as_deref().unwrap_or("");
-                    self.staged.push(ScanResult::from_fields(source, fields));
+                CommandRef::AddScanResult(ref fields) => {
+                    let finding = match &self.source {
+                        Some(source) => map.finding(source, fields),
+                        None => {
+                            let none = map.name("");
+                            map.finding(&none, fields)
+                        }
+                    };
+                    self.staged.push((fields.ip, finding));
                 }
-                Command::ScanFlush => {
+                CommandRef::ScanFlush => {
                     let how = Commit::Flush(self.shared.options.flush_clears);
                     self.commit(&mut map, how, "ScanFlush");
                 }
-                Command::ScanUpdate => self.commit(&mut map, Commit::Update, "ScanUpdate"),
-                Command::SetAttributeValue {
+                CommandRef::ScanUpdate => self.commit(&mut map, Commit::Update, "ScanUpdate"),
+                CommandRef::SetAttributeValue {
                     ip,
                     attribute,
                     value,
-                } => match map.hosts.get_mut(&ip) {
-                    Some(host) => {
-                        host.attributes.insert(attribute, value);
+                } => {
+                    if !map.set_attribute(ip, attribute, value) {
+                        self.log(&format!(
+                            "block {number}: SetAttributeValue for unknown host {ip} ignored"
+                        ));
                     }
-                    None => self.log(&format!(
-                        "block {number}: SetAttributeValue for unknown host {ip} ignored"
-                    )),
-                },
+                }
             }
         }
     }
 
-    fn commit(&mut self, map: &mut NetworkMap, how: Commit, what: &str) {
-        let staged = std::mem::take(&mut self.staged);
-        let outcome = map.commit(staged, how);
+    fn commit(&mut self, map: &mut Store, how: Commit, what: &str) {
+        let outcome = map.commit(&mut self.staged, how);
         {
             let mut stats = self.shared.stats();
             stats.applied_results += outcome.applied;
