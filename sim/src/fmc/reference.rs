@@ -1,8 +1,7 @@
-//! The command parser and the map update as they were before parsing borrowed the
-//! block and the map shared its texts (the code of `command.rs` and `map.rs` then, as
-//! it was), kept for tests only: the faster code must give the same result for every
-//! line and the same map for every command stream, which the tests here check on
-//! generated input.
+//! A straightforward version of the command parser and the map update (a `String` per
+//! field, results rebuilt at every commit), kept for tests only: the fast code in
+//! `command.rs` and `store.rs` must give the same result for every line and the same
+//! map for every command stream, which the tests here check on generated input.
 
 // Test code: failing loudly is what it should do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,7 +14,7 @@ use super::command::{self, Command, CommandRef, Line, LineRef, ScanFields};
 use super::map::{FlushScope, HostEntry, NetworkMap, ScanResult};
 use super::store::{Commit, CommitOutcome, Store};
 
-/// The former `command::parse_line`.
+/// The straightforward `command::parse_line`.
 fn parse_line(line: &[u8]) -> Line {
     if line.is_empty() {
         return Line::Blank;
@@ -251,7 +250,7 @@ fn is_cve(id: &str) -> bool {
         && seq.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The former `NetworkMap::add_host`.
+/// The straightforward `NetworkMap::add_host`.
 fn add_host(map: &mut NetworkMap, ip: IpAddr, mac: Option<String>) {
     let entry = map.hosts.entry(ip).or_default();
     if mac.is_some() {
@@ -263,7 +262,7 @@ fn key(r: &ScanResult) -> (String, u64, Option<u16>, Option<u8>) {
     (r.source.clone(), r.vuln_id, r.port, r.proto)
 }
 
-/// The former `NetworkMap::commit`.
+/// The straightforward `NetworkMap::commit`: results rebuilt in a `BTreeMap` by key.
 fn commit(map: &mut NetworkMap, staged: Vec<(IpAddr, ScanResult)>, how: Commit) -> CommitOutcome {
     let mut by_host: BTreeMap<IpAddr, Vec<ScanResult>> = BTreeMap::new();
     for (ip, r) in staged {
@@ -469,7 +468,7 @@ fn the_parser_gives_what_it_gave_before_for_every_line() {
     );
 }
 
-/// The map both ways: the former NetworkMap code with owned results, and the store.
+/// The map both ways: the straightforward code with owned results, and the store.
 struct Both {
     old: NetworkMap,
     old_staged: Vec<(IpAddr, ScanResult)>,

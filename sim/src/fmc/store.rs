@@ -131,7 +131,7 @@ struct Host {
 
 impl Host {
     /// Commits this host's staged results, `batch` in the order they were staged; the
-    /// same outcome as the rebuild in a `BTreeMap` by key that the map used to do.
+    /// same outcome as rebuilding them in a `BTreeMap` by key (`reference.rs` checks it).
     fn merge(&mut self, batch: &mut Vec<Finding>, how: Commit) {
         // Stable: results with the same key keep their staging order.
         batch.sort_by(Finding::key_cmp);
