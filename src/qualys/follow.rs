@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// The download's side: where the file stands. Shared by the downloading thread (which
@@ -19,6 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 pub struct Follow {
     state: Mutex<State>,
     changed: Condvar,
+    /// Bytes the reader has handed on (for the log: how far behind it ran).
+    read: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +90,11 @@ impl Follow {
     pub fn first_attempt_complete(&self) -> bool {
         let s = self.lock();
         s.attempt == 1 && s.end == End::Complete
+    }
+
+    /// Bytes the reader has handed on so far.
+    pub fn read_so_far(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     /// A reader of the file's first attempt; `file` is another handle on the same file
@@ -182,6 +190,7 @@ impl Read for FollowReader {
             ));
         }
         self.pos += n as u64;
+        self.follow.read.store(self.pos, Ordering::Relaxed);
         Ok(n)
     }
 }

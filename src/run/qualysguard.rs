@@ -231,6 +231,10 @@ fn download_and_parse(
         // Whatever happened, a parser still waiting for bytes stops now.
         follow.close();
         let download_end = Instant::now();
+        log::debug!(
+            "download over; the parser had read {} bytes of it",
+            follow.read_so_far()
+        );
         let parsed = match parsing {
             Ok(handle) => match handle.join() {
                 Ok(result) => Some(result),
