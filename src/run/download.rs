@@ -1,6 +1,7 @@
 //! Getting a template's report from Qualys: the API client built from the configuration,
 //! and the download into a temporary file (kept for audit when `keep_report` says so).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -88,7 +89,7 @@ pub fn temporary() -> Result<tempfile::NamedTempFile, Failure> {
 }
 
 /// Downloads the template's report into `tmp` (complete when this returns Ok); keeps a
-/// copy when `keep_report` says so. `follow` hears of the bytes as they land, for a
+/// copy when `keep_report` says so, and returns its path. `follow` hears of the bytes as they land, for a
 /// parse that runs behind the download.
 pub fn download(
     qualys: &Qualys,
@@ -96,7 +97,7 @@ pub fn download(
     config: &Config,
     tmp: &mut tempfile::NamedTempFile,
     follow: Option<&Follow>,
-) -> Result<(), Failure> {
+) -> Result<Option<PathBuf>, Failure> {
     let path = tmp.path().to_path_buf();
     log::info!(
         "downloading the report of template {template_id} from {}",
@@ -117,6 +118,7 @@ pub fn download(
             Failure::Spill(format!("cannot keep the report as {}: {e}", kept.display()))
         })?;
         log::info!("report kept as {}", kept.display());
+        return Ok(Some(kept));
     }
-    Ok(())
+    Ok(None)
 }

@@ -247,19 +247,37 @@ fn download_and_parse(
         };
         (downloaded, download_end, parsed)
     });
-    downloaded?;
+    let kept = downloaded?;
     let download_time = download_end.duration_since(started);
+    // The temporary file is gone when the run ends: errors name the kept copy, or say
+    // how to keep one.
+    let name = |failure: Failure| {
+        match failure {
+        Failure::Report {
+            location, error, ..
+        } => Failure::Report {
+            path: kept.clone().unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "the report of template {template_id} (not kept: set keep_report to keep downloaded reports)"
+                ))
+            }),
+            location,
+            error,
+        },
+        other => other,
+    }
+    };
     if follow.first_attempt_complete()
         && let Some(parsed) = parsed
     {
-        let (mut parsed, parse_end) = parsed?;
+        let (mut parsed, parse_end) = parsed.map_err(name)?;
         // The parse ran during the download: what it adds is the time after it.
         parsed.set_parse_time(parse_end.saturating_duration_since(download_end));
         log::info!("report parsed while it downloaded");
         return Ok((parsed, download_time));
     }
     log::info!("the download was fetched again: parsing the finished file");
-    Ok((parse_file(&path, settings)?, download_time))
+    Ok((parse_file(&path, settings).map_err(name)?, download_time))
 }
 
 /// The report file behind the download, counted for the progress line once the

@@ -311,6 +311,59 @@ fn parse_behind_the_download_only_counts_for_a_complete_first_attempt() {
     }
 }
 
+/// Reports that download in full but are not whole: the parse running behind the download
+/// must stop with it, and nothing may be written.
+#[test]
+fn broken_downloads_stop_the_parse_behind_them() {
+    let full = std::fs::read_to_string(example("report.xml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.xml");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    // Whole (the root closes) but malformed in the middle of the host list.
+    let malformed = dir.path().join("malformed.xml");
+    let at = full.find("</HOST>").unwrap();
+    std::fs::write(
+        &malformed,
+        format!("{}<BROKEN attr=></HOST>{}", &full[..at], &full[at + 7..]),
+    )
+    .unwrap();
+    let cases = [
+        (&cut, 6, "incomplete 2 times"),
+        (
+            &malformed,
+            3,
+            "the report of template 424242 (not kept: set keep_report to keep downloaded reports):51:19: malformed XML",
+        ),
+    ];
+    for (file, code, said) in cases {
+        let server = qualys(|o| {
+            o.templates = vec![("424242".into(), TemplateSource::File(file.clone()))];
+        });
+        let t = Test::new()
+            .config(&yaml(&server, "qualys_retries: 1\n"))
+            .args(&["-csvfile=Output.csv"]);
+        let out = t.run();
+        out.assert_code(code).assert_output_contains(said);
+        assert!(!t.path("Output.csv").exists(), "{}", file.display());
+        assert_eq!(server.reports_alive(), 0);
+    }
+    // With keep_report, the error points into the kept copy.
+    let server = qualys(|o| {
+        o.templates = vec![("424242".into(), TemplateSource::File(malformed.clone()))];
+    });
+    let keep = tempfile::tempdir().unwrap();
+    let t = Test::new()
+        .config(&yaml(
+            &server,
+            &format!("keep_report: {}\n", keep.path().display()),
+        ))
+        .args(&["-csvfile=Output.csv"]);
+    let out = t.run();
+    out.assert_code(3)
+        .assert_output_contains(&format!("{}/424242-", keep.path().display()))
+        .assert_output_contains(".xml:51:19: malformed XML");
+}
+
 #[test]
 fn keep_report_keeps_the_download() {
     let server = qualys(|_| {});
