@@ -5,6 +5,7 @@
 //!
 //! Warnings and errors are counted so the run's summary can say how many there were.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
 use std::os::unix::net::UnixDatagram;
@@ -14,6 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+thread_local! {
+    /// Records this thread holds back (`hold`) instead of writing them.
+    static HELD: RefCell<Option<Vec<(Level, String)>>> = const { RefCell::new(None) };
+}
+
+/// At most this many records are held; past it they are written after all (memory stays
+/// bounded; at worst a discarded parse's warnings appear twice).
+const HOLD_LIMIT: usize = 1000;
 
 static WARNINGS: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -138,12 +148,79 @@ pub fn reaches_console(options: &LogOptions) -> bool {
     options.stderr || (options.logfile.is_none() && !options.syslog)
 }
 
+/// From now on this thread's log records are held back (up to `HOLD_LIMIT`) until
+/// `take_held`: the parse that runs behind a download may be discarded (the transfer was
+/// cut and fetched again), and its warnings must not then appear twice.
+pub fn hold() {
+    HELD.with(|h| *h.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stops holding on this thread and returns what was held.
+pub fn take_held() -> Held {
+    Held(HELD.with(|h| h.borrow_mut().take()).unwrap_or_default())
+}
+
+/// Log records held back by `hold`: `emit` writes them (counted then), dropping them
+/// discards them.
+#[derive(Debug, Default)]
+pub struct Held(Vec<(Level, String)>);
+
+impl Held {
+    pub fn emit(self) {
+        for (level, text) in self.0 {
+            log::log!(level, "{text}");
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Logger {
+    /// Holds the record when this thread holds records; true when it did. Past the
+    /// limit, writes what was held and stops holding.
+    fn held(&self, record: &Record<'_>) -> bool {
+        let overflow = HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            let held = h.as_mut()?;
+            if held.len() < HOLD_LIMIT {
+                held.push((record.level(), record.args().to_string()));
+                return Some(None);
+            }
+            Some(h.take())
+        });
+        match overflow {
+            None => false,
+            Some(None) => true,
+            Some(Some(records)) => {
+                for (level, text) in records {
+                    self.log(
+                        &Record::builder()
+                            .level(level)
+                            .args(format_args!("{text}"))
+                            .build(),
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= self.level
     }
 
     fn log(&self, record: &Record<'_>) {
+        if self.held(record) {
+            return;
+        }
         match record.level() {
             Level::Warn => {
                 WARNINGS.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +337,50 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn held_records_are_bounded_and_written_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let logger = Logger {
+            level: LevelFilter::Info,
+            stdout: false,
+            stderr: false,
+            file: Some(Mutex::new(LineWriter::new(open_logfile(&path).unwrap()))),
+            syslog: None,
+        };
+        let record = |n: usize| {
+            let text = format!("warning {n}");
+            logger.log(
+                &Record::builder()
+                    .level(Level::Warn)
+                    .args(format_args!("{text}"))
+                    .build(),
+            );
+        };
+        let written = || std::fs::read_to_string(&path).unwrap().lines().count();
+        // Not holding: written at once.
+        record(0);
+        assert_eq!(written(), 1);
+        // Holding: nothing written, up to the limit.
+        hold();
+        for n in 0..HOLD_LIMIT {
+            record(n);
+        }
+        assert_eq!(written(), 1);
+        // Past the limit: everything held is written, and holding stops.
+        record(HOLD_LIMIT);
+        assert_eq!(written(), 2 + HOLD_LIMIT);
+        assert!(take_held().is_empty());
+        // A hold taken back and dropped writes nothing.
+        hold();
+        record(0);
+        let held = take_held();
+        assert_eq!(held.len(), 1);
+        drop(held);
+        record(1);
+        assert_eq!(written(), 3 + HOLD_LIMIT);
+    }
 
     #[test]
     fn timestamps() {

@@ -17,6 +17,7 @@ use crate::exit::{Failure, Location};
 use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
+use crate::logging;
 use crate::pipeline::{self, Parsed, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
@@ -220,12 +221,18 @@ fn download_and_parse(
         let parsing = std::thread::Builder::new()
             .name("report-parser".into())
             .spawn_scoped(scope, || {
-                let source = ReadAhead::spawn(Behind(reader)).map_err(|e| {
-                    Failure::Spill(format!("cannot start the report reader thread: {e}"))
-                })?;
-                let parsed = pipeline::parse_source(source, settings)
-                    .map_err(|e| pipeline_failure(&path, e))?;
-                Ok::<_, Failure>((parsed, Instant::now()))
+                // What this parse logs waits until it is known whether the parse counts.
+                logging::hold();
+                let parse = || {
+                    let source = ReadAhead::spawn(Behind(reader)).map_err(|e| {
+                        Failure::Spill(format!("cannot start the report reader thread: {e}"))
+                    })?;
+                    let parsed = pipeline::parse_source(source, settings)
+                        .map_err(|e| pipeline_failure(&path, e))?;
+                    Ok::<_, Failure>((parsed, Instant::now()))
+                };
+                let result = parse();
+                (result, logging::take_held())
             });
         let downloaded = download::download(qualys, template_id, config, &mut tmp, Some(&follow));
         // Whatever happened, a parser still waiting for bytes stops now.
@@ -251,33 +258,42 @@ fn download_and_parse(
     let download_time = download_end.duration_since(started);
     // The temporary file is gone when the run ends: errors name the kept copy, or say
     // how to keep one.
-    let name = |failure: Failure| {
-        match failure {
+    let name = |failure: Failure| downloaded_report_failure(failure, kept.as_deref(), template_id);
+    if let Some((parsed, held)) = parsed {
+        if follow.first_attempt_complete() {
+            held.emit();
+            let (mut parsed, parse_end) = parsed.map_err(name)?;
+            // The parse ran during the download: what it adds is the time after it.
+            parsed.set_parse_time(parse_end.saturating_duration_since(download_end));
+            log::info!("report parsed while it downloaded");
+            return Ok((parsed, download_time));
+        }
+        log::debug!("{} log records of the abandoned parse dropped", held.len());
+    }
+    log::info!("the download was fetched again: parsing the finished file");
+    Ok((parse_file(&path, settings).map_err(name)?, download_time))
+}
+
+/// A report failure of a downloaded report, naming the kept copy or saying how to keep
+/// one (the temporary file is deleted when the run ends).
+fn downloaded_report_failure(failure: Failure, kept: Option<&Path>, template_id: &str) -> Failure {
+    match failure {
         Failure::Report {
             location, error, ..
         } => Failure::Report {
-            path: kept.clone().unwrap_or_else(|| {
-                PathBuf::from(format!(
-                    "the report of template {template_id} (not kept: set keep_report to keep downloaded reports)"
-                ))
-            }),
+            path: kept.map_or_else(
+                || {
+                    PathBuf::from(format!(
+                        "the report of template {template_id} (not kept: set keep_report to keep downloaded reports)"
+                    ))
+                },
+                Path::to_path_buf,
+            ),
             location,
             error,
         },
         other => other,
     }
-    };
-    if follow.first_attempt_complete()
-        && let Some(parsed) = parsed
-    {
-        let (mut parsed, parse_end) = parsed.map_err(name)?;
-        // The parse ran during the download: what it adds is the time after it.
-        parsed.set_parse_time(parse_end.saturating_duration_since(download_end));
-        log::info!("report parsed while it downloaded");
-        return Ok((parsed, download_time));
-    }
-    log::info!("the download was fetched again: parsing the finished file");
-    Ok((parse_file(&path, settings).map_err(name)?, download_time))
 }
 
 /// The report file behind the download, counted for the progress line once the

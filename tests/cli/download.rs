@@ -364,6 +364,47 @@ fn broken_downloads_stop_the_parse_behind_them() {
         .assert_output_contains(".xml:51:19: malformed XML");
 }
 
+/// The parse behind the download holds its warnings until it is known to count: a
+/// discarded parse (the transfer was cut) must not make a warning appear twice.
+#[test]
+fn warnings_of_a_discarded_parse_are_not_repeated() {
+    let full = std::fs::read_to_string(example("report.xml")).unwrap();
+    // The first host listed twice early in the file, then 3 MB of comment: the body is
+    // cut at half, well after the repeated host, and the reader hands the parser whole
+    // 256 KiB chunks, so the parse behind the download logs the warning before the cut.
+    let start = full.find("<HOST>").unwrap();
+    let end = full.find("</HOST>").unwrap() + "</HOST>".len();
+    let padding = format!("<!--{}-->", "x".repeat(3 << 20));
+    let report = format!(
+        "{}{}{padding}{}",
+        &full[..end],
+        &full[start..end],
+        &full[end..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.xml");
+    std::fs::write(&file, report).unwrap();
+    type Configure = fn(&mut ServerOptions);
+    let cases: [(&str, Configure); 2] = [
+        ("fault-free", |_| {}),
+        ("cut body", |o| o.cut_body_once = true),
+    ];
+    for (name, configure) in cases {
+        let server = qualys(|o| {
+            o.templates = vec![("424242".into(), TemplateSource::File(file.clone()))];
+            configure(o);
+        });
+        let (_t, out) = to_csv(&server, "");
+        out.assert_code(0);
+        assert_eq!(
+            out.output().matches("appears more than once").count(),
+            1,
+            "{name}:\n{}",
+            out.output()
+        );
+    }
+}
+
 #[test]
 fn keep_report_keeps_the_download() {
     let server = qualys(|_| {});
