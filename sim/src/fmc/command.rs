@@ -466,7 +466,7 @@ fn add_scan_result<'a>(
     })
 }
 
-fn ip(field: &str) -> Result<IpAddr, String> {
+pub(super) fn ip(field: &str) -> Result<IpAddr, String> {
     field
         .parse()
         .map_err(|_| format!("{field:?} is not an IPv4 or IPv6 address"))
@@ -489,7 +489,7 @@ fn mac(field: &str) -> Result<&str, String> {
 }
 
 /// A canonical non-negative decimal: digits only, no sign, no leading zero.
-fn decimal(field: &str, what: &str) -> Result<u64, String> {
+pub(super) fn decimal(field: &str, what: &str) -> Result<u64, String> {
     let canonical = !field.is_empty()
         && field.bytes().all(|b| b.is_ascii_digit())
         && (field == "0" || !field.starts_with('0'));

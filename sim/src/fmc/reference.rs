@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::command::{self, Command, CommandRef, Line, LineRef, ScanFields};
+use super::command::{self, Command, CommandRef, Line, LineRef, ScanFields, decimal, ip};
 use super::map::{FlushScope, HostEntry, NetworkMap, ScanResult};
 use super::store::{Commit, CommitOutcome, Store};
 
@@ -158,12 +158,6 @@ fn add_scan_result(f: &[&str]) -> Result<ScanFields, String> {
     })
 }
 
-fn ip(field: &str) -> Result<IpAddr, String> {
-    field
-        .parse()
-        .map_err(|_| format!("{field:?} is not an IPv4 or IPv6 address"))
-}
-
 fn mac(field: &str) -> Result<String, String> {
     let parts: Vec<&str> = field.split(':').collect();
     let ok = parts.len() == 6
@@ -177,19 +171,6 @@ fn mac(field: &str) -> Result<String, String> {
             "{field:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"
         ))
     }
-}
-
-/// A canonical non-negative decimal: digits only, no sign, no leading zero.
-fn decimal(field: &str, what: &str) -> Result<u64, String> {
-    let canonical = !field.is_empty()
-        && field.bytes().all(|b| b.is_ascii_digit())
-        && (field == "0" || !field.starts_with('0'));
-    if !canonical {
-        return Err(format!("{what} {field:?} is not a decimal integer"));
-    }
-    field
-        .parse()
-        .map_err(|_| format!("{what} {field:?} is out of range"))
 }
 
 /// A text field: `"..."` with no `"` inside (§4).
