@@ -216,14 +216,7 @@ pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
         };
         at += c.len_utf8();
         let mut buf = [0u8; 4];
-        let replacement: &str = match c {
-            ',' | '\r' | '\n' | '\t' => " ",
-            '"' => "'",
-            c if c.is_ascii_control() => "",
-            c if c.is_ascii() => c.encode_utf8(&mut buf),
-            c => transliterate(c),
-        };
-        for b in replacement.bytes() {
+        for b in replacement(c, &mut buf).bytes() {
             if b == b' ' {
                 pending_space = out.len() > start;
                 continue;
@@ -240,6 +233,19 @@ pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
             out.push(b);
             written += 1;
         }
+    }
+}
+
+/// What a character becomes in a quoted field: separators a space, `"` a `'`, control
+/// characters nothing, other non-ASCII its transliteration (spaces are collapsed by the
+/// caller).
+fn replacement(c: char, buf: &mut [u8; 4]) -> &str {
+    match c {
+        ',' | '\r' | '\n' | '\t' => " ",
+        '"' => "'",
+        c if c.is_ascii_control() => "",
+        c if c.is_ascii() => c.encode_utf8(buf),
+        c => transliterate(c),
     }
 }
 
@@ -397,14 +403,7 @@ mod tests {
         let mut pending_space = false;
         'chars: for c in text.chars() {
             let mut buf = [0u8; 4];
-            let replacement: &str = match c {
-                ',' | '\r' | '\n' | '\t' => " ",
-                '"' => "'",
-                c if c.is_ascii_control() => "",
-                c if c.is_ascii() => c.encode_utf8(&mut buf),
-                c => transliterate(c),
-            };
-            for ch in replacement.chars() {
+            for ch in replacement(c, &mut buf).chars() {
                 if ch == ' ' {
                     pending_space = !out.is_empty();
                     continue;

@@ -57,21 +57,25 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
 
     let Text { mut out, .. } = text;
     if truncated {
-        // Make room for the ellipsis inside the limit (when the limit has room for it).
-        let keep = if max_chars >= 3 {
-            max_chars - 3
-        } else {
-            max_chars
-        };
-        let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
-        out.truncate(cut);
-        let trimmed = out.trim_end().len();
-        out.truncate(trimmed);
-        if max_chars >= 3 {
-            out.push_str("...");
-        }
+        ellipsize(&mut out, max_chars);
     }
     out
+}
+
+/// Ends text that was cut in "...", within `max_chars` (when the limit has room for it).
+fn ellipsize(out: &mut String, max_chars: usize) {
+    let keep = if max_chars >= 3 {
+        max_chars - 3
+    } else {
+        max_chars
+    };
+    let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
+    out.truncate(cut);
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    if max_chars >= 3 {
+        out.push_str("...");
+    }
 }
 
 /// ASCII that is neither markup nor whitespace: stands for itself.
@@ -251,17 +255,7 @@ mod tests {
         }
         let mut out = text.out;
         if truncated {
-            let keep = if max_chars >= 3 {
-                max_chars - 3
-            } else {
-                max_chars
-            };
-            let cut = out.char_indices().nth(keep).map_or(out.len(), |(i, _)| i);
-            out.truncate(cut);
-            out.truncate(out.trim_end().len());
-            if max_chars >= 3 {
-                out.push_str("...");
-            }
+            ellipsize(&mut out, max_chars);
         }
         out
     }
