@@ -89,8 +89,8 @@ pub fn temporary() -> Result<tempfile::NamedTempFile, Failure> {
 }
 
 /// Downloads the template's report into `tmp` (complete when this returns Ok); keeps a
-/// copy when `keep_report` says so, and returns its path. `follow` hears of the bytes as they land, for a
-/// parse that runs behind the download.
+/// copy when `keep_report` says so, and returns its path. `follow` hears of the bytes
+/// as they land, for a parse that runs behind the download.
 pub fn download(
     qualys: &Qualys,
     template_id: &str,

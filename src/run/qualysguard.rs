@@ -223,15 +223,8 @@ fn download_and_parse(
             .spawn_scoped(scope, || {
                 // What this parse logs waits until it is known whether the parse counts.
                 logging::hold();
-                let parse = || {
-                    let source = ReadAhead::spawn(Behind(reader)).map_err(|e| {
-                        Failure::Spill(format!("cannot start the report reader thread: {e}"))
-                    })?;
-                    let parsed = pipeline::parse_source(source, settings)
-                        .map_err(|e| pipeline_failure(&path, e))?;
-                    Ok::<_, Failure>((parsed, Instant::now()))
-                };
-                let result = parse();
+                let result =
+                    parse(Behind(reader), &path, settings).map(|parsed| (parsed, Instant::now()));
                 (result, logging::take_held())
             });
         let downloaded = download::download(qualys, template_id, config, &mut tmp, Some(&follow));
@@ -269,8 +262,8 @@ fn download_and_parse(
             return Ok((parsed, download_time));
         }
         log::debug!("{} log records of the abandoned parse dropped", held.len());
+        log::info!("the download was fetched again: parsing the finished file");
     }
-    log::info!("the download was fetched again: parsing the finished file");
     Ok((parse_file(&path, settings).map_err(name)?, download_time))
 }
 
@@ -323,7 +316,17 @@ fn parse_file(report_path: &Path, settings: &Settings) -> Result<Parsed, Failure
     log::info!("reading report {}", report_path.display());
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     progress::stage(Stage::Parse, size);
-    let source = ReadAhead::spawn(Counted(input))
+    parse(Counted(input), report_path, settings)
+}
+
+/// Parses a report read from `input` (on the reader thread) to its end; errors name
+/// `report_path`.
+fn parse(
+    input: impl io::Read + Send + 'static,
+    report_path: &Path,
+    settings: &Settings,
+) -> Result<Parsed, Failure> {
+    let source = ReadAhead::spawn(input)
         .map_err(|e| Failure::Spill(format!("cannot start the report reader thread: {e}")))?;
     pipeline::parse_source(source, settings).map_err(|e| pipeline_failure(report_path, e))
 }
