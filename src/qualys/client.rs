@@ -297,14 +297,14 @@ impl Qualys {
     }
 
     /// Downloads the report of `template_id` into `out` (truncated first). The file is
-    /// complete when this returns Ok: the root element was closed. `follow`, when given,
-    /// hears of every attempt and byte written, for a reader parsing behind the download.
+    /// complete when this returns Ok: the root element was closed. `follow` hears of every
+    /// attempt and byte written, for a reader parsing behind the download.
     pub fn download(
         &self,
         template_id: &str,
         out: &mut File,
         path: &Path,
-        follow: Option<&Follow>,
+        follow: &Follow,
     ) -> Result<Downloaded, DownloadError> {
         let started = Instant::now();
         match self.options.api {
@@ -423,7 +423,7 @@ impl Qualys {
         id: &str,
         out: &mut File,
         path: &Path,
-        follow: Option<&Follow>,
+        follow: &Follow,
     ) -> Result<u64, DownloadError> {
         let started = Instant::now();
         let mut wait = self.options.poll_interval;
@@ -618,7 +618,7 @@ impl Qualys {
         path_query: &str,
         body: Option<&[u8]>,
         (out, path): (&mut File, &Path),
-        follow: Option<&Follow>,
+        follow: &Follow,
     ) -> Result<u64, DownloadError> {
         let local = |source| DownloadError::Local {
             path: path.to_path_buf(),
@@ -628,9 +628,7 @@ impl Qualys {
         let mut tries = 0;
         loop {
             tries += 1;
-            if let Some(f) = follow {
-                f.begin();
-            }
+            follow.begin();
             out.set_len(0).map_err(local)?;
             out.seek(SeekFrom::Start(0)).map_err(local)?;
             let response = self.request(call, method, path_query, body)?;
@@ -652,9 +650,7 @@ impl Qualys {
             let problem = match copied {
                 Ok(bytes) => match check_complete(out).map_err(local)? {
                     Completeness::Complete => {
-                        if let Some(f) = follow {
-                            f.complete();
-                        }
+                        follow.complete();
                         log::info!("downloaded {bytes} bytes");
                         return Ok(bytes);
                     }

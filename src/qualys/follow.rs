@@ -112,15 +112,13 @@ impl Follow {
 #[derive(Debug)]
 pub struct Tapped<'a, W: Write> {
     pub inner: W,
-    pub follow: Option<&'a Follow>,
+    pub follow: &'a Follow,
 }
 
 impl<W: Write> Write for Tapped<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if let Some(f) = self.follow {
-            f.wrote(n);
-        }
+        self.follow.wrote(n);
         Ok(n)
     }
 
@@ -221,7 +219,7 @@ mod tests {
                 for chunk in part.chunks(3) {
                     let mut t = Tapped {
                         inner: &mut file,
-                        follow: Some(&follow),
+                        follow: &follow,
                     };
                     t.write_all(chunk).unwrap();
                 }

@@ -96,7 +96,7 @@ pub fn download(
     template_id: &str,
     config: &Config,
     tmp: &mut tempfile::NamedTempFile,
-    follow: Option<&Follow>,
+    follow: &Follow,
 ) -> Result<Option<PathBuf>, Failure> {
     let path = tmp.path().to_path_buf();
     log::info!(

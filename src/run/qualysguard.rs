@@ -227,7 +227,7 @@ fn download_and_parse(
                     parse(Behind(reader), &path, settings).map(|parsed| (parsed, Instant::now()));
                 (result, logging::take_held())
             });
-        let downloaded = download::download(qualys, template_id, config, &mut tmp, Some(&follow));
+        let downloaded = download::download(qualys, template_id, config, &mut tmp, &follow);
         // Whatever happened, a parser still waiting for bytes stops now.
         follow.close();
         let download_end = Instant::now();
