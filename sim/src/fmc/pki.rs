@@ -302,7 +302,7 @@ fn pem_pair(cert: &rcgen::Certificate, key: &KeyPair) -> String {
 }
 
 /// Writes `text` to `path` unless it exists (then the existing file wins).
-fn publish(path: &Path, text: &str) -> io::Result<()> {
+pub(crate) fn publish(path: &Path, text: &str) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     fs::write(&tmp, text)?;
     let result = match fs::hard_link(&tmp, path) {

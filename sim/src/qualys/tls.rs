@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration as StdDuration, Instant};
 
-use crate::fmc::pki::{new_ca, random_serial, rcgen_err};
+use crate::fmc::pki::{new_ca, publish, random_serial, rcgen_err};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
@@ -133,19 +133,6 @@ fn signed_by(cert: &[u8], ca: &[u8]) -> bool {
         return false;
     };
     cert.verify_signature(Some(ca.public_key())).is_ok()
-}
-
-/// Writes `text` to `path` unless it exists (then the existing file wins).
-fn publish(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    fs::write(&tmp, text)?;
-    let result = match fs::hard_link(&tmp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(_) => fs::rename(&tmp, path),
-    };
-    let _ = fs::remove_file(&tmp);
-    result
 }
 
 fn new_server(
