@@ -88,10 +88,7 @@ fn parse_generate(args: &[String]) -> Result<Option<GenerateArgs>, String> {
         if arg == "-h" || arg == "--help" {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+        let (name, inline) = split_option(arg);
         if name == "--glossary-first" {
             if inline.is_some() {
                 return Err("--glossary-first takes no value".into());
@@ -105,13 +102,7 @@ fn parse_generate(args: &[String]) -> Result<Option<GenerateArgs>, String> {
         ) {
             return Err(format!("unknown option `{arg}`"));
         }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))?,
-        };
+        let value = option_value(name, inline, &mut it)?;
         match name {
             "--hosts" => hosts = Some(number(name, &value)?),
             "--seed" => seed = Some(number(name, &value)?),
@@ -254,10 +245,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
         if arg == "-h" || arg == "--help" {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+        let (name, inline) = split_option(arg);
         let flag = match name {
             "--cut-body-once" => Some(&mut options.cut_body_once),
             "--stuck" => Some(&mut options.stuck),
@@ -291,13 +279,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
         ) {
             return Err(format!("unknown option `{arg}`"));
         }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))?,
-        };
+        let value = option_value(name, inline, &mut it)?;
         match name {
             "--listen" => {
                 let addr: SocketAddr = value
@@ -441,4 +423,27 @@ fn write_requests(path: &PathBuf, requests: &[RecordedRequest]) -> io::Result<()
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
+}
+
+/// `--name=value` → (`--name`, the value); anything else as it is, with no value.
+fn split_option(arg: &str) -> (&str, Option<String>) {
+    match arg.split_once('=') {
+        Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+        _ => (arg, None),
+    }
+}
+
+/// The value of option `name`: given inline, or the next argument.
+fn option_value<'a>(
+    name: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = &'a String>,
+) -> Result<String, String> {
+    match inline {
+        Some(v) => Ok(v),
+        None => rest
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("{name} needs a value")),
+    }
 }
