@@ -209,6 +209,17 @@ pub struct Config {
     /// Extra trusted CA certificates (DER), and the file they came from.
     pub ca_bundle: Vec<rustls::pki_types::CertificateDer<'static>>,
     pub ca_bundle_path: Option<PathBuf>,
+    /// The longest single wait a Qualys server may ask for (`X-RateLimit-ToWait-Sec`, or
+    /// the same in an error text); a longer request fails the download.
+    pub qualys_max_wait: Duration,
+    /// The longest one report transfer may take, however steadily bytes arrive.
+    pub download_deadline: Duration,
+    /// The largest report (or page) accepted, in bytes.
+    pub max_report_bytes: u64,
+    /// A download stops when the temporary directory has less free space than this.
+    pub tmp_min_free: u64,
+    /// The bound on a whole run: `-multiinfo`, every retry and every wait included.
+    pub max_run_seconds: Duration,
 }
 
 /// Which Qualys call gets the report (qualys.md §2).
@@ -254,6 +265,12 @@ impl Config {
             keep_report: None,
             ca_bundle: Vec::new(),
             ca_bundle_path: None,
+            qualys_max_wait: Duration::from_secs(3600),
+            download_deadline: Duration::from_secs(4 * 3600),
+            max_report_bytes: 50_000_000_000,
+            tmp_min_free: 1 << 30,
+            // Under a day, so a daily cron job never overlaps itself.
+            max_run_seconds: Duration::from_secs(20 * 3600),
         }
     }
 }
@@ -404,6 +421,12 @@ const KEYS: &[KeyDef] = &[
     key("qualys_retries",     Kind::Text,                       OPTIONAL, set_qualys_retries),
     key("keep_report",        Kind::Text,                       OPTIONAL, set_keep_report),
     key("ca_bundle",          Kind::Text,                       OPTIONAL, set_ca_bundle),
+    // Upper bounds on every wait and every transfer: nothing may hang a cron job.
+    key("qualys_max_wait",    Kind::Text,                       OPTIONAL, set_qualys_max_wait),
+    key("download_deadline",  Kind::Text,                       OPTIONAL, set_download_deadline),
+    key("max_report_bytes",   Kind::Text,                       OPTIONAL, set_max_report_bytes),
+    key("tmp_min_free",       Kind::Text,                       OPTIONAL, set_tmp_min_free),
+    key("max_run_seconds",    Kind::Text,                       OPTIONAL, set_max_run_seconds),
 ];
 
 /// A key's value as its handler sees it.
@@ -696,6 +719,69 @@ fn set_download_idle_timeout(config: &mut Config, value: &Value) -> Result<(), F
 fn set_qualys_retries(config: &mut Config, value: &Value) -> Result<(), Fail> {
     config.qualys_retries = retries(value)?;
     Ok(())
+}
+
+/// qualys.md §3: ToWait is honoured, but a server asking for days holds a cron job
+/// hostage; past this bound the download fails instead.
+fn set_qualys_max_wait(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.qualys_max_wait = seconds(value, 1.0..=86_400.0)?;
+    Ok(())
+}
+
+/// qualys.md §4: the idle timeout alone lets a server that streams forever hold the run.
+fn set_download_deadline(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.download_deadline = seconds(value, 1.0..=604_800.0)?;
+    Ok(())
+}
+
+fn set_max_report_bytes(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.max_report_bytes = bytes(value, 1)?;
+    Ok(())
+}
+
+fn set_tmp_min_free(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.tmp_min_free = bytes(value, 0)?;
+    Ok(())
+}
+
+fn set_max_run_seconds(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.max_run_seconds = seconds(value, 1.0..=604_800.0)?;
+    Ok(())
+}
+
+/// A size in bytes: a whole number, optionally with a decimal unit (`KB`, `MB`, `GB`,
+/// `TB`) or a binary one (`KiB`, `MiB`, `GiB`, `TiB`), in any case, e.g. `50GB`, `1 GiB`.
+fn bytes(value: &Value, min: u64) -> Result<u64, Fail> {
+    let text = value.text()?;
+    match parse_bytes(text) {
+        Some(n) if n >= min => Ok(n),
+        _ => Err(fail(format!(
+            "expected a size in bytes of at least {min} (a whole number, optionally with KB, MB, GB, TB, KiB, MiB, GiB or TiB), got {}",
+            quote(text)
+        ))),
+    }
+}
+
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// A directory where each downloaded report is kept for audit.
@@ -2629,6 +2715,67 @@ proxy_password: 't0w3L'
             (
                 "fmc_retry_wait: NaN\n",
                 "fmc_retry_wait: expected a number of seconds",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse_err(text, false).to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn bound_keys() {
+        let (c, _) = parse_ok("");
+        assert_eq!(c.qualys_max_wait, Duration::from_secs(3600));
+        assert_eq!(c.download_deadline, Duration::from_secs(14_400));
+        assert_eq!(c.max_report_bytes, 50_000_000_000);
+        assert_eq!(c.tmp_min_free, 1 << 30);
+        assert_eq!(c.max_run_seconds, Duration::from_secs(72_000));
+        let (c, _) = parse_ok(
+            "qualys_max_wait: 5\ndownload_deadline: 60\nmax_report_bytes: 2 MiB\ntmp_min_free: 0\nmax_run_seconds: 90\n",
+        );
+        assert_eq!(c.qualys_max_wait, Duration::from_secs(5));
+        assert_eq!(c.download_deadline, Duration::from_secs(60));
+        assert_eq!(c.max_report_bytes, 2 << 20);
+        assert_eq!(c.tmp_min_free, 0);
+        assert_eq!(c.max_run_seconds, Duration::from_secs(90));
+        let sizes = [
+            ("123", Some(123)),
+            ("50GB", Some(50_000_000_000)),
+            ("1 gib", Some(1 << 30)),
+            ("7kB", Some(7_000)),
+            ("2TiB", Some(2 << 40)),
+            ("", None),
+            ("GB", None),
+            ("-1", None),
+            ("1.5GB", None),
+            ("10 parsecs", None),
+            ("99999999999999999999", None),
+            ("18446744073709551615 KB", None),
+        ];
+        for (text, want) in sizes {
+            assert_eq!(parse_bytes(text), want, "{text:?}");
+        }
+        let cases = [
+            (
+                "qualys_max_wait: 0\n",
+                "1:18: qualys_max_wait: expected a number of seconds from 1 to 86400",
+            ),
+            (
+                "download_deadline: forever\n",
+                "download_deadline: expected a number of seconds",
+            ),
+            (
+                "max_report_bytes: 0\n",
+                "max_report_bytes: expected a size in bytes of at least 1",
+            ),
+            (
+                "tmp_min_free: lots\n",
+                "tmp_min_free: expected a size in bytes",
+            ),
+            (
+                "max_run_seconds: 0\n",
+                "max_run_seconds: expected a number of seconds from 1 to 604800",
             ),
         ];
         for (text, want) in cases {

@@ -35,6 +35,17 @@ pub enum Code {
     Delivery = 5,
     /// Downloading the report from Qualys failed.
     Download = 6,
+    /// The run reached `max_run_seconds` and was ended (unconfirmed hosts listed).
+    TimeLimit = 7,
+    /// Ended by SIGHUP (128 + 1), cleanly: temporary files removed, what was confirmed
+    /// logged.
+    Hangup = 129,
+    /// Ended by SIGINT (128 + 2), cleanly.
+    Interrupt = 130,
+    /// Ended by SIGQUIT (128 + 3), cleanly.
+    Quit = 131,
+    /// Ended by SIGTERM (128 + 15), cleanly.
+    Terminated = 143,
 }
 
 impl Code {
@@ -42,8 +53,20 @@ impl Code {
         self as i32
     }
 
+    /// The code of a run ended by `stopped`.
+    pub fn of_stop(stopped: crate::stop::Stopped) -> Code {
+        use crate::stop::{SIGHUP, SIGINT, SIGQUIT, Stopped};
+        match stopped {
+            Stopped::Deadline(_) => Code::TimeLimit,
+            Stopped::Signal(SIGHUP) => Code::Hangup,
+            Stopped::Signal(SIGINT) => Code::Interrupt,
+            Stopped::Signal(SIGQUIT) => Code::Quit,
+            Stopped::Signal(_) => Code::Terminated,
+        }
+    }
+
     /// All codes with their meaning, for `--help` and the README.
-    pub const TABLE: [(Code, &'static str); 7] = [
+    pub const TABLE: [(Code, &'static str); 12] = [
         (
             Code::Success,
             "success: every host was written or delivered",
@@ -66,6 +89,17 @@ impl Code {
             "delivery to the Management Center failed or was not confirmed for every host (the hosts not confirmed are listed in the log)",
         ),
         (Code::Download, "downloading the report from Qualys failed"),
+        (
+            Code::TimeLimit,
+            "the run reached max_run_seconds and was ended (the hosts not confirmed are listed in the log)",
+        ),
+        (
+            Code::Hangup,
+            "ended by SIGHUP: no new block sent, temporary files removed, the report deleted on Qualys, what was confirmed logged",
+        ),
+        (Code::Interrupt, "ended by SIGINT (likewise)"),
+        (Code::Quit, "ended by SIGQUIT (likewise)"),
+        (Code::Terminated, "ended by SIGTERM (likewise)"),
     ];
 }
 
@@ -133,6 +167,9 @@ pub enum Failure {
     Check { failed: usize, code: Code },
     #[error("{0}")]
     Spill(String),
+    /// A signal or `max_run_seconds` ended the run (src/stop.rs).
+    #[error("{0}")]
+    Stopped(#[from] crate::stop::Stopped),
 }
 
 /// `:line:column` of a report error, or nothing.
@@ -163,6 +200,7 @@ impl Failure {
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
             Failure::Download(_) => Code::Download,
             Failure::Check { code, .. } => *code,
+            Failure::Stopped(stopped) => Code::of_stop(*stopped),
         }
     }
 
@@ -216,9 +254,25 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_stable() {
-        let want = [0, 1, 2, 3, 4, 5, 6];
+        let want = [0, 1, 2, 3, 4, 5, 6, 7, 129, 130, 131, 143];
         let got: Vec<i32> = Code::TABLE.iter().map(|(c, _)| c.as_i32()).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stop_codes() {
+        use crate::stop::Stopped;
+        use std::time::Duration;
+        let cases = [
+            (Stopped::Deadline(Duration::from_secs(1)), 7),
+            (Stopped::Signal(1), 129),
+            (Stopped::Signal(2), 130),
+            (Stopped::Signal(3), 131),
+            (Stopped::Signal(15), 143),
+        ];
+        for (stopped, want) in cases {
+            assert_eq!(Code::of_stop(stopped).as_i32(), want, "{stopped:?}");
+        }
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod qualys;
 pub mod run;
 pub mod secret;
 pub mod spill;
+pub mod stop;
