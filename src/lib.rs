@@ -16,5 +16,6 @@ pub mod progress;
 pub mod qualys;
 pub mod run;
 pub mod secret;
+pub mod servertext;
 pub mod spill;
 pub mod stop;

@@ -233,11 +233,10 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format_line(
-            SystemTime::now(),
-            record.level(),
-            &record.args().to_string(),
-        );
+        // Every record, whatever its origin, loses the configured secrets here.
+        let text = record.args().to_string();
+        let message = crate::servertext::redact(&text);
+        let line = format_line(SystemTime::now(), record.level(), &message);
         // A progress line on the terminal goes out of the way first.
         crate::progress::clear();
         // Logging must never take the job down: write errors are ignored.
@@ -253,8 +252,7 @@ impl Log for Logger {
             let _ = f.write_all(line.as_bytes());
         }
         if let Some(socket) = &self.syslog {
-            let _ =
-                socket.send(syslog_message(record.level(), &record.args().to_string()).as_bytes());
+            let _ = socket.send(syslog_message(record.level(), &message).as_bytes());
         }
     }
 
