@@ -19,3 +19,4 @@ pub mod secret;
 pub mod servertext;
 pub mod spill;
 pub mod stop;
+pub mod timed;
