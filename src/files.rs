@@ -72,7 +72,7 @@ pub fn describe(kind: fs::FileType) -> &'static str {
     } else if kind.is_file() {
         "a regular file"
     } else {
-        "not a regular file"
+        "a special file"
     }
 }
 
