@@ -704,6 +704,79 @@ fn markdown_escape(text: &str) -> String {
     out
 }
 
+/// What is wrong with `-server=<server>` (with or without `-ipv6`), said so that the
+/// operator knows how to write it; `None` when it is a host name, an IPv4 address, or an
+/// IPv6 address given with `-ipv6`. Checked before anything else is done, so a typo is
+/// not found only after the whole report was parsed. The port and the address family
+/// have options of their own (`-port`, `-ipv6`, host-input.md §2).
+pub fn server_problem(server: &str, ipv6: bool) -> Option<String> {
+    let shown = server.escape_debug();
+    let fault = |what: &str| Some(format!("-server=\"{shown}\": {what}"));
+    if server.trim().is_empty() {
+        return Some("-server needs the FMC's host name or IP address".into());
+    }
+    if server.contains("://") {
+        return fault(
+            "give only the FMC's host name or IP address, without http:// or another scheme (the port goes in -port)",
+        );
+    }
+    if server.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return fault(
+            "contains spaces or control characters; give only the host name or IP address",
+        );
+    }
+    if server.starts_with('[') {
+        return fault(
+            "write an IPv6 address without brackets and add -ipv6 (e.g. -server=2001:db8::1 -ipv6), and the port with -port",
+        );
+    }
+    if let Ok(addr) = server.parse::<std::net::Ipv6Addr>() {
+        return (!ipv6).then(|| {
+            format!(
+                "-server=\"{shown}\" is an IPv6 address ({addr}): add -ipv6 to connect over IPv6"
+            )
+        });
+    }
+    if let Some((host, port)) = server.rsplit_once(':') {
+        return if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            fault(&format!(
+                "give the port with -port, not in -server (e.g. -server={} -port={port})",
+                host.escape_debug()
+            ))
+        } else {
+            fault("is neither a host name nor an IP address")
+        };
+    }
+    if server.parse::<std::net::Ipv4Addr>().is_ok() {
+        return ipv6.then(|| {
+            format!("-server=\"{shown}\" is an IPv4 address: drop -ipv6 to connect over IPv4")
+        });
+    }
+    if !is_host_name(server) {
+        return fault(
+            "is neither a host name nor an IP address (letters, digits, '-' and '.' only)",
+        );
+    }
+    None
+}
+
+/// RFC 1123 host names (labels of letters, digits and inner hyphens, up to 63 bytes,
+/// 253 in all, an optional final dot); underscores too, as some internal DNS allows.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1270,5 +1343,43 @@ mod tests {
             version_line(),
             format!("qualys-connector Ver. {}", env!("CARGO_PKG_VERSION"))
         );
+    }
+
+    #[test]
+    fn server_forms() {
+        let valid: [(&str, bool); 7] = [
+            ("fmc", false),
+            ("fmc.example.com", false),
+            ("fmc.example.com.", false),
+            ("fmc_01.corp", false),
+            ("192.0.2.10", false),
+            ("::1", true),
+            ("2001:db8::10", true),
+        ];
+        for (server, ipv6) in valid {
+            assert_eq!(server_problem(server, ipv6), None, "{server} ipv6={ipv6}");
+        }
+        let invalid: [(&str, bool, &str); 12] = [
+            ("", false, "needs the FMC's host name"),
+            ("  ", false, "needs the FMC's host name"),
+            ("127.0.0.1:8307", false, "-port=8307"),
+            (
+                "fmc.example.com:8307",
+                false,
+                "-server=fmc.example.com -port=8307",
+            ),
+            ("[::1]", true, "without brackets and add -ipv6"),
+            ("[::1]:8307", false, "without brackets"),
+            ("http://fmc.example.com", false, "without http://"),
+            ("fmc example", false, "contains spaces"),
+            ("fmc\u{0}", false, "control characters"),
+            ("::1", false, "add -ipv6"),
+            ("192.0.2.10", true, "drop -ipv6"),
+            ("fmc/24", false, "neither a host name nor an IP address"),
+        ];
+        for (server, ipv6, want) in invalid {
+            let problem = server_problem(server, ipv6).unwrap_or_default();
+            assert!(problem.contains(want), "{server:?}: {problem}");
+        }
     }
 }

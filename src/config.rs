@@ -803,9 +803,9 @@ fn set_ca_bundle(config: &mut Config, value: &Value) -> Result<(), Fail> {
     let path = PathBuf::from(value.text()?);
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let certs: Result<Vec<CertificateDer<'static>>, _> = match CertificateDer::pem_file_iter(&path)
-    {
-        Ok(iter) => iter.collect(),
+    // Refuses a FIFO or device instead of waiting on it (src/files.rs).
+    let certs: Result<Vec<CertificateDer<'static>>, _> = match crate::files::open_input(&path) {
+        Ok(file) => CertificateDer::pem_reader_iter(file).collect(),
         Err(e) => {
             return Err(fail(format!(
                 "cannot read {}: {e}",
@@ -1815,7 +1815,8 @@ fn file_error(path: &Path, error: &io::Error) -> ConfigError {
 }
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let file = fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    // Refuses a FIFO or device instead of waiting on it (src/files.rs).
+    let file = crate::files::open_input(path).map_err(|e| file_error(path, &e))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

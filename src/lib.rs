@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod files;
 pub mod filter;
 pub mod hostinput;
 pub mod logging;

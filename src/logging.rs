@@ -6,7 +6,7 @@
 //! Warnings and errors are counted so the run's summary can say how many there were.
 
 use std::cell::RefCell;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, LineWriter, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -122,15 +122,13 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Appends to the log file, creating it; links on the way are followed under the link
+/// rule (src/files.rs).
 fn open_logfile(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| LogError {
-            path: path.to_path_buf(),
-            source,
-        })
+    crate::files::open_append(path).map_err(|source| LogError {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn warnings() -> u64 {

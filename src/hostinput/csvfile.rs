@@ -5,17 +5,19 @@
 //! directory, which is synced and renamed over the target only when the whole stream has
 //! been written. An interrupted or failed run leaves no partial file under the target
 //! name (and an existing file there is left as it was). A symbolic link is followed, so
-//! the file it points to is replaced, not the link. A target that exists and is not a
-//! regular file (`/dev/null`, `/dev/stdout`, a pipe) is written directly: renaming over
-//! it would destroy it.
+//! the file it points to is replaced, not the link, except a link another user planted
+//! in a sticky, world-writable directory (src/files.rs, the link rule). A target that
+//! exists and is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is written
+//! directly: renaming over it would destroy it.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
-
 use super::{CommandSink, Delivery, HostBlock, SinkError};
+use crate::files;
+
+/// Commands are written in large blocks: one write per 256 KiB.
+const BUFFER: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub struct CsvFile {
@@ -27,9 +29,9 @@ pub struct CsvFile {
 #[derive(Debug)]
 enum Output {
     /// A temporary file renamed over the target at the end.
-    Atomic(BufWriter<NamedTempFile>),
+    Atomic(BufWriter<tempfile::NamedTempFile>),
     /// A device or pipe, written as it goes.
-    Direct(BufWriter<File>),
+    Direct(BufWriter<std::fs::File>),
 }
 
 impl Output {
@@ -43,52 +45,31 @@ impl Output {
 
 impl CsvFile {
     /// Creates the temporary file beside `target`. Fails early (before any work) when the
-    /// directory is missing or not writable.
+    /// directory is missing or not writable, or a link on the way may not be followed.
     pub fn create(target: &Path) -> Result<CsvFile, SinkError> {
-        let error = |source: std::io::Error| SinkError::Write {
-            path: target.display().to_string(),
-            source,
-        };
-        match std::fs::metadata(target) {
-            Ok(meta) if meta.is_dir() => {
-                return Err(error(std::io::Error::other("is a directory")));
-            }
-            Ok(meta) if !meta.is_file() => {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(target)
-                    .map_err(error)?;
-                return Ok(CsvFile {
-                    target: target.to_path_buf(),
-                    out: Some(Output::Direct(BufWriter::with_capacity(256 * 1024, file))),
-                    delivery: Delivery::default(),
-                });
-            }
-            _ => {}
-        }
-        // Replace what a symbolic link points to, not the link.
-        let resolved = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
-        let target_path = target;
-        let target = resolved.as_path();
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|source| SinkError::Write {
-                path: target_path.display().to_string(),
+        let output = files::create_output(target, &format!(".{name}.")).map_err(|source| {
+            SinkError::Write {
+                path: target.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
+        let (target, out) = match output {
+            files::Output::Replace { tmp, target } => (
+                target,
+                Output::Atomic(BufWriter::with_capacity(BUFFER, tmp)),
+            ),
+            files::Output::Direct { file, target } => (
+                target,
+                Output::Direct(BufWriter::with_capacity(BUFFER, file)),
+            ),
+        };
         Ok(CsvFile {
-            target: target.to_path_buf(),
-            out: Some(Output::Atomic(BufWriter::with_capacity(256 * 1024, tmp))),
+            target,
+            out: Some(out),
             delivery: Delivery::default(),
         })
     }
@@ -143,15 +124,8 @@ impl CommandSink for CsvFile {
                 return Ok(self.delivery.clone());
             }
         };
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(&self.target).map_err(|e| err(e.error))?;
+        files::commit(tmp, &self.target).map_err(err)?;
         log::info!("commands written to {}", self.target.display());
-        // Make the rename itself durable.
-        if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
         Ok(self.delivery.clone())
     }
 }

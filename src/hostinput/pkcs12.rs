@@ -261,8 +261,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Pkcs12Error> {
         )));
     }
     let mut data = Vec::new();
-    // `take` so that a file growing after the metadata call still cannot exhaust memory.
-    fs::File::open(path)
+    // `take` so that a file growing after the metadata call still cannot exhaust memory;
+    // `open_input` refuses a FIFO or device instead of waiting on it (src/files.rs).
+    crate::files::open_input(path)
         .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut data))
         .map_err(io_error)?;
     if data.len() as u64 > MAX_FILE_BYTES {

@@ -7,7 +7,6 @@
 //! The file is read twice, streaming: once to validate, once to send, so memory does not
 //! grow with its size.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +33,16 @@ pub fn check_line(line: &str) -> Result<LineKind, String> {
     }
     if line.contains('\r') {
         return Err("contains a carriage return (CRLF line endings?)".into());
+    }
+    // The report path never writes control characters (commands.rs turns tabs into
+    // spaces and drops the rest); a NUL or escape inside a field would reach the FMC,
+    // which ends or garbles the field there.
+    if let Some((column, byte)) = line.bytes().enumerate().find(|(_, b)| b.is_ascii_control()) {
+        return Err(format!(
+            "contains the control character {} at column {}; remove it (the FMC would cut or garble the field)",
+            control_name(byte),
+            column + 1
+        ));
     }
     let (command, rest) = line.split_once(',').unwrap_or((line, ""));
     match command {
@@ -81,6 +90,16 @@ pub fn check_line(line: &str) -> Result<LineKind, String> {
         }
         "AddScanResult" => check_scan_result(rest),
         other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+/// How a control byte is named in messages: `NUL (0x00)`, `tab (0x09)`, `0x1b`.
+fn control_name(byte: u8) -> String {
+    match byte {
+        0 => "NUL (0x00)".into(),
+        b'\t' => "tab (0x09)".into(),
+        0x7f => "DEL (0x7f)".into(),
+        b => format!("0x{b:02x}"),
     }
 }
 
@@ -182,7 +201,8 @@ pub fn check_file(path: &Path) -> Result<Checked, CommandFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let reader = BufReader::new(File::open(path).map_err(io_err)?);
+    // Only a regular file: a FIFO or device is refused instead of waited on.
+    let reader = BufReader::new(crate::files::open_input(path).map_err(io_err)?);
     let mut bad = Vec::new();
     let mut count = 0u64;
     let mut source_line = None;
@@ -281,7 +301,8 @@ pub fn for_each_chunk(
     mut chunk: impl FnMut(IpAddr, &[u8], usize, usize) -> Result<(), String>,
 ) -> Result<(), String> {
     let reader = BufReader::new(
-        File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        crate::files::open_input(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     );
     let mut buf = Vec::new();
     let mut first_ip = None;
@@ -397,6 +418,16 @@ mod tests {
             ),
             ("ScanFlush,now", "takes no fields"),
             ("ScanFlush\r", "carriage return"),
+            (
+                "SetSource,Qualys\u{0}Guard",
+                "control character NUL (0x00) at column 17",
+            ),
+            ("AddHost,192.0.2.1\t", "control character tab (0x09)"),
+            (
+                "AddScanResult,192.0.2.1,\"Q\",1,,,\"a\u{1b}[31m\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"",
+                "control character 0x1b at column 35",
+            ),
+            ("ScanFlush\u{7f}", "DEL (0x7f)"),
             ("AddHost,192.0.2.1,zz", "not a MAC address"),
             ("AddHost,host.example", "not an IP address"),
             ("Frobnicate,1", "unknown command \"Frobnicate\""),
@@ -456,6 +487,10 @@ mod tests {
                 "2 invalid lines",
             ),
             ("hello\n", "line 1: unknown command"),
+            (
+                "SetSource,Q\nAddHost,192.0.2.1\nAddScanResult,192.0.2.1,\"Q\",1,,,\"a\0b\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"\nScanFlush\n",
+                "line 3: contains the control character NUL",
+            ),
             ("", "no SetSource line"),
         ];
         for (text, want) in cases {

@@ -1,12 +1,13 @@
 //! Getting a template's report from Qualys: the API client built from the configuration,
 //! and the download into a temporary file (kept for audit when `keep_report` says so).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::{Config, ReportApi};
 use crate::exit::Failure;
+use crate::files;
 use crate::logging;
 use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
 use crate::qualys::follow::Follow;
@@ -112,13 +113,65 @@ pub fn download(
         downloaded.elapsed
     );
     if let Some(dir) = &config.keep_report {
-        let stamp = logging::utc_timestamp(SystemTime::now()).replace(':', "");
-        let kept = dir.join(format!("{template_id}-{stamp}.xml"));
-        std::fs::copy(&path, &kept).map_err(|e| {
-            Failure::Spill(format!("cannot keep the report as {}: {e}", kept.display()))
-        })?;
+        let kept = keep_copy(tmp, dir, template_id, SystemTime::now())?;
         log::info!("report kept as {}", kept.display());
         return Ok(Some(kept));
     }
     Ok(None)
+}
+
+/// Copies the downloaded report into `dir` as `<template>-<time>.xml` (the UTC time of
+/// `now`, to the second), or `<template>-<time>-2.xml` and so on when a run in the same
+/// second kept one already: a kept report is never overwritten. The copy is written to a
+/// hidden temporary file first, so a failed copy leaves no partial report.
+fn keep_copy(
+    report: &tempfile::NamedTempFile,
+    dir: &Path,
+    template_id: &str,
+    now: SystemTime,
+) -> Result<PathBuf, Failure> {
+    let stamp = logging::utc_timestamp(now).replace(':', "");
+    let stem = format!("{template_id}-{stamp}");
+    let fail = |e: std::io::Error| {
+        Failure::Spill(format!(
+            "cannot keep the report as {}: {e}",
+            dir.join(format!("{stem}.xml")).display()
+        ))
+    };
+    let mut source = report.reopen().map_err(fail)?;
+    let mut copy = files::temporary_in(dir, &format!(".{stem}.xml.")).map_err(fail)?;
+    std::io::copy(&mut source, &mut copy).map_err(fail)?;
+    files::persist_new(copy, &stem, "xml").map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn two_copies_in_the_same_second_are_both_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let mut kept = Vec::new();
+        for content in ["<first/>", "<second/>"] {
+            let mut report = tempfile::NamedTempFile::new().unwrap();
+            report.write_all(content.as_bytes()).unwrap();
+            kept.push(keep_copy(&report, dir.path(), "424242", now).unwrap());
+        }
+        let names: Vec<String> = kept
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "424242-2027-01-15T080000Z.xml",
+                "424242-2027-01-15T080000Z-2.xml"
+            ]
+        );
+        assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "<first/>");
+        assert_eq!(std::fs::read_to_string(&kept[1]).unwrap(), "<second/>");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 }

@@ -75,6 +75,9 @@ impl FmcTarget {
 /// Loads the PKCS#12 identity and prepares the FMC connection; nothing touches the
 /// network yet.
 pub fn target(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcTarget, Failure> {
+    if let Some(problem) = crate::cli::server_problem(server, args.ipv6) {
+        return Err(Failure::Invalid(problem));
+    }
     let path: PathBuf = match &args.pkcs12 {
         Some(path) => path.clone(),
         None => {

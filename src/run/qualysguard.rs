@@ -14,6 +14,7 @@ use super::{Done, Run};
 use crate::cli::Args;
 use crate::config::{self, Config, Require, ScanMode, SecretOrigin};
 use crate::exit::{Failure, Location};
+use crate::files;
 use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
@@ -303,16 +304,11 @@ impl io::Read for Behind {
 
 /// Parses a report file to its end (nothing sent yet).
 fn parse_file(report_path: &Path, settings: &Settings) -> Result<Parsed, Failure> {
-    let input = File::open(report_path).map_err(|source| Failure::ReportOpen {
+    // Only a regular file: a FIFO or device is refused instead of waited on.
+    let input = files::open_input(report_path).map_err(|source| Failure::ReportOpen {
         path: report_path.to_path_buf(),
         source,
     })?;
-    if input.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Failure::ReportOpen {
-            path: report_path.to_path_buf(),
-            source: io::Error::other("is a directory"),
-        });
-    }
     log::info!("reading report {}", report_path.display());
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     progress::stage(Stage::Parse, size);

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Run;
 use crate::cli;
 use crate::exit::{Code, Failure};
+use crate::files;
 use crate::logging::{self, LogOptions};
 use crate::model::FindingType;
 use crate::pipeline::Summary;
@@ -103,19 +104,21 @@ pub fn write_json(
 ) -> Result<(), String> {
     let value = to_json(outcome, started, code);
     let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
     let fail = |e: std::io::Error| format!("cannot write the summary {}: {e}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".summary.")
-        .tempfile_in(&dir)
-        .map_err(fail)?;
-    tmp.write_all(text.as_bytes()).map_err(fail)?;
-    tmp.write_all(b"\n").map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    // Links are followed under the link rule; a device or pipe is written directly.
+    match files::create_output(path, ".summary.").map_err(fail)? {
+        files::Output::Replace { mut tmp, target } => {
+            write_text(&mut tmp, &text).map_err(fail)?;
+            files::commit(tmp, &target).map_err(fail)
+        }
+        files::Output::Direct { mut file, .. } => write_text(&mut file, &text).map_err(fail),
+    }
+}
+
+fn write_text(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 fn to_json(outcome: &Result<Vec<Run>, Failure>, started: SystemTime, code: Code) -> Value {

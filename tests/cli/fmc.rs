@@ -388,7 +388,7 @@ fn ipv6_connects_over_ipv6() {
     test.run().assert_code(0);
     assert_eq!(fmc.stop().hosts.len(), 4);
 
-    // Without -ipv6, an IPv6 literal is refused with the hint.
+    // Without -ipv6, an IPv6 literal is refused with the hint, before any work.
     let test = Test::new().config("");
     let fmc = Fmc::start(|o| o.listen = "[::1]:0".parse().unwrap());
     fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
@@ -398,8 +398,8 @@ fn ipv6_connects_over_ipv6() {
         format!("-report={}", example("report.xml").display()),
     ]);
     test.run()
-        .assert_code(5)
-        .assert_output_contains("use -ipv6");
+        .assert_code(2)
+        .assert_output_contains("add -ipv6");
 }
 
 /// The fault-free map of the example report, to compare faulty runs with.

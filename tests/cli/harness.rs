@@ -8,7 +8,7 @@ use std::process::Command;
 pub const BIN: &str = env!("CARGO_BIN_EXE_qualys-connector");
 
 /// Environment variables that would change a run; removed so tests are hermetic.
-const SCRUBBED_ENV: [&str; 4] = [
+pub const SCRUBBED_ENV: [&str; 4] = [
     "QUALYS_PASSWORD",
     "QUALYS_PROXY_PASSWORD",
     "PKCS12_PASSWORD",

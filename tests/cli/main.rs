@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod docs;
 mod download;
+mod files;
 mod fixtures;
 mod fmc;
 mod fuzz_regressions;
