@@ -149,6 +149,23 @@ pub fn add_scan_result_with(
     out.extend_from_slice(&tail.0);
 }
 
+/// The name of the generic result that stands for "nothing open" on a host.
+pub const NOTHING_OPEN_NAME: &str = "No open Qualys findings";
+/// Its description.
+pub const NOTHING_OPEN_DESCRIPTION: &str =
+    "The latest Qualys report lists no open finding of the types sent on this host.";
+
+/// Appends a generic result (host-input.md §4, p.3-22): an AddScanResult with empty
+/// vuln_id, port, protocol and ID lists. It maps to no vulnerability; followed by
+/// `ScanFlush` it replaces a host's earlier results with nothing open, where a
+/// `ScanFlush` with nothing staged would commit nothing for the host.
+pub fn generic_result(out: &mut Vec<u8>, ip: IpAddr, scanner: &Field, tail: &ResultTail) {
+    let _ = write!(out, "AddScanResult,{ip},\"");
+    out.extend_from_slice(&scanner.0);
+    out.extend_from_slice(b"\",,,");
+    out.extend_from_slice(&tail.0);
+}
+
 fn id_list(out: &mut Vec<u8>, ids: &[String]) {
     let mut first = true;
     for id in ids {
@@ -496,6 +513,22 @@ mod tests {
             add_scan_result(&mut out, &result, 512);
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
+    }
+
+    #[test]
+    fn generic_result_line() {
+        let mut out = Vec::new();
+        let tail = ResultTail::new("No open, \"findings\"", "none", &[], &[], 512);
+        generic_result(
+            &mut out,
+            "192.0.2.7".parse().unwrap(),
+            &Field::new("QualysGuard"),
+            &tail,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "AddScanResult,192.0.2.7,\"QualysGuard\",,,,\"No open 'findings'\",\"none\",\"cve_ids: \",\"bugtraq_ids: \"\n"
+        );
     }
 
     #[test]

@@ -86,6 +86,12 @@ fn log_done(label: &str, s: &Summary) {
         s.send_time,
         logging::warnings()
     );
+    if s.hosts_cleared > 0 {
+        log::info!(
+            "{label}{} hosts had no open findings to send: each got the generic result \"No open Qualys findings\", which replaces their earlier results",
+            s.hosts_cleared
+        );
+    }
     if s.qids_without_details > 0 {
         log::warn!(
             "{label}{} QIDs were not in the report's glossary and were sent without a title",
@@ -172,6 +178,7 @@ fn run_json(run: &Run) -> Value {
                 "replaced_utf8_sequences": r.replaced_utf8,
                 "oversized_fields": r.oversized_fields,
                 "hosts_listed_twice": s.repeated_hosts,
+                "hosts_cleared": s.hosts_cleared,
                 "bytes": r.bytes,
             });
             value["findings"] = json!({
