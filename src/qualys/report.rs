@@ -20,7 +20,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use super::html;
-use super::lossy::LossyUtf8;
+use super::lossy::{LossyUtf8, UnsupportedEncoding};
 use super::readahead::Utf8Source;
 use crate::model::{Finding, FindingType, Host, Protocol, VulnDetails, VulnStatus};
 
@@ -92,6 +92,10 @@ pub enum ReportError {
     NotAReport { root: String, hint: &'static str },
     #[error("cannot store parsed hosts: {0}")]
     Visitor(#[source] io::Error),
+    /// The XML declaration names an encoding other than UTF-8, US-ASCII, ISO-8859-1 or
+    /// Windows-1252 (read as UTF-8, its letters would be lost).
+    #[error("{0}")]
+    Encoding(UnsupportedEncoding),
 }
 
 impl ReportError {
@@ -449,7 +453,13 @@ impl Parser {
         use quick_xml::errors::{IllFormedError, SyntaxError};
         let offset = reader.error_position();
         match e {
-            quick_xml::Error::Io(io) => ReportError::Io(io::Error::new(io.kind(), io.to_string())),
+            quick_xml::Error::Io(io) => match io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<UnsupportedEncoding>())
+            {
+                Some(encoding) => ReportError::Encoding(encoding.clone()),
+                None => ReportError::Io(io::Error::new(io.kind(), io.to_string())),
+            },
             // The input ended inside markup: the document was cut short.
             quick_xml::Error::Syntax(
                 SyntaxError::UnclosedTag

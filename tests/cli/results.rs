@@ -171,3 +171,42 @@ fn the_csv_plugin_sends_generic_results() {
         vec![(None, "No open Qualys findings".to_string())]
     );
 }
+
+/// A report in ISO-8859-1 keeps its accented letters (transliterated for the FMC); one
+/// in an encoding the connector cannot decode is refused by name, exit code 3.
+#[test]
+fn declared_encodings_are_honoured_or_refused() {
+    let doc = |encoding: &str| {
+        report(&[("192.0.2.30", &[(38170, "Active")])])
+            .replace("encoding=\"UTF-8\"", &format!("encoding=\"{encoding}\""))
+            .replace("Title 38170", "Caf\u{e9}")
+            .into_bytes()
+            .into_iter()
+            .flat_map(|b| {
+                if b == 0xc3 {
+                    None
+                } else if b == 0xa9 {
+                    Some(0xe9)
+                } else {
+                    Some(b)
+                }
+            })
+            .collect::<Vec<u8>>()
+    };
+    let test = Test::new()
+        .config("add_host: y\n")
+        .file("report.xml", doc("ISO-8859-1"))
+        .args(&["-report=report.xml", "-csvfile=Output.csv"]);
+    test.run().assert_code(0);
+    let csv = test.read("Output.csv");
+    assert!(csv.contains(",38170,443,6,\"Cafe\","), "{csv}");
+
+    let test = Test::new()
+        .config("add_host: y\n")
+        .file("report.xml", doc("KOI8-R"))
+        .args(&["-report=report.xml", "-csvfile=Output.csv"]);
+    test.run()
+        .assert_code(3)
+        .assert_output_contains("the report declares encoding=\"KOI8-R\", which cannot be read");
+    assert!(!test.exists("Output.csv"), "nothing written");
+}

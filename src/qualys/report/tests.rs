@@ -544,3 +544,39 @@ fn visitor_errors_stop_the_parse() {
     .unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
 }
+
+/// The declared encoding is honoured for ISO-8859-1 and Windows-1252, UTF-8 stays as
+/// it was, and other declarations are refused by name.
+#[test]
+fn declared_encodings() {
+    let doc = |encoding: &str, title: &[u8]| {
+        let mut d = format!("<?xml version=\"1.0\" encoding=\"{encoding}\"?>\n<ASSET_DATA_REPORT><GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id=\"qid_1\"><QID>1</QID><TITLE>").into_bytes();
+        d.extend_from_slice(title);
+        d.extend_from_slice(
+            b"</TITLE></VULN_DETAILS></VULN_DETAILS_LIST></GLOSSARY></ASSET_DATA_REPORT>",
+        );
+        d
+    };
+    let cases: [(&str, &[u8], &str, u64); 4] = [
+        ("ISO-8859-1", b"Caf\xe9", "Caf\u{e9}", 0),
+        (
+            "windows-1252",
+            b"\x93Caf\xe9\x94",
+            "\u{201c}Caf\u{e9}\u{201d}",
+            0,
+        ),
+        ("UTF-8", "Caf\u{e9}".as_bytes(), "Caf\u{e9}", 0),
+        ("utf-8", b"Caf\xe9", "Caf\u{fffd}", 1),
+    ];
+    for (encoding, title, want, replaced) in cases {
+        let (c, stats) = parse_bytes(&doc(encoding, title)).unwrap();
+        assert_eq!(c.glossary[0].1.title, want, "{encoding}");
+        assert_eq!(stats.replaced_utf8, replaced, "{encoding}");
+    }
+    let refused = parse_bytes(&doc("ISO-8859-15", b"Caf\xe9")).err().unwrap();
+    assert!(matches!(refused, ReportError::Encoding(_)), "{refused:?}");
+    assert_eq!(
+        refused.to_string(),
+        "the report declares encoding=\"ISO-8859-15\", which cannot be read (UTF-8, US-ASCII, ISO-8859-1 and Windows-1252 can)"
+    );
+}
