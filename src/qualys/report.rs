@@ -528,6 +528,9 @@ impl Parser {
                 };
                 match predefined {
                     Some(c) => self.push_text(c.encode_utf8(&mut utf8)),
+                    // HTML's names (&eacute;) from its fixed table, as the HTML step
+                    // decodes them inside CDATA: titles and THREAT text alike.
+                    None if let Some(text) = super::entities::resolve(name) => self.push_text(text),
                     None => {
                         // Entities a DOCTYPE might define are never expanded (no XXE, no
                         // entity bombs): the reference stays as written.
@@ -661,7 +664,9 @@ impl Parser {
             Field::Status => keep(&mut self.finding.status, text),
             Field::DetailsQid => keep(&mut self.details.qid, text),
             Field::Title => {
-                self.details.details.title = collapse_whitespace(&text);
+                // Entities in a CDATA title are decoded as in THREAT (its markup is kept:
+                // a title is text).
+                self.details.details.title = html::decode_text(&text);
             }
             Field::Threat => {
                 self.details.details.description =

@@ -580,3 +580,33 @@ fn declared_encodings() {
         "the report declares encoding=\"ISO-8859-15\", which cannot be read (UTF-8, US-ASCII, ISO-8859-1 and Windows-1252 can)"
     );
 }
+
+/// Titles and THREAT text decode the same HTML entities, in CDATA or not.
+#[test]
+fn titles_and_threats_decode_entities_alike() {
+    let cases = [
+        (
+            "<![CDATA[Caf&eacute; &amp; &frac12;]]>",
+            "Caf\u{e9} & \u{bd}",
+        ),
+        ("Caf&eacute; &amp; &frac12;", "Caf\u{e9} & \u{bd}"),
+        ("<![CDATA[A &lt;b&gt; &copy;]]>", "A <b> \u{a9}"),
+        ("A &unknown; &#x263A;", "A &unknown; \u{263a}"),
+    ];
+    for (text, title) in cases {
+        let doc = report(&format!(
+            "<GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id=\"qid_1\"><QID>1</QID><TITLE>{text}</TITLE><THREAT>{text}</THREAT></VULN_DETAILS></VULN_DETAILS_LIST></GLOSSARY>"
+        ));
+        let (c, stats) = parse_str(&doc).unwrap();
+        let details = &c.glossary[0].1;
+        assert_eq!(details.title, title, "{text}");
+        // An escaped '<' is text in HTML too.
+        assert_eq!(details.description, title, "{text}");
+        // One in the title, one in THREAT.
+        assert_eq!(
+            stats.unexpanded_entities,
+            2 * u64::from(text == cases[3].0),
+            "{text}"
+        );
+    }
+}
