@@ -47,6 +47,9 @@ pub struct Summary {
     pub qids_without_details: u64,
     /// Hosts the report listed more than once (merged, not replaced).
     pub repeated_hosts: u64,
+    /// Characters of glossary titles and descriptions dropped because they have no
+    /// ASCII transliteration (CJK, emoji, ...), counted once per glossary entry.
+    pub untransliterated_chars: u64,
     /// Hosts with nothing to send that got the generic "no open findings" result, so
     /// their `ScanFlush` clears what the FMC held (host-input.md §4).
     pub hosts_cleared: u64,
@@ -212,6 +215,7 @@ impl ReportVisitor for Collector<'_> {
             &details.bugtraq_ids,
             self.settings.description_length,
         );
+        self.summary.untransliterated_chars += tail.untransliterated() as u64;
         self.glossary.insert(
             qid,
             Encoded {

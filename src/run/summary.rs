@@ -92,6 +92,12 @@ fn log_done(label: &str, s: &Summary) {
             s.hosts_cleared
         );
     }
+    if s.untransliterated_chars > 0 {
+        log::info!(
+            "{label}{} characters of glossary titles and descriptions have no ASCII transliteration (CJK, emoji, ...) and were left out",
+            s.untransliterated_chars
+        );
+    }
     if s.qids_without_details > 0 {
         log::warn!(
             "{label}{} QIDs were not in the report's glossary and were sent without a title",
@@ -179,6 +185,7 @@ fn run_json(run: &Run) -> Value {
                 "oversized_fields": r.oversized_fields,
                 "hosts_listed_twice": s.repeated_hosts,
                 "hosts_cleared": s.hosts_cleared,
+                "untransliterated_characters": s.untransliterated_chars,
                 "bytes": r.bytes,
             });
             value["findings"] = json!({

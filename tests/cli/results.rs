@@ -210,3 +210,41 @@ fn declared_encodings_are_honoured_or_refused() {
         .assert_output_contains("the report declares encoding=\"KOI8-R\", which cannot be read");
     assert!(!test.exists("Output.csv"), "nothing written");
 }
+
+/// Entities beyond the basic five are decoded in titles and THREAT alike, characters
+/// with no ASCII form are counted in the log and the JSON summary, and so are hosts
+/// cleared with the generic result.
+#[test]
+fn text_and_counts_reach_the_output_and_the_summary() {
+    let doc = report(&[
+        ("192.0.2.30", &[(38170, "Active")]),
+        ("192.0.2.31", &[(82003, "Fixed")]),
+    ])
+    .replace(
+        "<TITLE><![CDATA[Title 38170]]></TITLE><THREAT><![CDATA[Threat 38170.]]></THREAT>",
+        "<TITLE><![CDATA[Caf&eacute; &frac12; \u{4e2d}\u{6587}]]></TITLE><THREAT><![CDATA[<p>Caf&eacute;&nbsp;&copy; \u{1F600}</p>]]></THREAT>",
+    );
+    let test = Test::new()
+        .config("add_host: y\n")
+        .file("report.xml", &doc)
+        .args(&[
+            "-report=report.xml",
+            "-csvfile=Output.csv",
+            "-summary-json=summary.json",
+        ]);
+    test.run()
+        .assert_code(0)
+        .assert_output_contains(
+            "3 characters of glossary titles and descriptions have no ASCII transliteration",
+        )
+        .assert_output_contains("1 hosts had no open findings to send");
+    let csv = test.read("Output.csv");
+    assert!(
+        csv.contains(",38170,443,6,\"Cafe 1/2\",\"Cafe (c)\","),
+        "{csv}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&test.read("summary.json")).unwrap();
+    let report = &summary["templates"][0]["report"];
+    assert_eq!(report["untransliterated_characters"], 3, "{summary}");
+    assert_eq!(report["hosts_cleared"], 1, "{summary}");
+}
