@@ -183,6 +183,7 @@ fn run_json(run: &Run) -> Value {
                 "glossary_entries": r.glossary_entries,
                 "replaced_utf8_sequences": r.replaced_utf8,
                 "oversized_fields": r.oversized_fields,
+                "merged_findings": r.merged_findings,
                 "hosts_listed_twice": s.repeated_hosts,
                 "hosts_cleared": s.hosts_cleared,
                 "untransliterated_characters": s.untransliterated_chars,

@@ -248,3 +248,32 @@ fn text_and_counts_reach_the_output_and_the_summary() {
     assert_eq!(report["untransliterated_characters"], 3, "{summary}");
     assert_eq!(report["hosts_cleared"], 1, "{summary}");
 }
+
+/// A QID on several ports without a PROTOCOL becomes one line, not one identical line a
+/// port, with one warning for the host naming the QID.
+#[test]
+fn ports_without_a_protocol_are_one_result_and_one_warning() {
+    let doc = report(&[(
+        "192.0.2.30",
+        &[(38170, "Active"), (38170, "Active"), (38170, "New")],
+    )])
+    .replacen("<PROTOCOL>tcp</PROTOCOL>", "", 2)
+    .replacen("<PORT>443</PORT>", "<PORT>80</PORT>", 1);
+    let test = Test::new()
+        .config("add_host: y\n")
+        .file("report.xml", &doc)
+        .args(&["-report=report.xml", "-csvfile=Output.csv"]);
+    let out = test.run();
+    out.assert_code(0).assert_output_contains(
+        "report: host 192.0.2.30: 2 findings on a port have no PROTOCOL tcp or udp (QID 38170): sent without a port, one result per QID",
+    );
+    assert_eq!(
+        out.output().matches("no PROTOCOL tcp or udp").count(),
+        1,
+        "{}",
+        out.output()
+    );
+    let csv = test.read("Output.csv");
+    assert_eq!(csv.matches(",38170,,,").count(), 1, "{csv}");
+    assert_eq!(csv.matches(",38170,443,6,").count(), 1, "{csv}");
+}

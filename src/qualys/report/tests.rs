@@ -610,3 +610,42 @@ fn titles_and_threats_decode_entities_alike() {
         );
     }
 }
+
+/// A QID on several ports without a usable PROTOCOL is one host-level finding, open if
+/// any of them is; a QID on a port with one stays apart.
+#[test]
+fn ports_without_a_protocol_merge_into_one_finding() {
+    let vuln = |qid: u32, port: &str, protocol: &str, status: &str| {
+        format!(
+            "<VULN_INFO><QID>{qid}</QID><TYPE>Vuln</TYPE>{port}{protocol}<VULN_STATUS>{status}</VULN_STATUS></VULN_INFO>"
+        )
+    };
+    let findings = [
+        vuln(1, "<PORT>80</PORT>", "", "Fixed"),
+        vuln(1, "<PORT>443</PORT>", "<PROTOCOL>icmp</PROTOCOL>", "Active"),
+        vuln(1, "", "", "New"),
+        vuln(1, "<PORT>8080</PORT>", "<PROTOCOL>tcp</PROTOCOL>", "Active"),
+        vuln(2, "<PORT>53</PORT>", "", "Fixed"),
+        vuln(2, "<PORT>54</PORT>", "", "Fixed"),
+    ]
+    .concat();
+    let doc = report(&format!(
+        "<HOST_LIST><HOST><IP>192.0.2.1</IP><VULN_INFO_LIST>{findings}</VULN_INFO_LIST></HOST>{HOST_A}</HOST_LIST>"
+    ));
+    let (c, stats) = parse_str(&doc).unwrap();
+    let got: Vec<(u32, Option<u16>, VulnStatus)> = c.hosts[0]
+        .findings
+        .iter()
+        .map(|f| (f.qid, f.port, f.status))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, None, VulnStatus::Active),
+            (1, Some(8080), VulnStatus::Active),
+            (2, None, VulnStatus::Fixed),
+        ]
+    );
+    assert_eq!(stats.merged_findings, 3);
+    assert_eq!(c.hosts[1].findings.len(), 2, "the next host starts afresh");
+}
