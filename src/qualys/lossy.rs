@@ -266,6 +266,13 @@ fn could_start_declaration(head: &[u8]) -> bool {
     head[..n] == b"<?xml"[..n]
 }
 
+/// Whether a document starting with `input` is decoded from a single-byte encoding
+/// (so has no invalid UTF-8 to repair), as [`LossyUtf8`] decides from its first bytes.
+pub fn decodes_single_byte(input: &[u8]) -> bool {
+    let head = input.get(..DECLARATION_WINDOW).unwrap_or(input);
+    matches!(single_byte_encoding(head), Ok(Some(_)))
+}
+
 /// The encoding a document starting with `head` must be decoded from, when it is a
 /// single-byte one; `None` for UTF-8 (declared, implied or with its BOM) and US-ASCII
 /// (a subset of it).
@@ -277,7 +284,10 @@ fn single_byte_encoding(head: &[u8]) -> Result<Option<&'static Encoding>, Unsupp
         return Ok(None);
     };
     let lower = label.to_ascii_lowercase();
-    if matches!(lower.as_slice(), b"utf8" | b"us-ascii" | b"ascii") {
+    if matches!(
+        lower.as_slice(),
+        b"utf8" | b"us-ascii" | b"ascii" | b"ansi_x3.4-1968"
+    ) {
         return Ok(None);
     }
     // The WHATWG labels: "iso-8859-1", "latin1", "cp1252", "windows-1252"... all name
