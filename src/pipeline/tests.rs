@@ -222,7 +222,9 @@ fn hosts_with_nothing_open_are_cleared() {
     let open = "<HOST><IP>192.0.2.20</IP><VULN_INFO_LIST><VULN_INFO><QID>90043</QID><TYPE>Vuln</TYPE></VULN_INFO></VULN_INFO_LIST></HOST>";
     let generic = "AddScanResult,192.0.2.20,\"QualysGuard\",,,,\"No open Qualys findings\",\"The latest Qualys report lists no open finding of the types sent on this host.\",\"cve_ids: \",\"bugtraq_ids: \"";
     let finding = "AddScanResult,192.0.2.20,\"QualysGuard\",90043,,,";
-    let cases: [(&str, Vec<&str>, Commit, Vec<&str>, u64); 6] = [
+    // Name, the host's listings, the scan mode, the lines sent, hosts cleared.
+    type Case<'a> = (&'a str, Vec<&'a str>, Commit, Vec<&'a str>, u64);
+    let cases: [Case<'_>; 6] = [
         (
             "all fixed",
             vec![fixed],

@@ -374,9 +374,12 @@ mod tests {
         }
     }
 
+    /// The text read and the replacements made, or the read error's message.
+    type Decoded = Result<(String, u64), String>;
+
     /// Reads `input` in chunks of every size that splits it differently; the output (or
     /// the error message) must not depend on the chunking.
-    fn decoded(input: &[u8]) -> Result<(String, u64), String> {
+    fn decoded(input: &[u8]) -> Decoded {
         let outcomes = [1, 2, 3, 7, 1 << 20].map(|chunk| try_run(input, chunk));
         for other in &outcomes[1..] {
             assert_eq!(*other, outcomes[0], "input {input:?}");
@@ -395,7 +398,7 @@ mod tests {
             format!("<?xml version=\"1.0\" encoding={encoding}?>{text}")
         };
         let ok = |text: String, replaced: u64| Ok((text, replaced));
-        let cases: Vec<(Vec<u8>, Result<(String, u64), String>)> = vec![
+        let cases: Vec<(Vec<u8>, Decoded)> = vec![
             (
                 doc("\"ISO-8859-1\"", b"<a>Caf\xe9</a>"),
                 ok(decl("\"ISO-8859-1\"", "<a>Caf\u{e9}</a>"), 0),
