@@ -47,6 +47,12 @@ pub struct Summary {
     pub qids_without_details: u64,
     /// Hosts the report listed more than once (merged, not replaced).
     pub repeated_hosts: u64,
+    /// Characters of glossary titles and descriptions dropped because they have no
+    /// ASCII transliteration (CJK, emoji, ...), counted once per glossary entry.
+    pub untransliterated_chars: u64,
+    /// Hosts with nothing to send that got the generic "no open findings" result, so
+    /// their `ScanFlush` clears what the FMC held (host-input.md §4).
+    pub hosts_cleared: u64,
     pub delivery: Delivery,
     pub parse_time: Duration,
     pub send_time: Duration,
@@ -93,6 +99,7 @@ pub fn parse_source(input: impl Utf8Source, settings: &Settings) -> Result<Parse
         summary: Summary::default(),
         kept: Vec::new(),
         seen: HashSet::new(),
+        cleared: HashSet::new(),
     };
     let options = ParseOptions {
         description_length: settings.description_length,
@@ -169,6 +176,10 @@ struct Collector<'a> {
     /// Hosts already spilled (about 20 bytes a host: the one thing that grows with the
     /// report, kept to catch repeated hosts).
     seen: HashSet<IpAddr>,
+    /// Hosts whose only listing so far had nothing to send (they get the generic result
+    /// and `ScanFlush`): a later listing with findings flushes again, replacing the
+    /// generic result instead of merging with it.
+    cleared: HashSet<IpAddr>,
 }
 
 impl ReportVisitor for Collector<'_> {
@@ -192,17 +203,8 @@ impl ReportVisitor for Collector<'_> {
             }
         }
         self.summary.findings_selected += self.kept.len() as u64;
-        // A host listed twice must not lose its first findings to the second ScanFlush:
-        // its later occurrences merge (ScanUpdate).
-        let repeat = !self.seen.insert(host.ip);
-        if repeat {
-            self.summary.repeated_hosts += 1;
-            log::warn!(
-                "host {} appears more than once in the report: its later findings are merged with the earlier ones (ScanUpdate)",
-                host.ip
-            );
-        }
-        self.spill.push(host.ip, repeat, self.kept.iter())
+        let merge = self.merges(host.ip);
+        self.spill.push(host.ip, merge, self.kept.iter())
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
@@ -213,6 +215,7 @@ impl ReportVisitor for Collector<'_> {
             &details.bugtraq_ids,
             self.settings.description_length,
         );
+        self.summary.untransliterated_chars += tail.untransliterated() as u64;
         self.glossary.insert(
             qid,
             Encoded {
@@ -220,6 +223,34 @@ impl ReportVisitor for Collector<'_> {
                 tail,
             },
         );
+    }
+}
+
+impl Collector<'_> {
+    /// Whether this listing of `ip` (its findings in `kept`) commits with `ScanUpdate`.
+    /// A host listed twice must not lose its first findings to the second ScanFlush: its
+    /// later listings merge. Except after listings with nothing to send, which only
+    /// staged the generic result: the first listing with findings replaces it.
+    fn merges(&mut self, ip: IpAddr) -> bool {
+        let repeat = !self.seen.insert(ip);
+        let nothing = self.kept.is_empty() && self.settings.commit == Commit::Flush;
+        if !repeat {
+            if nothing {
+                self.cleared.insert(ip);
+            }
+            return false;
+        }
+        self.summary.repeated_hosts += 1;
+        if !self.kept.is_empty() && self.cleared.remove(&ip) {
+            log::warn!(
+                "host {ip} appears more than once in the report: its earlier listing had no findings to send, this one replaces it (ScanFlush)"
+            );
+            return false;
+        }
+        log::warn!(
+            "host {ip} appears more than once in the report: its later findings are merged with the earlier ones (ScanUpdate)"
+        );
+        true
     }
 }
 
@@ -270,67 +301,36 @@ fn send(
     commands::set_source(&mut buf, &settings.source);
     sink.preamble(&buf, 1)?;
 
-    let mut missing: HashSet<u32> = HashSet::new();
-    let scanner = Field::new(&settings.source);
-    let no_details = Encoded {
-        title: String::new(),
-        tail: ResultTail::empty(),
+    let mut encoder = Encoder {
+        glossary,
+        settings,
+        scanner: Field::new(&settings.source),
+        no_details: Encoded {
+            title: String::new(),
+            tail: ResultTail::empty(),
+        },
+        nothing_open: ResultTail::new(
+            commands::NOTHING_OPEN_NAME,
+            commands::NOTHING_OPEN_DESCRIPTION,
+            &[],
+            &[],
+            settings.description_length,
+        ),
+        missing: HashSet::new(),
+        debug: log::log_enabled!(log::Level::Debug),
     };
     let mut host = Host {
         ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         findings: Vec::new(),
     };
-    let debug = log::log_enabled!(log::Level::Debug);
     while let Some(repeat) = reader.next_into(&mut host).map_err(PipelineError::Spill)? {
         buf.clear();
-        let mut count = 0;
-        if settings.add_host {
-            commands::add_host(&mut buf, host.ip);
-            count += 1;
-        }
-        for f in &host.findings {
-            let details = glossary.get(&f.qid);
-            if details.is_none() && missing.insert(f.qid) {
-                log::warn!(
-                    "QID {} (on host {}) is not in the report's glossary: sent without a title",
-                    f.qid,
-                    host.ip
-                );
-            }
-            let d = details.unwrap_or(&no_details);
-            commands::add_scan_result_with(
-                &mut buf,
-                host.ip,
-                &scanner,
-                f.qid,
-                f.port,
-                f.protocol.map(|p| p.number()),
-                &d.tail,
-            );
-            count += 1;
-            if debug {
-                log::debug!(
-                    "importing {} QID {} on {}{}: {}",
-                    f.kind,
-                    f.qid,
-                    host.ip,
-                    match (f.port, f.protocol) {
-                        (Some(port), Some(proto)) => format!(" port {port}/{}", proto.as_str()),
-                        _ => String::new(),
-                    },
-                    d.title
-                );
-            }
-        }
-        commands::commit(
-            &mut buf,
-            if repeat {
-                Commit::Update
-            } else {
-                settings.commit
-            },
-        );
-        count += 1;
+        let commit = if repeat {
+            Commit::Update
+        } else {
+            settings.commit
+        };
+        let count = encoder.host(&mut buf, &host, commit, summary);
         sink.host(&HostBlock {
             ip: host.ip,
             commands: count,
@@ -338,8 +338,90 @@ fn send(
             bytes: &buf,
         })?;
     }
-    summary.qids_without_details = missing.len() as u64;
+    summary.qids_without_details = encoder.missing.len() as u64;
     Ok(())
+}
+
+/// What the second stage encodes every host with.
+struct Encoder<'a> {
+    glossary: &'a HashMap<u32, Encoded>,
+    settings: &'a Settings,
+    scanner: Field,
+    no_details: Encoded,
+    /// The generic result of a host with nothing open.
+    nothing_open: ResultTail,
+    /// QIDs sent that the glossary did not describe.
+    missing: HashSet<u32>,
+    debug: bool,
+}
+
+impl Encoder<'_> {
+    /// Appends one host's commands to `buf`, closed by `commit`; returns how many.
+    fn host(
+        &mut self,
+        buf: &mut Vec<u8>,
+        host: &Host,
+        commit: Commit,
+        summary: &mut Summary,
+    ) -> usize {
+        let mut count = 0;
+        if self.settings.add_host {
+            commands::add_host(buf, host.ip);
+            count += 1;
+        }
+        for f in &host.findings {
+            self.finding(buf, host.ip, f);
+            count += 1;
+        }
+        // A ScanFlush with nothing staged commits nothing for the host, which would
+        // keep its old results (host-input.md §4): stage the generic result. Merged
+        // (ScanUpdate) it would clear nothing and claim nothing is open beside the kept
+        // results, so it is not sent then.
+        if host.findings.is_empty() && commit == Commit::Flush {
+            commands::generic_result(buf, host.ip, &self.scanner, &self.nothing_open);
+            count += 1;
+            summary.hosts_cleared += 1;
+            log::debug!(
+                "host {}: no open findings to send: its results are cleared",
+                host.ip
+            );
+        }
+        commands::commit(buf, commit);
+        count + 1
+    }
+
+    /// Appends one finding's AddScanResult.
+    fn finding(&mut self, buf: &mut Vec<u8>, ip: IpAddr, f: &Finding) {
+        let details = self.glossary.get(&f.qid);
+        if details.is_none() && self.missing.insert(f.qid) {
+            log::warn!(
+                "QID {} (on host {ip}) is not in the report's glossary: sent without a title",
+                f.qid
+            );
+        }
+        let d = details.unwrap_or(&self.no_details);
+        commands::add_scan_result_with(
+            buf,
+            ip,
+            &self.scanner,
+            f.qid,
+            f.port,
+            f.protocol.map(|p| p.number()),
+            &d.tail,
+        );
+        if self.debug {
+            log::debug!(
+                "importing {} QID {} on {ip}{}: {}",
+                f.kind,
+                f.qid,
+                match (f.port, f.protocol) {
+                    (Some(port), Some(proto)) => format!(" port {port}/{}", proto.as_str()),
+                    _ => String::new(),
+                },
+                d.title
+            );
+        }
+    }
 }
 
 #[cfg(test)]

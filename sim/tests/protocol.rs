@@ -35,7 +35,7 @@ fn result(source: &str, vuln: u64, port: Option<u16>, name: &str) -> ScanResult 
     ScanResult {
         source: source.into(),
         scanner_id: "QualysGuard".into(),
-        vuln_id: vuln,
+        vuln_id: Some(vuln),
         port,
         proto: port.map(|_| 6),
         name: name.into(),

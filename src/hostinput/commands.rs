@@ -90,7 +90,11 @@ impl Field {
 /// description, references), encoded once per QID: a report repeats each QID on many
 /// hosts, and sanitising its texts again for every line would dominate the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResultTail(Box<[u8]>);
+pub struct ResultTail {
+    bytes: Box<[u8]>,
+    /// Characters of the name and description dropped for want of a transliteration.
+    untransliterated: usize,
+}
 
 impl ResultTail {
     pub fn new(
@@ -103,15 +107,18 @@ impl ResultTail {
         let mut out =
             Vec::with_capacity(name.len() + description.len().min(description_length) + 64);
         out.extend_from_slice(b",\"");
-        sanitize_into(&mut out, name, usize::MAX);
+        let mut untransliterated = sanitize_into(&mut out, name, usize::MAX);
         out.extend_from_slice(b"\",\"");
-        sanitize_into(&mut out, description, description_length);
+        untransliterated += sanitize_into(&mut out, description, description_length);
         out.extend_from_slice(b"\",\"cve_ids: ");
         id_list(&mut out, cve_ids);
         out.extend_from_slice(b"\",\"bugtraq_ids: ");
         id_list(&mut out, bugtraq_ids);
         out.extend_from_slice(b"\"\n");
-        ResultTail(out.into_boxed_slice())
+        ResultTail {
+            bytes: out.into_boxed_slice(),
+            untransliterated,
+        }
     }
 
     /// The tail of a QID the glossary does not describe: empty texts and references.
@@ -120,11 +127,17 @@ impl ResultTail {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
+    }
+
+    /// Characters of the name and description that had no ASCII transliteration and
+    /// were dropped.
+    pub fn untransliterated(&self) -> usize {
+        self.untransliterated
     }
 }
 
@@ -146,7 +159,24 @@ pub fn add_scan_result_with(
     } else {
         out.push(b',');
     }
-    out.extend_from_slice(&tail.0);
+    out.extend_from_slice(&tail.bytes);
+}
+
+/// The name of the generic result that stands for "nothing open" on a host.
+pub const NOTHING_OPEN_NAME: &str = "No open Qualys findings";
+/// Its description.
+pub const NOTHING_OPEN_DESCRIPTION: &str =
+    "The latest Qualys report lists no open finding of the types sent on this host.";
+
+/// Appends a generic result (host-input.md §4, p.3-22): an AddScanResult with empty
+/// vuln_id, port, protocol and ID lists. It maps to no vulnerability; followed by
+/// `ScanFlush` it replaces a host's earlier results with nothing open, where a
+/// `ScanFlush` with nothing staged would commit nothing for the host.
+pub fn generic_result(out: &mut Vec<u8>, ip: IpAddr, scanner: &Field, tail: &ResultTail) {
+    let _ = write!(out, "AddScanResult,{ip},\"");
+    out.extend_from_slice(&scanner.0);
+    out.extend_from_slice(b"\",,,");
+    out.extend_from_slice(&tail.bytes);
 }
 
 fn id_list(out: &mut Vec<u8>, ids: &[String]) {
@@ -172,11 +202,13 @@ fn id_list(out: &mut Vec<u8>, ids: &[String]) {
 }
 
 /// Appends `text` made safe for a quoted Host Input field, at most `max_chars`
-/// characters, with runs of spaces collapsed and no leading or trailing space.
-pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
+/// characters, with runs of spaces collapsed and no leading or trailing space. Returns
+/// how many characters were dropped for want of an ASCII transliteration.
+pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) -> usize {
     let start = out.len();
     let mut pending_space = false;
     let mut written = 0usize;
+    let mut dropped = 0usize;
     let bytes = text.as_bytes();
     let mut at = 0;
     'chars: while at < bytes.len() {
@@ -215,6 +247,7 @@ pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
             break;
         };
         at += c.len_utf8();
+        dropped += usize::from(untransliterable(c));
         let mut buf = [0u8; 4];
         for b in replacement(c, &mut buf).bytes() {
             if b == b' ' {
@@ -234,6 +267,7 @@ pub fn sanitize_into(out: &mut Vec<u8>, text: &str, max_chars: usize) {
             written += 1;
         }
     }
+    dropped
 }
 
 /// What a character becomes in a quoted field: separators a space, `"` a `'`, control
@@ -245,8 +279,13 @@ fn replacement(c: char, buf: &mut [u8; 4]) -> &str {
         '"' => "'",
         c if c.is_ascii_control() => "",
         c if c.is_ascii() => c.encode_utf8(buf),
-        c => transliterate(c),
+        c => transliterate(c).unwrap_or(""),
     }
+}
+
+/// Whether `c` is dropped for want of a transliteration (counted for the summary).
+fn untransliterable(c: char) -> bool {
+    !c.is_ascii() && transliterate(c).is_none()
 }
 
 /// Shortens an AddScanResult line (with its newline) to at most `max_len` bytes, for a
@@ -314,19 +353,50 @@ fn cut_text(field: &mut Vec<u8>, excess: usize) -> usize {
     }
 }
 
-/// ASCII for common non-ASCII characters; "" drops the character.
-fn transliterate(c: char) -> &'static str {
-    match c {
-        '\u{a0}' | '\u{2000}'..='\u{200b}' | '\u{202f}' | '\u{3000}' => " ",
-        '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' | '\u{2032}' | '\u{b4}' | '\u{60}' => "'",
-        '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' | '\u{2033}' | '\u{ab}' | '\u{bb}' => "'",
-        '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
-        '\u{2026}' => "...",
-        '\u{2022}' | '\u{b7}' => "*",
+/// ASCII for a non-ASCII character: `Some("")` drops one that needs no ASCII (a
+/// combining accent, a zero-width mark, U+FFFD which the report reader counted already);
+/// `None` for one with no transliteration (CJK, emoji, most scripts), dropped and counted.
+fn transliterate(c: char) -> Option<&'static str> {
+    match u32::from(c) {
+        0x80..=0xff => latin1(c),
+        0x100..=0x17f => Some(latin_extended_a(c)),
+        0x300..=0x36f | 0x200c..=0x200f | 0x2060 | 0xfe00..=0xfe0f | 0xfeff | 0xfffd => Some(""),
+        0x3000 => Some(" "),
+        0x2000..=0x2bff => punctuation(c),
+        0xfb00..=0xff5e => forms(c),
+        _ => None,
+    }
+}
+
+/// U+0080-U+00FF.
+fn latin1(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{a0}' => " ",
+        '\u{a1}' => "!",
+        '\u{a2}' => "c",
+        '\u{a3}' => "GBP",
+        '\u{a5}' => "JPY",
+        '\u{a6}' => "|",
+        '\u{aa}' => "a",
+        '\u{ba}' => "o",
+        '\u{ab}' | '\u{bb}' => "'",
+        '\u{ad}' => "",
+        '\u{b4}' => "'",
+        '\u{b0}' => "deg",
+        '\u{b1}' => "+/-",
+        '\u{b2}' => "2",
+        '\u{b3}' => "3",
+        '\u{b9}' => "1",
+        '\u{b5}' => "u",
+        '\u{b7}' => "*",
+        '\u{bc}' => "1/4",
+        '\u{bd}' => "1/2",
+        '\u{be}' => "3/4",
+        '\u{bf}' => "?",
         '\u{a9}' => "(c)",
         '\u{ae}' => "(R)",
-        '\u{2122}' => "(TM)",
         '\u{d7}' => "x",
+        '\u{f7}' => "/",
         '\u{c0}'..='\u{c5}' => "A",
         '\u{c6}' => "AE",
         '\u{c7}' => "C",
@@ -350,8 +420,115 @@ fn transliterate(c: char) -> &'static str {
         '\u{f9}'..='\u{fc}' => "u",
         '\u{fd}' | '\u{ff}' => "y",
         '\u{fe}' => "th",
+        _ => return None,
+    })
+}
+
+/// U+0100-U+017F: the letter without its accent (Unicode's decomposition), or its
+/// usual spelling for the few that have none (Đ, Ł, Œ, ...).
+fn latin_extended_a(c: char) -> &'static str {
+    match c {
+        '\u{100}' | '\u{102}' | '\u{104}' => "A",
+        '\u{101}' | '\u{103}' | '\u{105}' => "a",
+        '\u{106}' | '\u{108}' | '\u{10a}' | '\u{10c}' => "C",
+        '\u{107}' | '\u{109}' | '\u{10b}' | '\u{10d}' => "c",
+        '\u{10e}' | '\u{110}' => "D",
+        '\u{10f}' | '\u{111}' => "d",
+        '\u{112}' | '\u{114}' | '\u{116}' | '\u{118}' | '\u{11a}' => "E",
+        '\u{113}' | '\u{115}' | '\u{117}' | '\u{119}' | '\u{11b}' => "e",
+        '\u{11c}' | '\u{11e}' | '\u{120}' | '\u{122}' => "G",
+        '\u{11d}' | '\u{11f}' | '\u{121}' | '\u{123}' => "g",
+        '\u{124}' | '\u{126}' => "H",
+        '\u{125}' | '\u{127}' => "h",
+        '\u{128}' | '\u{12a}' | '\u{12c}' | '\u{12e}' | '\u{130}' => "I",
+        '\u{129}' | '\u{12b}' | '\u{12d}' | '\u{12f}' | '\u{131}' => "i",
+        '\u{132}' => "IJ",
+        '\u{133}' => "ij",
+        '\u{134}' => "J",
+        '\u{135}' => "j",
+        '\u{136}' => "K",
+        '\u{137}'..='\u{138}' => "k",
+        '\u{139}' | '\u{13b}' | '\u{13d}' | '\u{13f}' | '\u{141}' => "L",
+        '\u{13a}' | '\u{13c}' | '\u{13e}' | '\u{140}' | '\u{142}' => "l",
+        '\u{143}' | '\u{145}' | '\u{147}' | '\u{14a}' => "N",
+        '\u{144}' | '\u{146}' | '\u{148}' | '\u{14b}' => "n",
+        '\u{149}' => "'n",
+        '\u{14c}' | '\u{14e}' | '\u{150}' => "O",
+        '\u{14d}' | '\u{14f}' | '\u{151}' => "o",
+        '\u{152}' => "OE",
+        '\u{153}' => "oe",
+        '\u{154}' | '\u{156}' | '\u{158}' => "R",
+        '\u{155}' | '\u{157}' | '\u{159}' => "r",
+        '\u{15a}' | '\u{15c}' | '\u{15e}' | '\u{160}' => "S",
+        '\u{15b}' | '\u{15d}' | '\u{15f}' | '\u{161}' | '\u{17f}' => "s",
+        '\u{162}' | '\u{164}' | '\u{166}' => "T",
+        '\u{163}' | '\u{165}' | '\u{167}' => "t",
+        '\u{168}' | '\u{16a}' | '\u{16c}' | '\u{16e}' | '\u{170}' | '\u{172}' => "U",
+        '\u{169}' | '\u{16b}' | '\u{16d}' | '\u{16f}' | '\u{171}' | '\u{173}' => "u",
+        '\u{174}' => "W",
+        '\u{175}' => "w",
+        '\u{176}' | '\u{178}' => "Y",
+        '\u{177}' => "y",
+        '\u{179}' | '\u{17b}' | '\u{17d}' => "Z",
+        '\u{17a}' | '\u{17c}' | '\u{17e}' => "z",
         _ => "",
     }
+}
+
+/// General punctuation, super- and subscripts, currency, letterlike symbols, arrows and
+/// mathematical operators (U+2000-U+2BFF).
+fn punctuation(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{2000}'..='\u{200b}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' => " ",
+        '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' | '\u{2032}' => "'",
+        '\u{2039}' | '\u{203a}' => "'",
+        '\u{201c}' | '\u{201d}' | '\u{201e}' | '\u{201f}' | '\u{2033}' => "'",
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
+        '\u{2026}' => "...",
+        '\u{2022}' | '\u{2219}' => "*",
+        '\u{2044}' | '\u{2215}' => "/",
+        '\u{2070}' => "0",
+        '\u{2074}'..='\u{2079}' => digit(u32::from(c) - 0x2070),
+        '\u{2080}'..='\u{2089}' => digit(u32::from(c) - 0x2080),
+        '\u{20ac}' => "EUR",
+        '\u{2122}' => "(TM)",
+        '\u{2190}' => "<-",
+        '\u{2192}' => "->",
+        '\u{2194}' => "<->",
+        '\u{21d2}' => "=>",
+        '\u{2248}' => "~",
+        '\u{2260}' => "!=",
+        '\u{2264}' => "<=",
+        '\u{2265}' => ">=",
+        '\u{221e}' => "inf",
+        _ => return None,
+    })
+}
+
+/// Ligatures and the fullwidth forms of ASCII (U+FB00-U+FF5E).
+fn forms(c: char) -> Option<&'static str> {
+    const PRINTABLE: &str = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
+    Some(match c {
+        '\u{fb00}' => "ff",
+        '\u{fb01}' => "fi",
+        '\u{fb02}' => "fl",
+        '\u{fb03}' => "ffi",
+        '\u{fb04}' => "ffl",
+        // The separators of the format get the treatment of their ASCII forms.
+        '\u{ff02}' => "'",
+        '\u{ff0c}' => " ",
+        '\u{ff01}'..='\u{ff5e}' => {
+            let at = (u32::from(c) - 0xff01) as usize;
+            PRINTABLE.get(at..=at)?
+        }
+        _ => return None,
+    })
+}
+
+/// The decimal digit `n` (0-9) as text.
+fn digit(n: u32) -> &'static str {
+    let n = n as usize;
+    "0123456789".get(n..=n).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -385,6 +562,24 @@ mod tests {
                 "'quoted' - it's...",
             ),
             ("\u{4e2d}\u{6587} dropped", usize::MAX, "dropped"),
+            (
+                "\u{bd} \u{bc}\u{b0}C \u{b1}1 \u{b2}",
+                usize::MAX,
+                "1/2 1/4degC +/-1 2",
+            ),
+            (
+                "\u{141}\u{f3}d\u{17a} \u{152}uvre \u{10d}",
+                usize::MAX,
+                "Lodz OEuvre c",
+            ),
+            (
+                "e\u{301}t\u{e9} \u{fb01}n \u{2264}",
+                usize::MAX,
+                "ete fin <=",
+            ),
+            ("\u{ff21}\u{ff0c}\u{ff02}\u{ff42}", usize::MAX, "A 'b"),
+            ("x\u{2028}y\u{3000}z\u{200b}w", usize::MAX, "x y z w"),
+            ("\u{1F600}\u{fffd}", usize::MAX, ""),
             ("bell\u{7}char", usize::MAX, "bellchar"),
             ("0123456789", 5, "01234"),
             ("ab cd ef", 5, "ab cd"),
@@ -396,12 +591,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn untransliterable_characters_are_counted() {
+        let cases = [
+            ("plain, \"ascii\"", usize::MAX, 0),
+            ("caf\u{e9} \u{bd} \u{2014} \u{ff21} e\u{301}", usize::MAX, 0),
+            // U+FFFD: counted by the report reader as a repaired sequence already.
+            ("\u{fffd}", usize::MAX, 0),
+            ("\u{4e2d}\u{6587} \u{1F600} \u{3b1}", usize::MAX, 4),
+            // Text past the limit is not looked at.
+            ("abc \u{4e2d}", 2, 0),
+            ("ab\u{4e2d}", 2, 1),
+        ];
+        for (text, max, want) in cases {
+            let mut out = Vec::new();
+            assert_eq!(sanitize_into(&mut out, text, max), want, "{text:?}");
+        }
+        let tail = ResultTail::new("\u{4e2d}", "\u{1F600} x \u{1F600}", &[], &[], 512);
+        assert_eq!(tail.untransliterated(), 3);
+    }
+
     /// The char-at-a-time definition `sanitize_into` must keep matching (it copies runs
     /// of plain ASCII whole for speed).
-    fn sanitized_slowly(text: &str, max_chars: usize) -> String {
+    fn sanitized_slowly(text: &str, max_chars: usize) -> (String, usize) {
         let mut out = String::new();
         let mut pending_space = false;
+        let mut dropped = 0;
         'chars: for c in text.chars() {
+            if !c.is_ascii() && transliterate(c).is_none() {
+                dropped += 1;
+            }
             let mut buf = [0u8; 4];
             for ch in replacement(c, &mut buf).chars() {
                 if ch == ' ' {
@@ -418,22 +637,25 @@ mod tests {
                 out.push(ch);
             }
         }
-        out
+        (out, dropped)
     }
 
     proptest::proptest! {
         #[test]
         fn sanitize_matches_its_definition(
-            text in "[a-c ,\"\t\r\n\u{1}\u{7f}\u{e9}\u{2014}\u{201c}\u{4e2d}\u{a0}]{0,40}",
+            text in "[a-c ,\"\t\r\n\u{1}\u{7f}\u{e9}\u{2014}\u{201c}\u{4e2d}\u{a0}\u{bd}\u{2026}\u{ff0c}\u{ff02}\u{301}\u{1F600}\u{fffd}]{0,40}",
             max in 0usize..45,
         ) {
-            proptest::prop_assert_eq!(sanitized(&text, max), sanitized_slowly(&text, max));
+            let mut out = Vec::new();
+            let dropped = sanitize_into(&mut out, &text, max);
+            let got = (String::from_utf8(out).unwrap(), dropped);
+            proptest::prop_assert_eq!(got, sanitized_slowly(&text, max));
         }
     }
 
     #[test]
     fn sanitized_fields_never_break_the_line() {
-        let nasty = "x,\"y\"\r\n\u{2028}\u{1F600},,\"\"";
+        let nasty = "x,\"y\"\r\n\u{2028}\u{1F600},,\"\"\u{ff0c}\u{ff02}\u{ff3c}";
         let out = sanitized(nasty, usize::MAX);
         assert!(out.is_ascii());
         assert!(!out.contains([',', '"', '\r', '\n']), "{out:?}");
@@ -496,6 +718,22 @@ mod tests {
             add_scan_result(&mut out, &result, 512);
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
+    }
+
+    #[test]
+    fn generic_result_line() {
+        let mut out = Vec::new();
+        let tail = ResultTail::new("No open, \"findings\"", "none", &[], &[], 512);
+        generic_result(
+            &mut out,
+            "192.0.2.7".parse().unwrap(),
+            &Field::new("QualysGuard"),
+            &tail,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "AddScanResult,192.0.2.7,\"QualysGuard\",,,,\"No open 'findings'\",\"none\",\"cve_ids: \",\"bugtraq_ids: \"\n"
+        );
     }
 
     #[test]

@@ -113,10 +113,19 @@ fn check_scan_result(rest: &str) -> Result<LineKind, String> {
     }
     let ip = ip_field(Some(fields[0]))?;
     quoted(fields[1], "scanner_id", "")?;
-    fields[2]
-        .parse::<u32>()
-        .map_err(|_| format!("vuln_id {:?} is not a number", fields[2]))?;
+    // An empty vuln_id is a generic result (host-input.md §4): no port, no IDs.
+    let generic = fields[2].is_empty();
+    if !generic {
+        fields[2]
+            .parse::<u32>()
+            .map_err(|_| format!("vuln_id {:?} is not a number", fields[2]))?;
+    }
     match (fields[3], fields[4]) {
+        (port, proto) if generic && !(port.is_empty() && proto.is_empty()) => {
+            return Err(format!(
+                "a generic result (empty vuln_id) has no port or protocol, found {port:?},{proto:?}"
+            ));
+        }
         ("", "") => {}
         (port, proto) => {
             match port.parse::<u16>() {
@@ -134,6 +143,15 @@ fn check_scan_result(rest: &str) -> Result<LineKind, String> {
     quoted(fields[6], "description", "")?;
     quoted(fields[7], "cve_ids", "cve_ids: ")?;
     quoted(fields[8], "bugtraq_ids", "bugtraq_ids: ")?;
+    let no_ids = |field: &str, prefix: &str| {
+        field
+            .trim_matches('"')
+            .strip_prefix(prefix)
+            .is_some_and(|ids| ids.trim().is_empty())
+    };
+    if generic && !(no_ids(fields[7], "cve_ids: ") && no_ids(fields[8], "bugtraq_ids: ")) {
+        return Err("a generic result (empty vuln_id) has no CVE or Bugtraq IDs".into());
+    }
     Ok(LineKind::Host(ip))
 }
 
@@ -367,6 +385,10 @@ mod tests {
                 "AddScanResult,2001:db8::20,\"Q\",82003,,,\"\",\"\",\"cve_ids: CVE-1999-0524\",\"bugtraq_ids: 1 2\"",
                 ip("2001:db8::20"),
             ),
+            (
+                "AddScanResult,192.0.2.7,\"QualysGuard\",,,,\"No open Qualys findings\",\"\",\"cve_ids: \",\"bugtraq_ids: \"",
+                ip("192.0.2.7"),
+            ),
             ("ScanFlush", LineKind::Commit),
             ("ScanUpdate", LineKind::Commit),
             ("# a comment", LineKind::Skip),
@@ -415,6 +437,14 @@ mod tests {
             (
                 "AddScanResult,192.0.2.1,\"Q\",1,,,\"caf\u{e9}\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"",
                 "non-ASCII",
+            ),
+            (
+                "AddScanResult,192.0.2.1,\"Q\",,80,6,\"a\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"",
+                "generic result (empty vuln_id) has no port",
+            ),
+            (
+                "AddScanResult,192.0.2.1,\"Q\",,,,\"a\",\"d\",\"cve_ids: CVE-2014-0160\",\"bugtraq_ids: \"",
+                "has no CVE or Bugtraq IDs",
             ),
             ("ScanFlush,now", "takes no fields"),
             ("ScanFlush\r", "carriage return"),

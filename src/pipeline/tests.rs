@@ -212,3 +212,88 @@ fn a_host_listed_twice_keeps_both_sets_of_findings() {
     assert!(text.ends_with("AddScanResult,192.0.2.10,\"QualysGuard\",90043,,,\"SMB Signing Disabled or 'Not Required'\",\"SMB signing is not required.\",\"cve_ids: \",\"bugtraq_ids: 1 2\"\nScanUpdate\n"), "{text}");
     assert_eq!(text.matches("ScanFlush").count(), 2, "{blocks:?}");
 }
+
+/// The command lines of each listing of a host with nothing to send, in order: a
+/// generic result and ScanFlush replace what the FMC held, unless the listing merges.
+#[test]
+fn hosts_with_nothing_open_are_cleared() {
+    let fixed = "<HOST><IP>192.0.2.20</IP><VULN_INFO_LIST><VULN_INFO><QID>90043</QID><TYPE>Vuln</TYPE><VULN_STATUS>Fixed</VULN_STATUS></VULN_INFO></VULN_INFO_LIST></HOST>";
+    let ig_only = "<HOST><IP>192.0.2.20</IP><VULN_INFO_LIST><VULN_INFO><QID>6</QID><TYPE>Ig</TYPE></VULN_INFO></VULN_INFO_LIST></HOST>";
+    let open = "<HOST><IP>192.0.2.20</IP><VULN_INFO_LIST><VULN_INFO><QID>90043</QID><TYPE>Vuln</TYPE></VULN_INFO></VULN_INFO_LIST></HOST>";
+    let generic = "AddScanResult,192.0.2.20,\"QualysGuard\",,,,\"No open Qualys findings\",\"The latest Qualys report lists no open finding of the types sent on this host.\",\"cve_ids: \",\"bugtraq_ids: \"";
+    let finding = "AddScanResult,192.0.2.20,\"QualysGuard\",90043,,,";
+    // Name, the host's listings, the scan mode, the lines sent, hosts cleared.
+    type Case<'a> = (&'a str, Vec<&'a str>, Commit, Vec<&'a str>, u64);
+    let cases: [Case<'_>; 6] = [
+        (
+            "all fixed",
+            vec![fixed],
+            Commit::Flush,
+            vec![generic, "ScanFlush"],
+            1,
+        ),
+        (
+            "all filtered out",
+            vec![ig_only],
+            Commit::Flush,
+            vec![generic, "ScanFlush"],
+            1,
+        ),
+        (
+            "update mode merges nothing",
+            vec![fixed],
+            Commit::Update,
+            vec!["ScanUpdate"],
+            0,
+        ),
+        (
+            "a later empty listing keeps the earlier findings",
+            vec![open, fixed],
+            Commit::Flush,
+            vec![finding, "ScanFlush", "ScanUpdate"],
+            0,
+        ),
+        (
+            "a later listing with findings replaces the generic result",
+            vec![fixed, open],
+            Commit::Flush,
+            vec![generic, "ScanFlush", finding, "ScanFlush"],
+            1,
+        ),
+        (
+            "and the one after it merges",
+            vec![fixed, open, open],
+            Commit::Flush,
+            vec![
+                generic,
+                "ScanFlush",
+                finding,
+                "ScanFlush",
+                finding,
+                "ScanUpdate",
+            ],
+            1,
+        ),
+    ];
+    for (name, listings, commit, want, cleared) in cases {
+        let doc = REPORT.replace(
+            "</HOST_LIST>",
+            &format!("{}</HOST_LIST>", listings.concat()),
+        );
+        let mut s = settings();
+        s.commit = commit;
+        s.ip_ranges = IpRanges::parse("192.0.2.20").unwrap();
+        let (result, sink) = run_with(&s, &doc);
+        let summary = result.unwrap();
+        let text = String::from_utf8(sink.bytes).unwrap();
+        let got: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(got.len(), want.len(), "{name}:\n{text}");
+        for (line, want) in got.iter().zip(&want) {
+            assert!(
+                line.starts_with(want),
+                "{name}: {line:?} is not {want:?}\n{text}"
+            );
+        }
+        assert_eq!(summary.hosts_cleared, cleared, "{name}");
+    }
+}

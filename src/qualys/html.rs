@@ -1,18 +1,43 @@
 //! Reduces the HTML that Qualys puts in THREAT (qualys.md §5: "THREAT/IMPACT/SOLUTION
 //! hold HTML inside CDATA") to one line of plain text: tags removed, entities decoded,
-//! whitespace collapsed, capped at a length. The result is still Unicode; making it fit
-//! the Host Input format (ASCII, no quotes or commas) is the Host Input side's job.
+//! whitespace collapsed, capped at a length. TITLE text gets the same entity decoding and
+//! whitespace collapsing, its tags kept (a title is text: "versions <2.4>" is its
+//! words). Every HTML5 named entity is decoded (`&eacute;`, `&frac12;`, ...). The result
+//! is still Unicode; making it fit the Host Input format (ASCII, no quotes or commas) is
+//! the Host Input side's job.
 
 /// Plain text of `html`, at most `max_chars` characters. When text is cut, it ends in
 /// "..." (counted within the limit) so a reader can tell.
 pub fn to_plain_text(html: &str, max_chars: usize) -> String {
+    convert(html, max_chars, Markup::Removed)
+}
+
+/// `text` with its entities decoded and its whitespace collapsed, markup left as it is:
+/// for titles.
+pub fn decode_text(text: &str) -> String {
+    convert(text, usize::MAX, Markup::Kept)
+}
+
+/// Whether tags are removed or are text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Markup {
+    Removed,
+    Kept,
+}
+
+fn convert(html: &str, max_chars: usize, markup: Markup) -> String {
     let mut text = Text {
         out: String::with_capacity(html.len().min(max_chars.saturating_mul(2))),
         pending_space: false,
         chars: 0,
         max_chars,
     };
-    let last_gt = html.rfind('>');
+    // Past the last '>' no tag can close: the search is skipped (it would make a text
+    // full of '<' quadratic).
+    let last_gt = match markup {
+        Markup::Removed => html.rfind('>'),
+        Markup::Kept => None,
+    };
     let bytes = html.as_bytes();
     let mut at = 0;
     let mut truncated = false;
@@ -33,22 +58,8 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
             at += run;
             continue;
         }
-        let rest = &html[at..];
-        let Some(c) = rest.chars().next() else { break };
-        let (emit, advance): (char, usize) = match c {
-            // Past the last '>' no tag can close: skip the search (which would make a
-            // text full of '<' quadratic).
-            '<' if last_gt.is_none_or(|g| g < at) => ('<', 1),
-            '<' => match tag_len(rest) {
-                // A tag separates words (<br>, <p>, <li>): it becomes a space.
-                Some(len) => (' ', len),
-                // A lone '<' as in "versions < 2.0" is text.
-                None => ('<', 1),
-            },
-            '&' => entity(rest).unwrap_or(('&', 1)),
-            other => (other, other.len_utf8()),
-        };
-        if !text.push(emit) {
+        let (emit, advance) = next_piece(&html[at..], at, last_gt);
+        if !text.push_piece(emit) {
             truncated = true;
             break;
         }
@@ -60,6 +71,33 @@ pub fn to_plain_text(html: &str, max_chars: usize) -> String {
         ellipsize(&mut out, max_chars);
     }
     out
+}
+
+/// What the text at `rest` (at byte `at` of the whole) stands for, and its length in
+/// bytes: a tag a space, an entity its characters, anything else itself.
+fn next_piece(rest: &str, at: usize, last_gt: Option<usize>) -> (Piece, usize) {
+    let Some(c) = rest.chars().next() else {
+        return (Piece::Text(""), rest.len().max(1));
+    };
+    match c {
+        '<' if last_gt.is_none_or(|g| g < at) => (Piece::Char('<'), 1),
+        '<' => match tag_len(rest) {
+            // A tag separates words (<br>, <p>, <li>): it becomes a space.
+            Some(len) => (Piece::Char(' '), len),
+            // A lone '<' as in "versions < 2.0" is text.
+            None => (Piece::Char('<'), 1),
+        },
+        '&' => entity(rest).unwrap_or((Piece::Char('&'), 1)),
+        other => (Piece::Char(other), other.len_utf8()),
+    }
+}
+
+/// What a piece of the input becomes: one character, or an entity's text (some HTML5
+/// entities are two characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Char(char),
+    Text(&'static str),
 }
 
 /// Ends text that was cut in "...", within `max_chars` (when the limit has room for it).
@@ -112,6 +150,14 @@ impl Text {
         true
     }
 
+    /// Adds a piece's characters; false when not all of them fit.
+    fn push_piece(&mut self, piece: Piece) -> bool {
+        match piece {
+            Piece::Char(c) => self.push(c),
+            Piece::Text(text) => text.chars().all(|c| self.push(c)),
+        }
+    }
+
     /// Adds a `plain_run`, as `push` would one character at a time; false when not all
     /// of it fits (what fits is added).
     fn push_ascii(&mut self, run: &str) -> bool {
@@ -149,41 +195,36 @@ fn tag_len(s: &str) -> Option<usize> {
     s.find('>').map(|i| i + 1)
 }
 
-/// Decodes the entity at the start of `s` (`&amp;`, `&#39;`, `&#x2014;`, ...).
-fn entity(s: &str) -> Option<(char, usize)> {
+/// Decodes the entity at the start of `s` (`&amp;`, `&eacute;`, `&#39;`, `&#x2014;`,
+/// ...): every HTML5 named entity, and numeric references.
+fn entity(s: &str) -> Option<(Piece, usize)> {
     // Entity names are short: look for the ';' within the next few bytes only.
-    let end = s.bytes().skip(1).take(11).position(|b| b == b';')?;
+    let end = s
+        .bytes()
+        .skip(1)
+        .take(super::entities::MAX_NAME + 1)
+        .position(|b| b == b';')?;
     let name = s.get(1..=end)?;
     let len = end + 2;
-    let c = if let Some(num) = name.strip_prefix('#') {
+    let piece = if let Some(num) = name.strip_prefix('#') {
         let code = match num.strip_prefix(['x', 'X']) {
             Some(hex) => u32::from_str_radix(hex, 16).ok()?,
             None => num.parse().ok()?,
         };
-        char::from_u32(code)?
+        Piece::Char(char::from_u32(code)?)
     } else {
+        // The usual few without a search of the table.
         match name {
-            "amp" => '&',
-            "lt" => '<',
-            "gt" => '>',
-            "quot" => '"',
-            "apos" => '\'',
-            "nbsp" => ' ',
-            "ndash" => '\u{2013}',
-            "mdash" => '\u{2014}',
-            "lsquo" => '\u{2018}',
-            "rsquo" => '\u{2019}',
-            "ldquo" => '\u{201c}',
-            "rdquo" => '\u{201d}',
-            "hellip" => '\u{2026}',
-            "bull" => '\u{2022}',
-            "copy" => '\u{a9}',
-            "reg" => '\u{ae}',
-            "trade" => '\u{2122}',
-            _ => return None,
+            "amp" => Piece::Char('&'),
+            "lt" => Piece::Char('<'),
+            "gt" => Piece::Char('>'),
+            "quot" => Piece::Char('"'),
+            "apos" => Piece::Char('\''),
+            "nbsp" => Piece::Char('\u{a0}'),
+            _ => Piece::Text(super::entities::resolve(name)?),
         }
     };
-    Some((c, len))
+    Some((piece, len))
 }
 
 #[cfg(test)]
@@ -206,6 +247,15 @@ mod tests {
             ),
             ("AT&T and &unknown; stay", 100, "AT&T and &unknown; stay"),
             ("a&nbsp;b", 100, "a b"),
+            (
+                "caf&eacute; &frac12; &copy; &euro;&hellip; &Omega;",
+                100,
+                "caf\u{e9} \u{bd} \u{a9} \u{20ac}\u{2026} \u{3a9}",
+            ),
+            ("&NotEqualTilde;", 100, "\u{2242}\u{338}"),
+            ("&CounterClockwiseContourIntegral;", 100, "\u{2233}"),
+            ("&eacute &ampx; &Eacute;", 100, "&eacute &ampx; \u{c9}"),
+            ("ab&NotEqualTilde;", 4, "ab\u{2242}\u{338}"),
             ("x <!-- hidden <b> --> y", 100, "x y"),
             ("caf\u{e9} &mdash; ok", 100, "caf\u{e9} \u{2014} ok"),
             ("0123456789", 10, "0123456789"),
@@ -229,7 +279,7 @@ mod tests {
 
     /// The char-at-a-time definition `to_plain_text` must keep matching (it copies runs
     /// of plain ASCII whole for speed).
-    fn plain_text_slowly(html: &str, max_chars: usize) -> String {
+    fn plain_text_slowly(html: &str, max_chars: usize, markup: Markup) -> String {
         let mut text = Text {
             out: String::new(),
             pending_space: false,
@@ -242,12 +292,14 @@ mod tests {
         while let Some(c) = rest.chars().next() {
             let at = html.len() - rest.len();
             let (emit, advance) = match c {
-                '<' if last_gt.is_none_or(|g| g < at) => ('<', 1),
-                '<' => tag_len(rest).map_or(('<', 1), |len| (' ', len)),
-                '&' => entity(rest).unwrap_or(('&', 1)),
-                other => (other, other.len_utf8()),
+                '<' if markup == Markup::Kept || last_gt.is_none_or(|g| g < at) => {
+                    (Piece::Char('<'), 1)
+                }
+                '<' => tag_len(rest).map_or((Piece::Char('<'), 1), |len| (Piece::Char(' '), len)),
+                '&' => entity(rest).unwrap_or((Piece::Char('&'), 1)),
+                other => (Piece::Char(other), other.len_utf8()),
             };
-            if !text.push(emit) {
+            if !text.push_piece(emit) {
                 truncated = true;
                 break;
             }
@@ -263,10 +315,28 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn matches_its_definition(
-            html in "([ab \t\n\u{b}\u{1}\u{e9}\u{a0}\u{2014}]|<b>|</p>|<|>|&amp;|&#65;|&x;|&|<!-- c -->){0,30}",
+            html in "([ab \t\n\u{b}\u{1}\u{e9}\u{a0}\u{2014}]|<b>|</p>|<|>|&amp;|&#65;|&x;|&|<!-- c -->|&eacute;|&frac12;|&NotEqualTilde;|&nbsp;|&CounterClockwiseContourIntegral;|&ampx;){0,30}",
             max in 0usize..40,
+            kept in proptest::bool::ANY,
         ) {
-            proptest::prop_assert_eq!(to_plain_text(&html, max), plain_text_slowly(&html, max));
+            let markup = if kept { Markup::Kept } else { Markup::Removed };
+            proptest::prop_assert_eq!(
+                convert(&html, max, markup),
+                plain_text_slowly(&html, max, markup)
+            );
+        }
+    }
+
+    #[test]
+    fn titles_decode_entities_and_keep_markup() {
+        let cases = [
+            ("Caf&eacute; &amp; Bar", "Caf\u{e9} & Bar"),
+            ("  Apache <2.4> \n  mod&#95;ssl  ", "Apache <2.4> mod_ssl"),
+            ("<b>x</b>&nbsp;&frac12;", "<b>x</b> \u{bd}"),
+            ("AT&T &unknown;", "AT&T &unknown;"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(decode_text(input), want, "{input:?}");
         }
     }
 

@@ -12,6 +12,7 @@
 //! Qualys error documents (SIMPLE_RETURN, GENERIC_RETURN), other report formats and
 //! truncated documents are errors that say what was received.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, Read};
 use std::net::IpAddr;
@@ -20,7 +21,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use super::html;
-use super::lossy::LossyUtf8;
+use super::lossy::{LossyUtf8, UnsupportedEncoding};
 use super::readahead::Utf8Source;
 use crate::model::{Finding, FindingType, Host, Protocol, VulnDetails, VulnStatus};
 
@@ -59,6 +60,9 @@ pub struct ReportStats {
     pub unexpanded_entities: u64,
     /// Text fields cut at `MAX_FIELD` bytes.
     pub oversized_fields: u64,
+    /// Findings merged into an identical one of the same host: the same QID and type
+    /// without a port (a PORT whose PROTOCOL is not tcp or udp is sent without it).
+    pub merged_findings: u64,
     pub bytes: u64,
 }
 
@@ -92,6 +96,10 @@ pub enum ReportError {
     NotAReport { root: String, hint: &'static str },
     #[error("cannot store parsed hosts: {0}")]
     Visitor(#[source] io::Error),
+    /// The XML declaration names an encoding other than UTF-8, US-ASCII, ISO-8859-1 or
+    /// Windows-1252 (read as UTF-8, its letters would be lost).
+    #[error("{0}")]
+    Encoding(UnsupportedEncoding),
 }
 
 impl ReportError {
@@ -290,6 +298,12 @@ struct HostState {
     error: Option<String>,
     host: Option<Host>,
     ordinal: u64,
+    /// Where each host-level finding (no port) is in `host.findings`, by QID and type:
+    /// a second one is the same result, merged into the first.
+    host_level: HashMap<(u32, FindingType), usize>,
+    /// The QIDs of findings whose PORT went for want of a protocol, for one warning per
+    /// host.
+    portless: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -449,7 +463,13 @@ impl Parser {
         use quick_xml::errors::{IllFormedError, SyntaxError};
         let offset = reader.error_position();
         match e {
-            quick_xml::Error::Io(io) => ReportError::Io(io::Error::new(io.kind(), io.to_string())),
+            quick_xml::Error::Io(io) => match io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<UnsupportedEncoding>())
+            {
+                Some(encoding) => ReportError::Encoding(encoding.clone()),
+                None => ReportError::Io(io::Error::new(io.kind(), io.to_string())),
+            },
             // The input ended inside markup: the document was cut short.
             quick_xml::Error::Syntax(
                 SyntaxError::UnclosedTag
@@ -518,6 +538,9 @@ impl Parser {
                 };
                 match predefined {
                     Some(c) => self.push_text(c.encode_utf8(&mut utf8)),
+                    // HTML's names (&eacute;) from its fixed table, as the HTML step
+                    // decodes them inside CDATA: titles and THREAT text alike.
+                    None if let Some(text) = super::entities::resolve(name) => self.push_text(text),
                     None => {
                         // Entities a DOCTYPE might define are never expanded (no XXE, no
                         // entity bombs): the reference stays as written.
@@ -565,6 +588,8 @@ impl Parser {
                     findings: Vec::new(),
                 });
                 host.findings.clear();
+                self.host.host_level.clear();
+                self.host.portless.clear();
                 None
             }
             (Tag::Ip, Some(Tag::Host)) => {
@@ -651,7 +676,9 @@ impl Parser {
             Field::Status => keep(&mut self.finding.status, text),
             Field::DetailsQid => keep(&mut self.details.qid, text),
             Field::Title => {
-                self.details.details.title = collapse_whitespace(&text);
+                // Entities in a CDATA title are decoded as in THREAT (its markup is kept:
+                // a title is text).
+                self.details.details.title = html::decode_text(&text);
             }
             Field::Threat => {
                 self.details.details.description =
@@ -679,10 +706,11 @@ impl Parser {
 
     fn finish_finding(&mut self) {
         match self.parse_finding() {
-            Ok(finding) => {
-                if let Some(host) = self.host.host.as_mut() {
-                    host.findings.push(finding);
+            Ok((finding, dropped_port)) => {
+                if dropped_port {
+                    self.host.portless.push(finding.qid);
                 }
+                self.add_finding(finding);
             }
             Err(reason) => {
                 self.stats.bad_findings += 1;
@@ -691,7 +719,60 @@ impl Parser {
         }
     }
 
-    fn parse_finding(&self) -> Result<Finding, String> {
+    /// Adds a finding to the host, merging a host-level one into an earlier one with the
+    /// same QID and type: both would be the same AddScanResult line. The merged finding
+    /// is open if either is.
+    fn add_finding(&mut self, finding: Finding) {
+        let Some(host) = self.host.host.as_mut() else {
+            return;
+        };
+        if finding.port.is_none() {
+            let key = (finding.qid, finding.kind);
+            if let Some(earlier) = self
+                .host
+                .host_level
+                .get(&key)
+                .and_then(|&i| host.findings.get_mut(i))
+            {
+                if earlier.status == VulnStatus::Fixed {
+                    earlier.status = finding.status;
+                }
+                self.stats.merged_findings += 1;
+                return;
+            }
+            self.host.host_level.insert(key, host.findings.len());
+        }
+        host.findings.push(finding);
+    }
+
+    /// One warning per host for the findings whose port was dropped, naming their QIDs.
+    fn warn_portless(&self, label: &str) {
+        const NAMED: usize = 10;
+        let portless = &self.host.portless;
+        if portless.is_empty() {
+            return;
+        }
+        let mut qids = portless.clone();
+        qids.sort_unstable();
+        qids.dedup();
+        let named: Vec<String> = qids
+            .iter()
+            .take(NAMED)
+            .map(|q| format!("QID {q}"))
+            .collect();
+        let more = match qids.len().checked_sub(NAMED) {
+            Some(n) if n > 0 => format!(" and {n} more QIDs"),
+            _ => String::new(),
+        };
+        log::warn!(
+            "report: {label}: {} findings on a port have no PROTOCOL tcp or udp ({}{more}): sent without a port, one result per QID",
+            portless.len(),
+            named.join(", ")
+        );
+    }
+
+    /// A finding, and whether its PORT was dropped for want of a PROTOCOL.
+    fn parse_finding(&self) -> Result<(Finding, bool), String> {
         let f = &self.finding;
         let qid = f.qid.trim();
         let qid: u32 = qid
@@ -717,19 +798,12 @@ impl Parser {
             "udp" => Some(Protocol::Udp),
             _ => None,
         };
-        let (port, protocol) = match (port, protocol) {
-            (Some(port), Some(proto)) => (Some(port), Some(proto)),
-            (None, _) => (None, None),
-            (Some(port), None) => {
-                // Host Input needs 6 or 17 with a port; without one the finding is still
-                // worth sending, at host level.
-                log::warn!(
-                    "report: {}: QID {qid} on port {port} has PROTOCOL {:?} (not tcp or udp): sent without a port",
-                    self.host_label(),
-                    f.protocol
-                );
-                (None, None)
-            }
+        let (port, protocol, dropped_port) = match (port, protocol) {
+            (Some(port), Some(proto)) => (Some(port), Some(proto), false),
+            (None, _) => (None, None, false),
+            // Host Input needs 6 or 17 with a port; without one the finding is still
+            // worth sending, at host level (warned once per host).
+            (Some(_), None) => (None, None, true),
         };
         let status = match f.status.trim().to_ascii_lowercase().as_str() {
             "" => VulnStatus::Unknown,
@@ -743,13 +817,16 @@ impl Parser {
                 ));
             }
         };
-        Ok(Finding {
-            qid,
-            kind,
-            port,
-            protocol,
-            status,
-        })
+        Ok((
+            Finding {
+                qid,
+                kind,
+                port,
+                protocol,
+                status,
+            },
+            dropped_port,
+        ))
     }
 
     fn finish_host(&mut self, visitor: &mut dyn ReportVisitor) -> Result<(), ReportError> {
@@ -762,6 +839,7 @@ impl Parser {
                 .as_deref()
                 .and_then(|v| v.trim().parse().ok())
         });
+        self.warn_portless(&label);
         let Some(host) = self.host.host.as_mut() else {
             return Ok(());
         };

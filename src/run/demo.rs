@@ -98,7 +98,8 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
 
     let runs = runs?;
     if let Some(summary) = runs.first().and_then(|r| r.summary.as_ref()) {
-        let held: usize = map.hosts.values().map(|h| h.results.len()).sum();
+        // Generic results ("no open findings") are not findings.
+        let held = map.vulnerability_count();
         println!();
         println!(
             "The FMC now holds {} hosts and {held} findings from QualysGuard.",
@@ -115,7 +116,8 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
         let mut by_qid: BTreeMap<u64, (usize, String)> = BTreeMap::new();
         for host in map.hosts.values() {
             for r in &host.results {
-                let entry = by_qid.entry(r.vuln_id).or_insert((0, r.name.clone()));
+                let Some(qid) = r.vuln_id else { continue };
+                let entry = by_qid.entry(qid).or_insert((0, r.name.clone()));
                 entry.0 += 1;
             }
         }

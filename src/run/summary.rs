@@ -87,6 +87,18 @@ fn log_done(label: &str, s: &Summary) {
         s.send_time,
         logging::warnings()
     );
+    if s.hosts_cleared > 0 {
+        log::info!(
+            "{label}{} hosts had no open findings to send: each got the generic result \"No open Qualys findings\", which replaces their earlier results",
+            s.hosts_cleared
+        );
+    }
+    if s.untransliterated_chars > 0 {
+        log::info!(
+            "{label}{} characters of glossary titles and descriptions have no ASCII transliteration (CJK, emoji, ...) and were left out",
+            s.untransliterated_chars
+        );
+    }
     if s.qids_without_details > 0 {
         log::warn!(
             "{label}{} QIDs were not in the report's glossary and were sent without a title",
@@ -174,7 +186,10 @@ fn run_json(run: &Run) -> Value {
                 "glossary_entries": r.glossary_entries,
                 "replaced_utf8_sequences": r.replaced_utf8,
                 "oversized_fields": r.oversized_fields,
+                "merged_findings": r.merged_findings,
                 "hosts_listed_twice": s.repeated_hosts,
+                "hosts_cleared": s.hosts_cleared,
+                "untransliterated_characters": s.untransliterated_chars,
                 "bytes": r.bytes,
             });
             value["findings"] = json!({

@@ -51,8 +51,8 @@ impl Fmc {
 }
 
 /// The findings a map holds, in a form independent of the simulator's layout:
-/// host → sorted (QID, port, protocol, CVEs, Bugtraq IDs).
-pub type Findings = BTreeMap<String, Vec<(u64, Option<u16>, Option<u8>, String, String)>>;
+/// host → sorted (QID, port, protocol, CVEs, Bugtraq IDs); no QID for a generic result.
+pub type Findings = BTreeMap<String, Vec<(Option<u64>, Option<u16>, Option<u8>, String, String)>>;
 
 pub fn map_findings(map: &NetworkMap) -> Findings {
     let mut out = Findings::new();
@@ -94,7 +94,7 @@ fn csv_findings(csv: &str) -> Findings {
                 .to_string()
         };
         out.entry(f[1].to_string()).or_default().push((
-            f[3].parse().unwrap(),
+            f[3].parse().ok(),
             f[4].parse().ok(),
             f[5].parse().ok(),
             ids(f[8], "cve_ids: "),

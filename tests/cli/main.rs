@@ -22,4 +22,5 @@ mod logging;
 mod options;
 mod output;
 mod report;
+mod results;
 mod summary;

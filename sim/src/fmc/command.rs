@@ -11,7 +11,9 @@ use std::net::IpAddr;
 pub struct ScanFields {
     pub ip: IpAddr,
     pub scanner_id: String,
-    pub vuln_id: u64,
+    /// `None` for a generic result (host-input.md §4: empty vuln_id, port, proto and ID
+    /// lists): it shows on the host but maps to no vulnerability.
+    pub vuln_id: Option<u64>,
     pub port: Option<u16>,
     pub proto: Option<u8>,
     pub name: String,
@@ -80,7 +82,8 @@ pub(crate) enum CommandRef<'a> {
 pub(crate) struct ScanRef<'a> {
     pub(crate) ip: IpAddr,
     pub(crate) scanner_id: &'a str,
-    pub(crate) vuln_id: u64,
+    /// `None` for a generic result.
+    pub(crate) vuln_id: Option<u64>,
     pub(crate) port: Option<u16>,
     pub(crate) proto: Option<u8>,
     /// The last four fields as written, `"name","description","cve_ids: …","bugtraq_ids: …"`,
@@ -431,7 +434,7 @@ fn add_scan_result<'a>(
     if scanner_id.is_empty() {
         return Err("scanner_id is empty".into());
     }
-    let vuln_id = decimal(vuln_field, "vuln_id")?;
+    let vuln_id = vuln_id(vuln_field)?;
     let port = if port_field.is_empty() {
         None
     } else {
@@ -452,10 +455,11 @@ fn add_scan_result<'a>(
     }
     quoted(name, "name", quotes)?;
     quoted(description, "description", quotes)?;
-    id_list(cves, CVE_PREFIX, quotes, is_cve)?;
-    id_list(bugtraqs, BUGTRAQ_PREFIX, quotes, |id| {
+    let cve_count = id_list(cves, CVE_PREFIX, quotes, is_cve)?;
+    let bugtraq_count = id_list(bugtraqs, BUGTRAQ_PREFIX, quotes, |id| {
         id.iter().all(u8::is_ascii_digit)
     })?;
+    generic_is_bare(vuln_id, port, cve_count + bugtraq_count)?;
     Ok(ScanRef {
         ip,
         scanner_id,
@@ -464,6 +468,30 @@ fn add_scan_result<'a>(
         proto,
         tail,
     })
+}
+
+/// An empty vuln_id is a generic result's (host-input.md §4).
+pub(super) fn vuln_id(field: &str) -> Result<Option<u64>, String> {
+    if field.is_empty() {
+        Ok(None)
+    } else {
+        decimal(field, "vuln_id").map(Some)
+    }
+}
+
+/// A generic result has an empty vuln_id, port, proto and ID lists (host-input.md §4,
+/// p.3-22): one with a port or IDs is neither generic nor a vulnerability.
+pub(super) fn generic_is_bare(
+    vuln_id: Option<u64>,
+    port: Option<u16>,
+    ids: usize,
+) -> Result<(), String> {
+    if vuln_id.is_none() && (port.is_some() || ids > 0) {
+        return Err(
+            "a generic result (empty vuln_id) takes no port, proto, CVE or Bugtraq IDs".into(),
+        );
+    }
+    Ok(())
 }
 
 pub(super) fn ip(field: &str) -> Result<IpAddr, String> {
@@ -525,13 +553,14 @@ fn maybe_quoted<'a>(field: &'a str, what: &str) -> Result<&'a str, String> {
     }
 }
 
-/// `"cve_ids: CVE-1 CVE-2"`: a literal prefix, then space-separated IDs (§4).
+/// `"cve_ids: CVE-1 CVE-2"`: a literal prefix, then space-separated IDs (§4). Returns
+/// how many IDs it holds.
 fn id_list(
     field: &str,
     prefix: &str,
     quotes: Quotes,
     valid: impl Fn(&[u8]) -> bool,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let what = prefix.trim_end_matches([':', ' ']);
     let inner = quoted(field, what, quotes)?;
     let Some(rest) = inner.strip_prefix(prefix) else {
@@ -541,16 +570,20 @@ fn id_list(
     };
     // The same IDs as split_ids gives, found by a byte loop: they are short, and a
     // byte search per ID cost more than the IDs' check.
-    let mut ids = rest
+    let ids = rest
         .as_bytes()
         .split(|&b| b == b' ')
         .filter(|id| !id.is_empty());
-    if let Some(bad) = ids.find(|id| !valid(id)) {
-        // ASCII (check_bytes), so the text as it is.
-        let bad = String::from_utf8_lossy(bad);
-        return Err(format!("{what}: {bad:?} is not a valid ID"));
+    let mut count = 0;
+    for id in ids {
+        if !valid(id) {
+            // ASCII (check_bytes), so the text as it is.
+            let bad = String::from_utf8_lossy(id);
+            return Err(format!("{what}: {bad:?} is not a valid ID"));
+        }
+        count += 1;
     }
-    Ok(())
+    Ok(count)
 }
 
 /// `CVE-YYYY-NNNN…` (at least four digits in the sequence number).
@@ -578,7 +611,7 @@ mod tests {
         let Line::Command(Command::AddScanResult(r)) = parse_line(GOOD.as_bytes()) else {
             panic!("not parsed");
         };
-        assert_eq!(r.vuln_id, 38170);
+        assert_eq!(r.vuln_id, Some(38170));
         assert_eq!(r.port, Some(443));
         assert_eq!(r.proto, Some(6));
         assert_eq!(r.cve_ids, vec!["CVE-2014-0160", "CVE-2014-0346"]);
@@ -626,6 +659,12 @@ mod tests {
         }
         let no_port = r#"AddScanResult,192.0.2.10,"QualysGuard",82003,,,"ICMP","x","cve_ids: ","bugtraq_ids: ""#;
         assert!(matches!(parse_line(no_port.as_bytes()), Line::Command(_)));
+        let generic = r#"AddScanResult,192.0.2.10,"QualysGuard",,,,"No open findings","","cve_ids: ","bugtraq_ids: ""#;
+        let Line::Command(Command::AddScanResult(g)) = parse_line(generic.as_bytes()) else {
+            panic!("a generic result parses");
+        };
+        assert_eq!((g.vuln_id, g.port, g.proto), (None, None, None));
+        assert_eq!(g.name, "No open findings");
     }
 
     #[test]
@@ -656,6 +695,18 @@ mod tests {
             with(2, "-1"),
             with(2, "12a"),
             with(2, "0123"),
+            // A generic result has no port, proto or IDs.
+            with(2, ""),
+            r(base).replacen(",38170,443,6,", ",,,,", 1).replacen(
+                "cve_ids: ",
+                "cve_ids: CVE-2014-0160",
+                1,
+            ),
+            r(base).replacen(",38170,443,6,", ",,,,", 1).replacen(
+                "bugtraq_ids: ",
+                "bugtraq_ids: 1",
+                1,
+            ),
             with(3, "0"),
             with(3, "65536"),
             with(3, ""),

@@ -22,7 +22,8 @@ pub struct HostEntry {
     /// MAC address given with `AddHost,<ip>,<mac>` (lower case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
-    /// Scan results, sorted; at most one per (source, vuln_id, port, proto).
+    /// Scan results, sorted; at most one per (source, vuln_id, port, proto), so one
+    /// generic result per source.
     #[serde(default)]
     pub results: Vec<ScanResult>,
     /// Attributes set with `SetAttributeValue`.
@@ -36,7 +37,9 @@ pub struct ScanResult {
     /// The `SetSource` name in force when the result was added.
     pub source: String,
     pub scanner_id: String,
-    pub vuln_id: u64,
+    /// `None` for a generic result (host-input.md §4): shown on the host under its
+    /// scanner, mapped to no vulnerability, so it raises no impact flag.
+    pub vuln_id: Option<u64>,
     pub port: Option<u16>,
     /// 6 (tcp) or 17 (udp).
     pub proto: Option<u8>,
@@ -65,8 +68,13 @@ impl HostEntry {
 
 impl ScanResult {
     /// The identity of a result: a later one with the same key replaces it.
-    fn key(&self) -> (String, u64, Option<u16>, Option<u8>) {
+    fn key(&self) -> (String, Option<u64>, Option<u16>, Option<u8>) {
         (self.source.clone(), self.vuln_id, self.port, self.proto)
+    }
+
+    /// A generic result: no vulnerability (host-input.md §4).
+    pub fn is_generic(&self) -> bool {
+        self.vuln_id.is_none()
     }
 }
 
@@ -90,5 +98,14 @@ impl NetworkMap {
     /// Total number of scan results over all hosts.
     pub fn result_count(&self) -> usize {
         self.hosts.values().map(|h| h.results.len()).sum()
+    }
+
+    /// Scan results that are vulnerabilities (not generic results), over all hosts.
+    pub fn vulnerability_count(&self) -> usize {
+        self.hosts
+            .values()
+            .flat_map(|h| &h.results)
+            .filter(|r| !r.is_generic())
+            .count()
     }
 }

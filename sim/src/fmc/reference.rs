@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::command::{self, Command, CommandRef, Line, LineRef, ScanFields, decimal, ip};
+use super::command::{
+    self, Command, CommandRef, Line, LineRef, ScanFields, decimal, generic_is_bare, ip, vuln_id,
+};
 use super::map::{FlushScope, HostEntry, NetworkMap, ScanResult};
 use super::store::{Commit, CommitOutcome, Store};
 
@@ -120,7 +122,7 @@ fn add_scan_result(f: &[&str]) -> Result<ScanFields, String> {
     if scanner_id.is_empty() {
         return Err("scanner_id is empty".into());
     }
-    let vuln_id = decimal(f[2], "vuln_id")?;
+    let vuln_id = vuln_id(f[2])?;
     let port = if f[3].is_empty() {
         None
     } else {
@@ -145,6 +147,7 @@ fn add_scan_result(f: &[&str]) -> Result<ScanFields, String> {
     let bugtraq_ids = id_list(f[8], "bugtraq_ids: ", |s| {
         s.bytes().all(|b| b.is_ascii_digit())
     })?;
+    generic_is_bare(vuln_id, port, cve_ids.len() + bugtraq_ids.len())?;
     Ok(ScanFields {
         ip,
         scanner_id,
@@ -239,7 +242,7 @@ fn add_host(map: &mut NetworkMap, ip: IpAddr, mac: Option<String>) {
     }
 }
 
-fn key(r: &ScanResult) -> (String, u64, Option<u16>, Option<u8>) {
+fn key(r: &ScanResult) -> (String, Option<u64>, Option<u16>, Option<u8>) {
     (r.source.clone(), r.vuln_id, r.port, r.proto)
 }
 
@@ -367,8 +370,17 @@ fn random_line(rng: &mut Rng) -> Vec<u8> {
                     "\"",
                 ])
                 .to_string(),
-                rng.mostly(&["38170", "0", "1", "012", "-1", "18446744073709551616", "9x"])
-                    .to_string(),
+                rng.mostly(&[
+                    "38170",
+                    "0",
+                    "1",
+                    "012",
+                    "-1",
+                    "18446744073709551616",
+                    "9x",
+                    "",
+                ])
+                .to_string(),
                 rng.mostly(&["443", "", "0", "65535", "65536", "08"])
                     .to_string(),
                 rng.mostly(&["6", "17", "", "7"]).to_string(),
@@ -556,6 +568,11 @@ fn random_command(rng: &mut Rng, vulns: usize) -> String {
             "SetAttributeValue,{ip},{},{}",
             rng.pick(&["\"Criticality\"", "Owner"]),
             rng.pick(&["High", "\"Low\""])
+        ),
+        9 => format!(
+            "AddScanResult,{ip},\"{}\",,,,\"No open findings{}\",\"\",\"cve_ids: \",\"bugtraq_ids: \"",
+            rng.pick(&["QualysGuard", "Other"]),
+            rng.pick(&["", " (revised)"]),
         ),
         _ => {
             let vuln = 1 + rng.below(vulns);

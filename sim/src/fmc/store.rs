@@ -59,13 +59,17 @@ impl Texts {
     }
 }
 
-/// One staged or committed scan result: [`ScanResult`] in 24 bytes.
+/// One staged or committed scan result: [`ScanResult`] in 24 bytes (an
+/// `Option<u64>` vuln_id would make it 32).
 #[derive(Clone, Debug)]
 pub(crate) struct Finding {
     texts: Arc<Texts>,
+    /// Meaningless when `generic`.
     vuln_id: u64,
     port: Option<u16>,
     proto: Option<u8>,
+    /// A generic result (host-input.md §4): no vuln_id.
+    generic: bool,
 }
 
 impl Finding {
@@ -73,12 +77,17 @@ impl Finding {
         &self.texts.source
     }
 
+    /// The vuln_id as the map has it: `None` for a generic result (which so sorts first).
+    fn vuln_id(&self) -> Option<u64> {
+        (!self.generic).then_some(self.vuln_id)
+    }
+
     /// Order of the identity of a result (`ScanResult::key`): source, vuln_id, port,
     /// proto. A later result with the same key replaces an earlier one.
     fn key_cmp(&self, other: &Finding) -> Ordering {
-        (self.source(), self.vuln_id, self.port, self.proto).cmp(&(
+        (self.source(), self.vuln_id(), self.port, self.proto).cmp(&(
             other.source(),
-            other.vuln_id,
+            other.vuln_id(),
             other.port,
             other.proto,
         ))
@@ -91,14 +100,14 @@ impl Finding {
         (
             self.source(),
             &*self.texts.scanner_id,
-            self.vuln_id,
+            self.vuln_id(),
             self.port,
             self.proto,
         )
             .cmp(&(
                 other.source(),
                 &*other.texts.scanner_id,
-                other.vuln_id,
+                other.vuln_id(),
                 other.port,
                 other.proto,
             ))
@@ -109,7 +118,7 @@ impl Finding {
         ScanResult {
             source: self.source().to_string(),
             scanner_id: self.texts.scanner_id.to_string(),
-            vuln_id: self.vuln_id,
+            vuln_id: self.vuln_id(),
             port: self.port,
             proto: self.proto,
             name: name.to_string(),
@@ -217,6 +226,13 @@ impl Hasher for IdHash {
     }
 }
 
+/// The [`Store::vulns`] slot of a vuln_id. Generic results share the one of
+/// `u64::MAX`: the table only caches texts (a hit is compared in full), so sharing a
+/// slot costs a miss at most.
+fn text_slot(vuln_id: Option<u64>) -> u64 {
+    vuln_id.unwrap_or(u64::MAX)
+}
+
 /// Interned texts are swept (those no finding uses any more are dropped) when there
 /// are this many, or twice as many as after the last sweep.
 const SWEEP_MIN: usize = 4096;
@@ -282,7 +298,7 @@ impl Store {
         let source_key = Arc::as_ptr(source).cast::<u8>() as usize;
         let mut touched = 0u8;
         for f in scans {
-            if let Some(t) = self.vulns.get(&(f.vuln_id, source_key)) {
+            if let Some(t) = self.vulns.get(&(text_slot(f.vuln_id), source_key)) {
                 touched ^= t.tail.as_bytes().first().copied().unwrap_or_default();
             }
         }
@@ -292,7 +308,10 @@ impl Store {
 
     /// An `AddScanResult` to stage, from `source` (the `SetSource` in force).
     pub(crate) fn finding(&mut self, source: &Arc<str>, f: &ScanRef<'_>) -> Finding {
-        let slot = (f.vuln_id, Arc::as_ptr(source).cast::<u8>() as usize);
+        let slot = (
+            text_slot(f.vuln_id),
+            Arc::as_ptr(source).cast::<u8>() as usize,
+        );
         let texts = match self.vulns.get(&slot) {
             Some(known) if known.matches(source, f) => Arc::clone(known),
             _ => {
@@ -304,9 +323,10 @@ impl Store {
         };
         Finding {
             texts,
-            vuln_id: f.vuln_id,
+            vuln_id: f.vuln_id.unwrap_or_default(),
             port: f.port,
             proto: f.proto,
+            generic: f.vuln_id.is_none(),
         }
     }
 

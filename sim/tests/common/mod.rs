@@ -338,7 +338,7 @@ pub fn example_map() -> NetworkMap {
     let r = |vuln, port: Option<u16>, name: &str, description: &str, cves: &[&str]| ScanResult {
         source: "QualysGuard".into(),
         scanner_id: "QualysGuard".into(),
-        vuln_id: vuln,
+        vuln_id: Some(vuln),
         port,
         proto: port.map(|_| 6),
         name: name.into(),

@@ -544,3 +544,108 @@ fn visitor_errors_stop_the_parse() {
     .unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
 }
+
+/// The declared encoding is honoured for ISO-8859-1 and Windows-1252, UTF-8 stays as
+/// it was, and other declarations are refused by name.
+#[test]
+fn declared_encodings() {
+    let doc = |encoding: &str, title: &[u8]| {
+        let mut d = format!("<?xml version=\"1.0\" encoding=\"{encoding}\"?>\n<ASSET_DATA_REPORT><GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id=\"qid_1\"><QID>1</QID><TITLE>").into_bytes();
+        d.extend_from_slice(title);
+        d.extend_from_slice(
+            b"</TITLE></VULN_DETAILS></VULN_DETAILS_LIST></GLOSSARY></ASSET_DATA_REPORT>",
+        );
+        d
+    };
+    let cases: [(&str, &[u8], &str, u64); 4] = [
+        ("ISO-8859-1", b"Caf\xe9", "Caf\u{e9}", 0),
+        (
+            "windows-1252",
+            b"\x93Caf\xe9\x94",
+            "\u{201c}Caf\u{e9}\u{201d}",
+            0,
+        ),
+        ("UTF-8", "Caf\u{e9}".as_bytes(), "Caf\u{e9}", 0),
+        ("utf-8", b"Caf\xe9", "Caf\u{fffd}", 1),
+    ];
+    for (encoding, title, want, replaced) in cases {
+        let (c, stats) = parse_bytes(&doc(encoding, title)).unwrap();
+        assert_eq!(c.glossary[0].1.title, want, "{encoding}");
+        assert_eq!(stats.replaced_utf8, replaced, "{encoding}");
+    }
+    let refused = parse_bytes(&doc("ISO-8859-15", b"Caf\xe9")).err().unwrap();
+    assert!(matches!(refused, ReportError::Encoding(_)), "{refused:?}");
+    assert_eq!(
+        refused.to_string(),
+        "the report declares encoding=\"ISO-8859-15\", which cannot be read (UTF-8, US-ASCII, ISO-8859-1 and Windows-1252 can)"
+    );
+}
+
+/// Titles and THREAT text decode the same HTML entities, in CDATA or not.
+#[test]
+fn titles_and_threats_decode_entities_alike() {
+    let cases = [
+        (
+            "<![CDATA[Caf&eacute; &amp; &frac12;]]>",
+            "Caf\u{e9} & \u{bd}",
+        ),
+        ("Caf&eacute; &amp; &frac12;", "Caf\u{e9} & \u{bd}"),
+        ("<![CDATA[A &lt;b&gt; &copy;]]>", "A <b> \u{a9}"),
+        ("A &unknown; &#x263A;", "A &unknown; \u{263a}"),
+    ];
+    for (text, title) in cases {
+        let doc = report(&format!(
+            "<GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id=\"qid_1\"><QID>1</QID><TITLE>{text}</TITLE><THREAT>{text}</THREAT></VULN_DETAILS></VULN_DETAILS_LIST></GLOSSARY>"
+        ));
+        let (c, stats) = parse_str(&doc).unwrap();
+        let details = &c.glossary[0].1;
+        assert_eq!(details.title, title, "{text}");
+        // An escaped '<' is text in HTML too.
+        assert_eq!(details.description, title, "{text}");
+        // One in the title, one in THREAT.
+        assert_eq!(
+            stats.unexpanded_entities,
+            2 * u64::from(text == cases[3].0),
+            "{text}"
+        );
+    }
+}
+
+/// A QID on several ports without a usable PROTOCOL is one host-level finding, open if
+/// any of them is; a QID on a port with one stays apart.
+#[test]
+fn ports_without_a_protocol_merge_into_one_finding() {
+    let vuln = |qid: u32, port: &str, protocol: &str, status: &str| {
+        format!(
+            "<VULN_INFO><QID>{qid}</QID><TYPE>Vuln</TYPE>{port}{protocol}<VULN_STATUS>{status}</VULN_STATUS></VULN_INFO>"
+        )
+    };
+    let findings = [
+        vuln(1, "<PORT>80</PORT>", "", "Fixed"),
+        vuln(1, "<PORT>443</PORT>", "<PROTOCOL>icmp</PROTOCOL>", "Active"),
+        vuln(1, "", "", "New"),
+        vuln(1, "<PORT>8080</PORT>", "<PROTOCOL>tcp</PROTOCOL>", "Active"),
+        vuln(2, "<PORT>53</PORT>", "", "Fixed"),
+        vuln(2, "<PORT>54</PORT>", "", "Fixed"),
+    ]
+    .concat();
+    let doc = report(&format!(
+        "<HOST_LIST><HOST><IP>192.0.2.1</IP><VULN_INFO_LIST>{findings}</VULN_INFO_LIST></HOST>{HOST_A}</HOST_LIST>"
+    ));
+    let (c, stats) = parse_str(&doc).unwrap();
+    let got: Vec<(u32, Option<u16>, VulnStatus)> = c.hosts[0]
+        .findings
+        .iter()
+        .map(|f| (f.qid, f.port, f.status))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, None, VulnStatus::Active),
+            (1, Some(8080), VulnStatus::Active),
+            (2, None, VulnStatus::Fixed),
+        ]
+    );
+    assert_eq!(stats.merged_findings, 3);
+    assert_eq!(c.hosts[1].findings.len(), 2, "the next host starts afresh");
+}
