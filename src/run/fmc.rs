@@ -148,14 +148,18 @@ pub fn pkcs12_password(
     option: Option<&Secret>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Secret> {
-    option.cloned().or_else(|| {
+    let password = option.cloned().or_else(|| {
         env(PKCS12_PASSWORD_ENV).filter(|v| !v.is_empty()).map(|v| {
             log::info!(
                 "PKCS#12 password taken from the environment variable {PKCS12_PASSWORD_ENV}"
             );
             Secret::new(v)
         })
-    })
+    });
+    if let Some(p) = &password {
+        crate::servertext::register_secret(p.expose());
+    }
+    password
 }
 
 const PKCS12_PASSWORD_ENV: &str = "PKCS12_PASSWORD";

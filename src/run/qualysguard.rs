@@ -21,9 +21,10 @@ use crate::logging;
 use crate::pipeline::{self, Parsed, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
-use crate::qualys::follow::{Follow, FollowReader};
+use crate::qualys::follow::{Follow, FollowReader, Verdict};
 use crate::qualys::readahead::ReadAhead;
 use crate::qualys::report;
+use crate::servertext;
 
 /// Counts bytes read for the progress line.
 struct Counted<R>(R);
@@ -218,6 +219,8 @@ fn download_and_parse(
     })?;
     let (downloaded, download_end, parsed) = std::thread::scope(|scope| {
         let reader = follow.reader(behind);
+        // The parse's end of document decides whether the first transfer is complete.
+        let judge = follow.judge();
         let parsing = std::thread::Builder::new()
             .name("report-parser".into())
             .spawn_scoped(scope, || {
@@ -225,6 +228,7 @@ fn download_and_parse(
                 logging::hold();
                 let result =
                     parse(Behind(reader), &path, settings).map(|parsed| (parsed, Instant::now()));
+                judge.decide(verdict(&result));
                 (result, logging::take_held())
             });
         let downloaded = download::download(qualys, template_id, config, &mut tmp, &follow);
@@ -265,6 +269,21 @@ fn download_and_parse(
         log::info!("the download was fetched again: parsing the finished file");
     }
     Ok((parse_file(&path, settings).map_err(name)?, download_time))
+}
+
+/// The parse's verdict on the transfer it followed (qualys.md §4): the document ended,
+/// was cut, or the parse stopped for a reason that says nothing about the transfer.
+fn verdict<T>(result: &Result<T, Failure>) -> Verdict {
+    use report::ReportError;
+    match result {
+        Ok(_) => Verdict::Ended,
+        Err(Failure::Report { error, .. }) => match error.as_ref() {
+            ReportError::Incomplete { .. } | ReportError::Empty => Verdict::Cut(error.to_string()),
+            ReportError::Io(_) | ReportError::Visitor(_) => Verdict::Undecided,
+            _ => Verdict::Ended,
+        },
+        Err(_) => Verdict::Undecided,
+    }
 }
 
 /// A report failure of a downloaded report, naming the kept copy or saying how to keep
@@ -360,6 +379,7 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     };
     let env = |name: &str| std::env::var(name).ok();
     let (config, warnings) = config::load(&args.plugininfo, require_qualys, &env)?;
+    register_secrets(&config);
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -373,6 +393,19 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     }
     log::debug!("configuration read from {}", args.plugininfo.display());
     Ok(config)
+}
+
+/// The configured passwords are known from here on: nothing a server echoes of them
+/// reaches a log line, a message or the summary (servertext). Before any network traffic.
+fn register_secrets(config: &Config) {
+    let user = config.user_id.as_deref().unwrap_or_default();
+    if let Some(password) = &config.password {
+        servertext::register_basic(user, password.expose());
+    }
+    if let Some(password) = &config.proxy_password {
+        let proxy_user = config.proxy_username.as_deref().unwrap_or_default();
+        servertext::register_basic(proxy_user, password.expose());
+    }
 }
 
 fn settings(config: &Config) -> Settings {
