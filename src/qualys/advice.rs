@@ -44,7 +44,8 @@ pub fn hint(facts: &Facts<'_>) -> Option<String> {
         Some("2001") => Some("the Qualys account has expired: contact your Qualys administrator".into()),
         Some("2007") => Some("this host's address is not in the account's secure IP list: ask your Qualys administrator to add it".into()),
         Some("1960" | "1965") => Some(limits_hint(facts.code, &facts.limits)),
-        Some(c) if c.starts_with("19") => Some("a request parameter was refused: check template_id and api_path".into()),
+        // SIMPLE_RETURN's four-digit parameter codes, not the scan API's 19001.
+        Some(c) if c.len() == 4 && c.starts_with("19") => Some("a request parameter was refused: check template_id and api_path".into()),
         _ => None,
     };
     by_code.or_else(|| match facts.status {
@@ -100,7 +101,7 @@ mod tests {
             limits,
         };
         let none = Limits::default();
-        let cases: [(Facts<'_>, Option<&[&str]>); 13] = [
+        let cases: [(Facts<'_>, Option<&[&str]>); 14] = [
             (
                 facts(Some("2010"), None, &[], none),
                 Some(&["single quotes"]),
@@ -131,6 +132,7 @@ mod tests {
                 Some(&["secure IP list"]),
             ),
             (facts(Some("1905"), None, &[], none), Some(&["parameter"])),
+            (facts(Some("19001"), None, &["Scan not found"], none), None),
             (
                 facts(Some("1965"), Some(409), &[], limits),
                 Some(&["rate limit", "wait 37 s", "300 calls per 3600 s"]),

@@ -149,16 +149,8 @@ impl ErrorDoc {
 
 impl std::fmt::Display for ErrorDoc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let escaped = |text: &str| servertext::escape(text.as_bytes(), servertext::MAX_TEXT_CHARS);
-        write!(f, "{}", escaped(&self.root))?;
-        if let Some(code) = &self.code {
-            write!(f, " CODE {}", escaped(code))?;
-        }
-        write!(f, ": {}", escaped(&self.text))?;
-        for (_, value) in &self.items {
-            write!(f, " ({})", escaped(value))?;
-        }
-        Ok(())
+        let items = self.items.iter().map(|(_, v)| v.as_str());
+        report::write_error_doc(f, &self.root, self.code.as_deref(), &self.text, items)
     }
 }
 

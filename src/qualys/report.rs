@@ -129,19 +129,32 @@ pub struct QualysError {
 
 impl fmt::Display for QualysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let escaped = |text: &str| servertext::escape(text.as_bytes(), servertext::MAX_TEXT_CHARS);
-        write!(f, "{}", escaped(&self.root))?;
-        match &self.code {
-            Some(code) if self.root == "SCAN" => write!(f, " ERROR {}", escaped(code))?,
-            Some(code) => write!(f, " CODE {}", escaped(code))?,
-            None => {}
-        }
-        write!(f, ": {}", escaped(&self.text))?;
-        for item in &self.items {
-            write!(f, " ({})", escaped(item))?;
-        }
-        Ok(())
+        let items = self.items.iter().map(String::as_str);
+        write_error_doc(f, &self.root, self.code.as_deref(), &self.text, items)
     }
+}
+
+/// An error document as one line, `ROOT CODE c: text (item)...`, every part escaped (it
+/// is the server's text); a SCAN's number is its ERROR's.
+pub fn write_error_doc<'a>(
+    f: &mut fmt::Formatter<'_>,
+    root: &str,
+    code: Option<&str>,
+    text: &str,
+    items: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    let escaped = |text: &str| servertext::escape(text.as_bytes(), servertext::MAX_TEXT_CHARS);
+    write!(f, "{}", escaped(root))?;
+    match code {
+        Some(code) if root == "SCAN" => write!(f, " ERROR {}", escaped(code))?,
+        Some(code) => write!(f, " CODE {}", escaped(code))?,
+        None => {}
+    }
+    write!(f, ": {}", escaped(text))?;
+    for item in items {
+        write!(f, " ({})", escaped(item))?;
+    }
+    Ok(())
 }
 
 /// Parses a whole report from `input`, calling `visitor` for each host and glossary entry.

@@ -22,3 +22,4 @@ mod options;
 mod output;
 mod report;
 mod summary;
+mod words;

@@ -152,10 +152,11 @@ pub struct ServerOptions {
     /// The first report download (v2 fetch or v1) stops halfway through its body and the
     /// connection is dropped without ending the body (no final chunk, no TLS close_notify).
     pub cut_body_once: bool,
-    /// The first report download (v2 fetch or v1) of a file template stops right after
-    /// the first occurrence of these bytes in the file, the connection dropped as with
-    /// `cut_body_once` (for a cut that leaves a plausible-looking end, e.g. right after a
-    /// CDATA that holds `</ASSET_DATA_REPORT>`).
+    /// The first report download (v2 fetch or v1) of a file template is the file up to
+    /// and including the first occurrence of these bytes, as a properly framed body (the
+    /// HTTP layer sees nothing wrong): a document that ends early with a plausible-looking
+    /// end, e.g. right after a CDATA that holds `</ASSET_DATA_REPORT>`. The file is read
+    /// into memory: for small test files.
     pub cut_body_after: Option<Vec<u8>>,
     /// Reports never leave Running.
     pub stuck: bool,
@@ -1325,7 +1326,13 @@ fn send_report(
         }
         TemplateSource::Generated(_) => None,
     };
-    let cut = (options.cut_body_once || options.cut_body_after.is_some()) && {
+    if let (Some(after), TemplateSource::File(path)) = (&options.cut_body_after, source)
+        && let Some(prefix) = cut_prefix(path, after)
+        && !std::mem::replace(&mut shared.state().cut_done, true)
+    {
+        return send(stream, call, Reply::xml(200, prefix), close);
+    }
+    let cut = options.cut_body_once && {
         let mut state = shared.state();
         !std::mem::replace(&mut state.cut_done, true)
     };
@@ -1334,18 +1341,7 @@ fn send_report(
         Some((len, _)) if !trickle => Some(*len),
         _ => None,
     };
-    let cut_at = if cut && let Some(after) = &options.cut_body_after {
-        // File templates only: the pattern is looked up in the file.
-        match source {
-            TemplateSource::File(path) => std::fs::read(path).ok().and_then(|bytes| {
-                bytes
-                    .windows(after.len().max(1))
-                    .position(|w| w == after.as_slice())
-                    .map(|i| (i + after.len()) as u64)
-            }),
-            TemplateSource::Generated(_) => None,
-        }
-    } else if cut {
+    let cut_at = if cut {
         let total = match (&file, source) {
             (Some((len, _)), _) => *len,
             (None, TemplateSource::Generated(spec)) => match generate(spec, &mut io::sink()) {
@@ -1417,6 +1413,14 @@ fn send_report(
         Ok(()) => (200, Outcome::KeepAlive, format!(" ({label})")),
         Err(e) => (200, Outcome::Abort, format!(" ({label}: send failed: {e})")),
     }
+}
+
+/// The file up to and including the first occurrence of `after` (`cut_body_after`).
+fn cut_prefix(path: &std::path::Path, after: &[u8]) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(path).ok()?;
+    let at = bytes.windows(after.len().max(1)).position(|w| w == after)?;
+    bytes.truncate(at + after.len());
+    Some(bytes)
 }
 
 /// Copies the report into `out` (a file up to the length announced; a generated report
