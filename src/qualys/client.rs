@@ -1280,6 +1280,35 @@ mod tests {
         }
     }
 
+    /// With no parse behind the download, the file is parsed here: only a document whose
+    /// root element closed counts as ended, whatever its last bytes look like.
+    #[test]
+    fn parser_end_of_document_decides() {
+        let whole = "<ASSET_DATA_REPORT><HEADER><COMPANY><![CDATA[X </ASSET_DATA_REPORT>]]></COMPANY></HEADER></ASSET_DATA_REPORT>";
+        let cut_in_cdata = &whole[..whole.find("</ASSET_DATA_REPORT>").unwrap() + 20];
+        let cases = [
+            (whole, None),
+            (cut_in_cdata, Some("the report is incomplete")),
+            ("<ASSET_DATA_REPORT><A></B></ASSET_DATA_REPORT>", None),
+            ("<!-- only a comment -->", Some("the report is empty")),
+        ];
+        for (content, want) in cases {
+            let (_keep, mut f) = file_with(content);
+            let got = ended(&mut f, &Follow::new()).unwrap();
+            match (want, &got) {
+                (None, None) => {}
+                (Some(w), Some(reason)) => assert!(reason.contains(w), "{content}: {reason}"),
+                _ => panic!("{content}: {got:?}"),
+            }
+        }
+        // The tail check alone takes the cut for a whole report.
+        let (_keep, mut f) = file_with(cut_in_cdata);
+        assert!(matches!(
+            check_complete(&mut f).unwrap(),
+            Completeness::Complete
+        ));
+    }
+
     #[test]
     fn limits_bound_concurrency() {
         let limits = Arc::new(Limits::new(2));

@@ -347,6 +347,66 @@ mod tests {
         }
     }
 
+    /// The parse behind the first attempt gives the verdict the download waits for; a
+    /// later attempt, or no parse at all, is undecided at once.
+    #[test]
+    fn verdicts() {
+        type Case = (&'static str, fn(&Arc<Follow>) -> Verdict, Verdict);
+        let cases: [Case; 5] = [
+            (
+                "the parse decides after the transfer",
+                |f| {
+                    f.begin();
+                    let judge = f.judge();
+                    std::thread::scope(|s| {
+                        s.spawn(move || judge.decide(Verdict::Cut("cut".into())));
+                        f.transferred()
+                    })
+                },
+                Verdict::Cut("cut".into()),
+            ),
+            (
+                "a parse that stopped early has decided",
+                |f| {
+                    f.begin();
+                    f.judge().decide(Verdict::Ended);
+                    f.transferred()
+                },
+                Verdict::Ended,
+            ),
+            (
+                "a parse dropped undecided",
+                |f| {
+                    f.begin();
+                    drop(f.judge());
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+            (
+                "no parse follows",
+                |f| {
+                    f.begin();
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+            (
+                "a second attempt",
+                |f| {
+                    let _judge = f.judge();
+                    f.begin();
+                    f.begin();
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+        ];
+        for (name, run, want) in cases {
+            assert_eq!(run(&Arc::new(Follow::new())), want, "{name}");
+        }
+    }
+
     #[test]
     fn first_attempt_complete_only_when_it_was_the_first() {
         let f = Arc::new(Follow::new());

@@ -411,6 +411,9 @@ impl Parser {
                         finished = true;
                         continue;
                     }
+                    if doc == Some(Doc::Scan) && self.stack.len() == 1 {
+                        self.scan_child(tag, &e)?;
+                    }
                     self.start(tag, &e);
                     self.stack.push(tag);
                     self.end(visitor)?;

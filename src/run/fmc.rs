@@ -188,3 +188,26 @@ pub fn check_delivery(server: &str, d: &Delivery) -> Result<(), Failure> {
         d.hosts
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs12_passwords_are_registered_for_redaction() {
+        let from_option = Secret::new("pkcs12-option-pw");
+        let cases: [(Option<&Secret>, Option<&str>, &str); 2] = [
+            (Some(&from_option), None, "pkcs12-option-pw"),
+            (None, Some("pkcs12-env-pw"), "pkcs12-env-pw"),
+        ];
+        for (option, env, secret) in cases {
+            let env = move |_: &str| env.map(str::to_string);
+            let password = pkcs12_password(option, &env);
+            assert_eq!(password.as_ref().map(Secret::expose), Some(secret));
+            assert_eq!(
+                crate::servertext::redact(&format!("echo {secret}")),
+                "echo <redacted>"
+            );
+        }
+    }
+}

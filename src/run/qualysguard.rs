@@ -434,3 +434,32 @@ fn report_failure(path: &Path, error: report::ReportError) -> Failure {
         error: Box::new(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use base64::Engine as _;
+
+    #[test]
+    fn configured_secrets_are_registered_for_redaction() {
+        let mut config = Config::defaults(Path::new("q.yaml"));
+        config.user_id = Some("qualys_user".into());
+        config.password = Some(Secret::new("qualys-pw-4711"));
+        config.proxy_username = Some("proxy_user".into());
+        config.proxy_password = Some(Secret::new("proxy-pw-0815"));
+        register_secrets(&config);
+        let basic = |user: &str, password: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        };
+        let text = format!(
+            "qualys-pw-4711 {} proxy-pw-0815 {}",
+            basic("qualys_user", "qualys-pw-4711"),
+            basic("proxy_user", "proxy-pw-0815")
+        );
+        assert_eq!(
+            servertext::redact(&text),
+            "<redacted> <redacted> <redacted> <redacted>"
+        );
+    }
+}

@@ -153,8 +153,8 @@ const SCAN_ERROR: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<SCAN val
 /// the connector needs; exit 3, nothing written.
 #[test]
 fn other_qualys_documents_are_named_with_what_is_needed() {
-    let host_list = shared_fixture("detection/host_list_ids.xml")
-        .map(|p| std::fs::read_to_string(p).unwrap());
+    let host_list =
+        shared_fixture("detection/host_list_ids.xml").map(|p| std::fs::read_to_string(p).unwrap());
     if host_list.is_none() {
         println!(
             "SKIP: ../shared/fixtures/qualys/detection/host_list_ids.xml absent (HOST_LIST_OUTPUT case)"
