@@ -106,9 +106,9 @@ impl DownloadError {
                 let texts = doc.texts();
                 advice::hint(&advice::Facts {
                     code: doc.code.as_deref(),
-                    status: doc.status,
+                    status: doc.answer.as_ref().map(|a| a.status),
                     texts: &texts,
-                    limits: doc.limits,
+                    limits: doc.answer.as_ref().map(|a| a.limits).unwrap_or_default(),
                 })
             }
             DownloadError::Status { status: 404, .. } => Some("check url (the API host, e.g. https://qualysapi.qualys.com, not the web UI's qualysguard host) and api_path".into()),
@@ -132,9 +132,15 @@ pub struct ErrorDoc {
     pub code: Option<String>,
     pub text: String,
     pub items: Vec<(String, String)>,
-    /// The HTTP status it came with, when not 2xx.
-    pub status: Option<u16>,
-    /// The limit headers of the answer (409: when to run again).
+    /// The HTTP answer it came with, when not 2xx (boxed: errors stay small).
+    pub answer: Option<Box<Answer>>,
+}
+
+/// The HTTP side of a refused call: its status and limit headers (409: when to run
+/// again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
     pub limits: advice::Limits,
 }
 
@@ -718,11 +724,11 @@ fn refused(call: &'static str, status: u16, response: Response) -> DownloadError
         && doc.code.is_some()
     {
         let mut doc = doc.into_error();
-        doc.status = Some(status);
-        doc.limits = advice::Limits {
+        let limits = advice::Limits {
             to_wait_sec: limits.to_wait_sec.or_else(|| seconds_in(&doc.text)),
             ..limits
         };
+        doc.answer = Some(Box::new(Answer { status, limits }));
         return DownloadError::Qualys { call, doc };
     }
     let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1166,7 +1172,10 @@ mod tests {
                 root: "SIMPLE_RETURN".into(),
                 code: Some("2000".into()),
                 text: "Bad Login/Password".into(),
-                status: Some(401),
+                answer: Some(Box::new(Answer {
+                    status: 401,
+                    ..Answer::default()
+                })),
                 ..ErrorDoc::default()
             },
         };
@@ -1177,12 +1186,14 @@ mod tests {
                 root: "SIMPLE_RETURN".into(),
                 code: Some("1965".into()),
                 text: "API rate limit exceeded.".into(),
-                status: Some(409),
-                limits: advice::Limits {
-                    to_wait_sec: Some(42),
-                    window_sec: Some(3600),
-                    calls: Some(300),
-                },
+                answer: Some(Box::new(Answer {
+                    status: 409,
+                    limits: advice::Limits {
+                        to_wait_sec: Some(42),
+                        window_sec: Some(3600),
+                        calls: Some(300),
+                    },
+                })),
                 ..ErrorDoc::default()
             },
         };
