@@ -200,22 +200,22 @@ fn other_qualys_documents_are_named_with_what_is_needed() {
             .config("add_host: n\n")
             .file("report.xml", &doc)
             .args(&["-report=report.xml", "-csvfile=Output.csv"]);
-        let out = t.run();
-        assert_eq!(out.code, 3, "{name}: {}", out.output());
-        for want in wants {
-            assert!(
-                out.output().contains(want),
-                "{name}: lacks {want:?}\n{}",
-                out.output()
-            );
-        }
+        check(name, &t, &t.run(), 3, wants, "not a Qualys report");
+    }
+}
+
+/// Exit `code`, every one of `wants` said, `never` not, no CSV written.
+fn check(name: &str, t: &Test, out: &Outcome, code: i32, wants: &[&str], never: &str) {
+    assert_eq!(out.code, code, "{name}: {}", out.output());
+    for want in wants {
         assert!(
-            !out.output().contains("not a Qualys report"),
-            "{name}: {}",
+            out.output().contains(want),
+            "{name}: lacks {want:?}\n{}",
             out.output()
         );
-        assert!(!t.exists("Output.csv"), "{name}");
     }
+    assert!(!out.output().contains(never), "{name}: {}", out.output());
+    assert!(!t.exists("Output.csv"), "{name}");
 }
 
 /// The same documents as the answer to the fetch: named as such, never "an error".
@@ -250,20 +250,7 @@ fn other_documents_as_the_download_are_named() {
     for (name, doc, code, wants) in cases {
         let server = qualys(|o| o.inject_body = inject_body(200, doc.clone(), Some("fetch")));
         let (t, out) = run(&server, "", &[]);
-        assert_eq!(out.code, code, "{name}: {}", out.output());
-        for want in wants {
-            assert!(
-                out.output().contains(want),
-                "{name}: lacks {want:?}\n{}",
-                out.output()
-            );
-        }
-        assert!(
-            !out.output().contains("Qualys returned an error"),
-            "{name}: {}",
-            out.output()
-        );
-        assert!(!t.exists("Output.csv"), "{name}");
+        check(name, &t, &out, code, wants, "Qualys returned an error");
     }
 }
 
