@@ -125,7 +125,7 @@ impl DownloadError {
 }
 
 /// A Qualys error document: SIMPLE_RETURN (v2), GENERIC_RETURN (v1) or a SCAN holding an
-/// ERROR. Its text is the server's: [`fmt::Display`] escapes it (servertext).
+/// ERROR. Its text is the server's: [`std::fmt::Display`] escapes it (servertext).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorDoc {
     pub root: String,

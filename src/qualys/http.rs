@@ -909,13 +909,12 @@ mod tests {
             s.write_all(b"HTTP/1.1 407 Denied\x1b[2J\x00\xFF\r\n\r\n")
                 .unwrap();
         });
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+        let tls =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
         let client = Client {
             tls: Arc::new(tls),
             proxy: Some(Proxy {
