@@ -13,8 +13,9 @@ use crate::hostinput::pkcs12::Pkcs12Error;
 use crate::hostinput::tls::TlsSetupError;
 use crate::hostinput::validate::CommandFileError;
 use crate::logging::LogError;
+use crate::qualys::advice;
 use crate::qualys::client::DownloadError;
-use crate::qualys::report::ReportError;
+use crate::qualys::report::{self, ReportError};
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,37 +215,24 @@ impl Failure {
                     "the report file is truncated: download it again; nothing was written or sent"
                         .into(),
                 ),
-                ReportError::Qualys(q) => qualys_hint(q.code.as_deref(), &q.items),
-                ReportError::NotXml { .. } | ReportError::NotAReport { .. } => Some(
-                    "give the XML of a report template (Scan Report template, XML format)".into(),
-                ),
+                ReportError::Qualys(q) => {
+                    let texts: Vec<&str> = std::iter::once(q.text.as_str())
+                        .chain(q.items.iter().map(String::as_str))
+                        .collect();
+                    advice::hint(&advice::Facts {
+                        code: q.code.as_deref(),
+                        texts: &texts,
+                        ..advice::Facts::default()
+                    })
+                }
+                ReportError::NotXml { .. }
+                | ReportError::NotAReport { .. }
+                | ReportError::Unsupported { .. }
+                | ReportError::ApiReply(_) => Some(report::NEEDED.into()),
                 _ => None,
             },
             _ => None,
         }
-    }
-}
-
-/// The guide's troubleshooting advice for the Qualys errors it documents.
-fn qualys_hint(code: Option<&str>, items: &[String]) -> Option<String> {
-    match code {
-        Some("2010") => Some(
-            "check user_id and password in the YAML file; put a password with punctuation in single quotes, e.g. password: 'p@ss,w0rd'"
-                .into(),
-        ),
-        Some("999") if items.iter().any(|i| i.contains("invalid report")) => Some(
-            "check template_id: log into Qualys, open Report Templates and read the ID from the template's Info link"
-                .into(),
-        ),
-        Some("2001") => Some("the Qualys account has expired: contact your Qualys administrator".into()),
-        Some("2007") => Some(
-            "this host's address is not in the account's secure IP list: ask your Qualys administrator to add it"
-                .into(),
-        ),
-        Some("1960" | "1965") => {
-            Some("Qualys API limits were reached: wait and run again later".into())
-        }
-        _ => None,
     }
 }
 
@@ -276,23 +264,48 @@ mod tests {
     }
 
     #[test]
-    fn qualys_hints() {
-        let cases: [(Option<&str>, &[&str], Option<&str>); 4] = [
-            (Some("2010"), &[], Some("single quotes")),
+    fn report_hints() {
+        use crate::qualys::report::QualysError;
+        let failure = |error| Failure::Report {
+            path: PathBuf::from("r.xml"),
+            location: Location::default(),
+            error: Box::new(error),
+        };
+        let qualys = |code: &str, item: &str| {
+            ReportError::Qualys(QualysError {
+                root: "SIMPLE_RETURN".into(),
+                code: Some(code.into()),
+                text: "x".into(),
+                items: vec![item.into()],
+            })
+        };
+        let cases = [
+            (qualys("2010", ""), Some("single quotes")),
+            (qualys("2000", ""), Some("platform")),
             (
-                Some("999"),
-                &["Tried to launch invalid report."],
+                qualys("999", "Tried to launch invalid report."),
                 Some("template_id"),
             ),
-            (Some("999"), &["something else"], None),
-            (None, &[], None),
+            (qualys("999", "something else"), None),
+            (
+                ReportError::ApiReply(QualysError::default()),
+                Some("ASSET_DATA_REPORT of a scan report template"),
+            ),
+            (
+                ReportError::Unsupported {
+                    root: "WAS_SCAN_REPORT".into(),
+                    what: "w",
+                    hint: "",
+                },
+                Some("ASSET_DATA_REPORT of a scan report template"),
+            ),
+            (ReportError::Empty, None),
         ];
-        for (code, items, want) in cases {
-            let items: Vec<String> = items.iter().map(|s| s.to_string()).collect();
-            let hint = qualys_hint(code, &items);
+        for (error, want) in cases {
+            let hint = failure(error).hint();
             match want {
-                Some(w) => assert!(hint.as_deref().unwrap_or("").contains(w), "{code:?}"),
-                None => assert!(hint.is_none(), "{code:?}"),
+                Some(w) => assert!(hint.as_deref().unwrap_or("").contains(w), "{hint:?}"),
+                None => assert!(hint.is_none(), "{hint:?}"),
             }
         }
     }

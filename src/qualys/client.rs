@@ -19,9 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::follow::{Follow, Tapped};
+use super::advice;
+use super::follow::{Follow, Tapped, Verdict};
 use super::http::{self, Client, HttpError, Response, Url};
+use super::report;
 use crate::secret::Secret;
+use crate::servertext;
 
 /// Which call gets the report (qualys.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,54 +102,61 @@ impl DownloadError {
     /// What to do about it (the guide's Troubleshooting, and qualys.md §3).
     pub fn hint(&self) -> Option<String> {
         match self {
-            DownloadError::Qualys { doc, .. } => match doc.code.as_deref() {
-                Some("2010") => Some("check user_id and password in the YAML file; put a password with punctuation in single quotes, e.g. password: 'p@ss,w0rd'".into()),
-                Some("999") if doc.mentions("invalid report") => Some("check template_id: log into Qualys, open Report Templates and read the ID from the template's Info link".into()),
-                Some("2001") => Some("the Qualys account has expired: contact your Qualys administrator".into()),
-                Some("2007") => Some("this host's address is not in the account's secure IP list: ask your Qualys administrator to add it".into()),
-                Some(c) if c.starts_with("19") => Some("a request parameter was refused: check template_id and api_path".into()),
-                _ => None,
-            },
-            DownloadError::Status { status: 401, .. } => Some("Qualys refused the credentials: check user_id and password in the YAML file".into()),
+            DownloadError::Qualys { doc, .. } => {
+                let texts = doc.texts();
+                advice::hint(&advice::Facts {
+                    code: doc.code.as_deref(),
+                    status: doc.answer.as_ref().map(|a| a.status),
+                    texts: &texts,
+                    limits: doc.answer.as_ref().map(|a| a.limits).unwrap_or_default(),
+                })
+            }
             DownloadError::Status { status: 404, .. } => Some("check url (the API host, e.g. https://qualysapi.qualys.com, not the web UI's qualysguard host) and api_path".into()),
+            DownloadError::Status { status, .. } => advice::hint(&advice::Facts {
+                status: Some(*status),
+                ..advice::Facts::default()
+            }),
             DownloadError::Unexpected { message, .. } if message.contains("web page") => Some("url must name the API host (qualysapi.…), not the web interface (qualysguard.…)".into()),
+            DownloadError::Unexpected { message, .. } if message.contains("instead of the report") => Some(report::NEEDED.into()),
             DownloadError::Http(HttpError::Connect { .. } | HttpError::Resolve { .. }) => Some("the Qualys API must be reachable on port 443 from this host: check firewall, proxy and routing (guide, Troubleshooting)".into()),
             _ => None,
         }
     }
 }
 
-/// A Qualys error document: SIMPLE_RETURN (v2) or GENERIC_RETURN (v1).
+/// A Qualys error document: SIMPLE_RETURN (v2), GENERIC_RETURN (v1) or a SCAN holding an
+/// ERROR. Its text is the server's: [`std::fmt::Display`] escapes it (servertext).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorDoc {
     pub root: String,
     pub code: Option<String>,
     pub text: String,
     pub items: Vec<(String, String)>,
+    /// The HTTP answer it came with, when not 2xx (boxed: errors stay small).
+    pub answer: Option<Box<Answer>>,
+}
+
+/// The HTTP side of a refused call: its status and limit headers (409: when to run
+/// again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub limits: advice::Limits,
 }
 
 impl ErrorDoc {
-    fn mentions(&self, needle: &str) -> bool {
-        let needle = needle.to_ascii_lowercase();
-        self.text.to_ascii_lowercase().contains(&needle)
-            || self
-                .items
-                .iter()
-                .any(|(_, v)| v.to_ascii_lowercase().contains(&needle))
+    /// TEXT and the ITEM_LIST values, for the hint's phrase search.
+    fn texts(&self) -> Vec<&str> {
+        std::iter::once(self.text.as_str())
+            .chain(self.items.iter().map(|(_, v)| v.as_str()))
+            .collect()
     }
 }
 
 impl std::fmt::Display for ErrorDoc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.root)?;
-        if let Some(code) = &self.code {
-            write!(f, " CODE {code}")?;
-        }
-        write!(f, ": {}", self.text)?;
-        for (_, value) in &self.items {
-            write!(f, " ({value})")?;
-        }
-        Ok(())
+        let items = self.items.iter().map(|(_, v)| v.as_str());
+        report::write_error_doc(f, &self.root, self.code.as_deref(), &self.text, items)
     }
 }
 
@@ -383,6 +393,13 @@ impl Qualys {
         loop {
             let doc = self.call_xml("launch", &body)?;
             if let Some(id) = doc.item("ID") {
+                // The ID goes into later calls and messages: Qualys's are numbers.
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(DownloadError::Unexpected {
+                        call: "launch",
+                        message: format!("a report ID that is not a number ({})", escaped(id)),
+                    });
+                }
                 log::info!("Qualys report {id} launched for template {template_id}");
                 return Ok(id.to_string());
             }
@@ -399,7 +416,7 @@ impl Qualys {
                 }
                 log::info!(
                     "Qualys is busy ({}); launching again in {wait:.0?}",
-                    doc.text
+                    escaped(&doc.text)
                 );
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(300));
@@ -412,7 +429,7 @@ impl Qualys {
                 },
                 None => DownloadError::Unexpected {
                     call: "launch",
-                    message: format!("no report ID in the answer ({})", doc.text),
+                    message: format!("no report ID in the answer ({})", escaped(&doc.text)),
                 },
             });
         }
@@ -433,7 +450,7 @@ impl Qualys {
             if doc.root != "REPORT_LIST_OUTPUT" {
                 return Err(DownloadError::Unexpected {
                     call: "list",
-                    message: format!("a {} document", doc.root),
+                    message: format!("a {} document", escaped(&doc.root)),
                 });
             }
             if let Some(state) = doc.value("STATE") {
@@ -442,7 +459,11 @@ impl Qualys {
                         .value("PERCENT")
                         .map(|p| format!(" ({p}%)"))
                         .unwrap_or_default();
-                    log::info!("Qualys report {id}: {state}{percent}");
+                    log::info!(
+                        "Qualys report {id}: {}{}",
+                        escaped(state),
+                        escaped(&percent)
+                    );
                     last_state = state.to_string();
                 }
                 match state {
@@ -453,7 +474,7 @@ impl Qualys {
                             state: state.to_string(),
                             detail: doc
                                 .value("MESSAGE")
-                                .map(|m| format!(": {m}"))
+                                .map(|m| format!(": {}", escaped(m)))
                                 .unwrap_or_default(),
                         });
                     }
@@ -568,9 +589,9 @@ impl Qualys {
                         "Qualys {call}: HTTP 409{}: {}; trying again in {wait:.0?}",
                         doc.code
                             .as_deref()
-                            .map(|c| format!(" CODE {c}"))
+                            .map(|c| format!(" CODE {}", escaped(c)))
                             .unwrap_or_default(),
-                        doc.text
+                        escaped(&doc.text)
                     );
                     std::thread::sleep(wait);
                 }
@@ -579,32 +600,11 @@ impl Qualys {
                     log::warn!(
                         "Qualys {call}: HTTP {} {}; trying again in {wait:.1?}",
                         response.status,
-                        response.reason
+                        escaped(&response.reason)
                     );
                     std::thread::sleep(wait);
                 }
-                status => {
-                    let text = response.text(ANSWER_LIMIT).unwrap_or_default();
-                    if let Ok(doc) = Flat::parse(&text)
-                        && doc.code.is_some()
-                    {
-                        return Err(DownloadError::Qualys {
-                            call,
-                            doc: doc.into_error(),
-                        });
-                    }
-                    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                    let snippet: String = snippet.chars().take(200).collect();
-                    return Err(DownloadError::Status {
-                        call,
-                        status,
-                        detail: if snippet.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {snippet}")
-                        },
-                    });
-                }
+                status => return Err(refused(call, status, response)),
             }
         }
     }
@@ -649,13 +649,28 @@ impl Qualys {
             };
             let problem = match copied {
                 Ok(bytes) => match check_complete(out).map_err(local)? {
-                    Completeness::Complete => {
-                        follow.complete();
-                        log::info!("downloaded {bytes} bytes");
-                        return Ok(bytes);
-                    }
+                    // The last bytes look right; the parser's end of document decides.
+                    Completeness::Complete => match ended(out, follow).map_err(local)? {
+                        None => {
+                            follow.complete();
+                            log::info!("downloaded {bytes} bytes");
+                            return Ok(bytes);
+                        }
+                        Some(reason) => reason,
+                    },
                     Completeness::ErrorDocument(text) => {
                         let doc = Flat::parse(&text).unwrap_or_default();
+                        if doc.code.is_none() {
+                            // A reply without CODE is no error ("New report launched"),
+                            // but it is not the report either.
+                            return Err(DownloadError::Unexpected {
+                                call,
+                                message: format!(
+                                    "an API reply instead of the report ({})",
+                                    doc.into_error()
+                                ),
+                            });
+                        }
                         // 7001: report not ready for fetch yet: retryable.
                         if doc.code.as_deref() == Some("7001") && tries <= self.options.retries {
                             std::thread::sleep(backoff(tries));
@@ -691,6 +706,57 @@ impl Qualys {
             log::warn!("download of report {report} incomplete ({problem}); fetching again");
             std::thread::sleep(backoff(tries));
         }
+    }
+}
+
+/// Server text as one safe log line (servertext).
+fn escaped(text: &str) -> String {
+    servertext::escape(text.as_bytes(), servertext::MAX_TEXT_CHARS)
+}
+
+/// The error for a non-2xx answer that is not retried (any more): its Qualys document
+/// with the status and limit headers (for the hint), or the status with a bounded,
+/// escaped piece of the body.
+fn refused(call: &'static str, status: u16, response: Response) -> DownloadError {
+    let limits = limits_of(&response);
+    let text = response.text(ANSWER_LIMIT).unwrap_or_default();
+    if let Ok(doc) = Flat::parse(&text)
+        && doc.code.is_some()
+    {
+        let mut doc = doc.into_error();
+        let limits = advice::Limits {
+            to_wait_sec: limits.to_wait_sec.or_else(|| seconds_in(&doc.text)),
+            ..limits
+        };
+        doc.answer = Some(Box::new(Answer { status, limits }));
+        return DownloadError::Qualys { call, doc };
+    }
+    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let snippet = servertext::escape(snippet.as_bytes(), 200);
+    DownloadError::Status {
+        call,
+        status,
+        detail: if snippet.is_empty() {
+            String::new()
+        } else {
+            format!(": {snippet}")
+        },
+    }
+}
+
+/// The limit headers of an answer (qualys.md §3), as numbers.
+fn limits_of(response: &Response) -> advice::Limits {
+    let number = |name: &str| {
+        response
+            .header(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    advice::Limits {
+        to_wait_sec: number("X-RateLimit-ToWait-Sec")
+            .or_else(|| number("X-Concurrency-Limit-ToWait-Sec"))
+            .filter(|&s| s > 0),
+        window_sec: number("X-RateLimit-Window-Sec"),
+        calls: number("X-RateLimit-Limit"),
     }
 }
 
@@ -737,6 +803,38 @@ enum Completeness {
     WebPage,
 }
 
+/// Whether the downloaded document ended (`None`) or was cut (`Some(reason)`), by the
+/// parser's own end of document: the verdict of the parse behind the download, or, when
+/// none followed this attempt, a parse of the file here (qualys.md §4). A document the
+/// parser rejects for what it holds counts as ended: the real parse reports it.
+fn ended(file: &mut File, follow: &Follow) -> io::Result<Option<String>> {
+    match follow.transferred() {
+        Verdict::Ended => return Ok(None),
+        Verdict::Cut(reason) => return Ok(Some(reason)),
+        Verdict::Undecided => {}
+    }
+    struct Nothing;
+    impl report::ReportVisitor for Nothing {
+        fn host(&mut self, _: &crate::model::Host) -> io::Result<()> {
+            Ok(())
+        }
+        fn vuln_details(&mut self, _: u32, _: crate::model::VulnDetails) {}
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let options = report::ParseOptions {
+        description_length: 0,
+    };
+    let result = report::parse(io::BufReader::new(&mut *file), options, &mut Nothing);
+    file.seek(SeekFrom::Start(0))?;
+    Ok(match result {
+        Err(e @ (report::ReportError::Incomplete { .. } | report::ReportError::Empty)) => {
+            Some(e.to_string())
+        }
+        Err(report::ReportError::Io(e)) => return Err(e),
+        _ => None,
+    })
+}
+
 /// Looks at the file's root element and its end: an ASSET_DATA_REPORT must end with its
 /// closing tag (only comments and whitespace may follow).
 fn check_complete(file: &mut File) -> io::Result<Completeness> {
@@ -757,6 +855,12 @@ fn check_complete(file: &mut File) -> io::Result<Completeness> {
             return Ok(Completeness::ErrorDocument(text));
         }
         Some("html" | "HTML") => return Ok(Completeness::WebPage),
+        Some("SCAN") if scan_error(&head_text) => {
+            let mut text = String::new();
+            file.seek(SeekFrom::Start(0))?;
+            file.take(ANSWER_LIMIT).read_to_string(&mut text)?;
+            return Ok(Completeness::ErrorDocument(text));
+        }
         _ => {}
     }
     let tail_len = len.min(64 * 1024);
@@ -790,6 +894,25 @@ fn check_complete(file: &mut File) -> io::Result<Completeness> {
         Ok(Completeness::Truncated(format!(
             "it does not end with {closing} ({len} bytes received)"
         )))
+    }
+}
+
+/// True when the second element of `text` is an ERROR: `<SCAN><ERROR number="…">`, the
+/// v1 scan API's error document.
+fn scan_error(text: &str) -> bool {
+    let mut reader = Reader::from_str(text);
+    let mut elements = 0;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) => {
+                elements += 1;
+                if elements == 2 {
+                    return e.name().as_ref() == "ERROR";
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return false,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -867,7 +990,9 @@ impl Flat {
                             .push((key.take().unwrap_or_default(), value.clone())),
                         _ => {}
                     }
-                    if name == "RETURN" && flat.root == "GENERIC_RETURN" {
+                    if (name == "RETURN" && flat.root == "GENERIC_RETURN")
+                        || (name == "ERROR" && flat.root == "SCAN" && stack.len() == 1)
+                    {
                         flat.text = value.clone();
                     }
                     if !value.is_empty() && !flat.values.iter().any(|(k, _)| *k == name) {
@@ -877,18 +1002,31 @@ impl Flat {
                 }
                 Ok(Event::Eof) => break,
                 Ok(_) => {}
-                Err(e) => return Err(format!("not XML: {e}")),
+                Err(e) => {
+                    return Err(format!(
+                        "not XML: {}",
+                        servertext::escape(e.to_string().as_bytes(), 200)
+                    ));
+                }
             }
         }
         if flat.root.is_empty() {
-            let snippet: String = text.chars().take(80).collect();
-            return Err(format!("not XML: {snippet:?}"));
+            return Err(format!(
+                "not XML: {}",
+                servertext::escape(text.trim().as_bytes(), 80)
+            ));
         }
-        if flat.root == "GENERIC_RETURN" {
-            // v1 errors: <RETURN status="FAILED" number="2003">text</RETURN>
-            if let Some(number) = attribute_value(text, "RETURN", "number") {
-                flat.code = Some(number);
-            }
+        // v1 errors: <RETURN status="FAILED" number="2003">text</RETURN>, and the scan
+        // API's <SCAN><ERROR number="19001">text</ERROR></SCAN>.
+        let numbered = match flat.root.as_str() {
+            "GENERIC_RETURN" => Some("RETURN"),
+            "SCAN" => Some("ERROR"),
+            _ => None,
+        };
+        if let Some(element) = numbered
+            && let Some(number) = attribute_value(text, element, "number")
+        {
+            flat.code = Some(number);
         }
         if flat.root == "html" || flat.root == "HTML" {
             return Err("a web page instead of an API answer".into());
@@ -916,6 +1054,7 @@ impl Flat {
             code: self.code,
             text: self.text,
             items: self.items,
+            ..ErrorDoc::default()
         }
     }
 }
@@ -1023,6 +1162,39 @@ mod tests {
                 code: Some(code.into()),
                 text: "Internal error".into(),
                 items: vec![("Incident Signature".into(), item.into())],
+                ..ErrorDoc::default()
+            },
+        };
+        // A real EU bad login: HTTP 401 with CODE 2000.
+        let eu_bad_login = DownloadError::Qualys {
+            call: "launch",
+            doc: ErrorDoc {
+                root: "SIMPLE_RETURN".into(),
+                code: Some("2000".into()),
+                text: "Bad Login/Password".into(),
+                answer: Some(Box::new(Answer {
+                    status: 401,
+                    ..Answer::default()
+                })),
+                ..ErrorDoc::default()
+            },
+        };
+        // 409 after the retries: the limits, and when to run again.
+        let limited = DownloadError::Qualys {
+            call: "launch",
+            doc: ErrorDoc {
+                root: "SIMPLE_RETURN".into(),
+                code: Some("1965".into()),
+                text: "API rate limit exceeded.".into(),
+                answer: Some(Box::new(Answer {
+                    status: 409,
+                    limits: advice::Limits {
+                        to_wait_sec: Some(42),
+                        window_sec: Some(3600),
+                        calls: Some(300),
+                    },
+                })),
+                ..ErrorDoc::default()
             },
         };
         let cases = [
@@ -1036,12 +1208,17 @@ mod tests {
             (doc("2007", ""), Some("secure IP list")),
             (doc("1905", ""), Some("parameter")),
             (
+                eu_bad_login,
+                Some("check that url names your account's platform"),
+            ),
+            (limited, Some("Qualys asked to wait 42 s")),
+            (
                 DownloadError::Status {
                     call: "launch",
                     status: 401,
                     detail: String::new(),
                 },
-                Some("refused the credentials"),
+                Some("check user_id and password"),
             ),
         ];
         for (error, want) in cases {
@@ -1112,6 +1289,35 @@ mod tests {
             };
             assert_eq!(got, want, "{content:?}");
         }
+    }
+
+    /// With no parse behind the download, the file is parsed here: only a document whose
+    /// root element closed counts as ended, whatever its last bytes look like.
+    #[test]
+    fn parser_end_of_document_decides() {
+        let whole = "<ASSET_DATA_REPORT><HEADER><COMPANY><![CDATA[X </ASSET_DATA_REPORT>]]></COMPANY></HEADER></ASSET_DATA_REPORT>";
+        let cut_in_cdata = &whole[..whole.find("</ASSET_DATA_REPORT>").unwrap() + 20];
+        let cases = [
+            (whole, None),
+            (cut_in_cdata, Some("the report is incomplete")),
+            ("<ASSET_DATA_REPORT><A></B></ASSET_DATA_REPORT>", None),
+            ("<!-- only a comment -->", Some("the report is empty")),
+        ];
+        for (content, want) in cases {
+            let (_keep, mut f) = file_with(content);
+            let got = ended(&mut f, &Follow::new()).unwrap();
+            match (want, &got) {
+                (None, None) => {}
+                (Some(w), Some(reason)) => assert!(reason.contains(w), "{content}: {reason}"),
+                _ => panic!("{content}: {got:?}"),
+            }
+        }
+        // The tail check alone takes the cut for a whole report.
+        let (_keep, mut f) = file_with(cut_in_cdata);
+        assert!(matches!(
+            check_complete(&mut f).unwrap(),
+            Completeness::Complete
+        ));
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //! handle of the same file reads behind it, so parsing overlaps the transfer instead of
 //! waiting for it (issue: full pipeline within 1.3× of parsing a file). The completeness
 //! guarantee stays whole (qualys.md §4): the reader reports the end of the file only when
-//! the download has checked that the root element closed, and only for the first attempt.
-//! If the transfer is cut and fetched again, or fails, the reader returns an error and the
-//! caller parses the finished file again from the start; nothing parsed from an attempt
-//! that did not complete is ever used.
+//! the first attempt's transfer is over, and that parse's own end of document is the
+//! [`Verdict`] the download waits for: a document that ends early (a cut right after a
+//! CDATA holding `</ASSET_DATA_REPORT>` looks complete from its last bytes) is fetched
+//! again. If the transfer is cut and fetched again, or fails, the reader returns an error
+//! and the caller parses the finished file again from the start; nothing parsed from an
+//! attempt that did not complete is ever used.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// The download's side: where the file stands. Shared by the downloading thread (which
 /// calls `begin`, `wrote`, `complete`, `close`) and the reader.
@@ -31,12 +34,30 @@ struct State {
     /// Bytes of the current attempt on disk.
     written: u64,
     end: End,
+    /// A parse follows the first attempt and will give its verdict.
+    judged: bool,
+    verdict: Option<Verdict>,
+}
+
+/// What the parse behind the download found at the end of the first attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The document ended (its root element closed), or the parser rejected it for what
+    /// it holds: fetching again would not change it.
+    Ended,
+    /// The input ended inside the document: the transfer was cut (the reason says where).
+    Cut(String),
+    /// The parse could not say (it stopped for another reason, or none followed).
+    Undecided,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum End {
     #[default]
     Open,
+    /// The attempt's transfer is over and awaits the verdict: the reader may report the
+    /// end of the file.
+    Transferred,
     /// The attempt's document is complete: the reader may report the end of the file.
     Complete,
     /// The download is over without a complete first attempt.
@@ -59,6 +80,57 @@ impl Follow {
         s.attempt += 1;
         s.written = 0;
         s.end = End::Open;
+        s.verdict = None;
+        self.changed.notify_all();
+    }
+
+    /// The first attempt's transfer is over and looks complete: the parse behind it reads
+    /// to the end, and its verdict comes back. `Undecided` at once when no parse follows
+    /// this attempt; waits are sliced so that a stop of the run is seen.
+    pub fn transferred(&self) -> Verdict {
+        let mut s = self.lock();
+        if s.attempt != 1 {
+            return Verdict::Undecided;
+        }
+        // A parse that already stopped (it rejected the document early) has decided.
+        if let Some(verdict) = s.verdict.clone() {
+            return verdict;
+        }
+        if !s.judged {
+            return Verdict::Undecided;
+        }
+        s.end = End::Transferred;
+        self.changed.notify_all();
+        loop {
+            if let Some(verdict) = s.verdict.clone() {
+                return verdict;
+            }
+            if crate::stop::check().is_err() {
+                return Verdict::Undecided;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(200))
+                .map_or_else(|e| e.into_inner().0, |(s, _)| s);
+        }
+    }
+
+    /// The parse that follows the first attempt: it gives its verdict through the
+    /// returned [`Judge`] (dropping it undecided says `Undecided`).
+    pub fn judge(self: &Arc<Self>) -> Judge {
+        self.lock().judged = true;
+        Judge {
+            follow: Arc::clone(self),
+            decided: false,
+        }
+    }
+
+    fn decide(&self, verdict: Verdict) {
+        let mut s = self.lock();
+        if s.attempt <= 1 && s.verdict.is_none() {
+            s.verdict = Some(verdict);
+        }
+        s.judged = false;
         self.changed.notify_all();
     }
 
@@ -104,6 +176,28 @@ impl Follow {
             follow: Arc::clone(self),
             file,
             pos: 0,
+        }
+    }
+}
+
+/// The parse's side of the verdict ([`Follow::judge`]).
+#[derive(Debug)]
+pub struct Judge {
+    follow: Arc<Follow>,
+    decided: bool,
+}
+
+impl Judge {
+    pub fn decide(mut self, verdict: Verdict) {
+        self.decided = true;
+        self.follow.decide(verdict);
+    }
+}
+
+impl Drop for Judge {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.follow.decide(Verdict::Undecided);
         }
     }
 }
@@ -161,7 +255,7 @@ impl Read for FollowReader {
                 break s.written - self.pos;
             }
             match s.end {
-                End::Complete if s.attempt == 1 => return Ok(0),
+                End::Complete | End::Transferred if s.attempt == 1 => return Ok(0),
                 End::Closed => return Err(io::Error::other("the download did not complete")),
                 _ => {}
             }
@@ -250,6 +344,66 @@ mod tests {
                 (Err(w), Err(e)) => assert!(e.to_string().contains(w), "{attempts:?}: {e}"),
                 _ => panic!("{attempts:?}: want {want:?}, got {got:?}"),
             }
+        }
+    }
+
+    /// The parse behind the first attempt gives the verdict the download waits for; a
+    /// later attempt, or no parse at all, is undecided at once.
+    #[test]
+    fn verdicts() {
+        type Case = (&'static str, fn(&Arc<Follow>) -> Verdict, Verdict);
+        let cases: [Case; 5] = [
+            (
+                "the parse decides after the transfer",
+                |f| {
+                    f.begin();
+                    let judge = f.judge();
+                    std::thread::scope(|s| {
+                        s.spawn(move || judge.decide(Verdict::Cut("cut".into())));
+                        f.transferred()
+                    })
+                },
+                Verdict::Cut("cut".into()),
+            ),
+            (
+                "a parse that stopped early has decided",
+                |f| {
+                    f.begin();
+                    f.judge().decide(Verdict::Ended);
+                    f.transferred()
+                },
+                Verdict::Ended,
+            ),
+            (
+                "a parse dropped undecided",
+                |f| {
+                    f.begin();
+                    drop(f.judge());
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+            (
+                "no parse follows",
+                |f| {
+                    f.begin();
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+            (
+                "a second attempt",
+                |f| {
+                    let _judge = f.judge();
+                    f.begin();
+                    f.begin();
+                    f.transferred()
+                },
+                Verdict::Undecided,
+            ),
+        ];
+        for (name, run, want) in cases {
+            assert_eq!(run(&Arc::new(Follow::new())), want, "{name}");
         }
     }
 

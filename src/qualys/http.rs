@@ -387,9 +387,15 @@ fn read_chunk_size(conn: &mut Conn) -> io::Result<u64> {
     u64::from_str_radix(hex, 16).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("bad chunk size {hex:?}"),
+            format!("bad chunk size \"{}\"", quoted(hex)),
         )
     })
+}
+
+/// A header value or status line quoted in a message: the server's text, so one escaped,
+/// bounded line (servertext).
+fn quoted(text: &str) -> String {
+    crate::servertext::escape(text.as_bytes(), 200)
 }
 
 const REACH_HINT: &str = "check that this host can reach port 443 of the Qualys API host (firewall, proxy, routing) and the url in the YAML file";
@@ -613,7 +619,7 @@ impl Client {
         Err(HttpError::Proxy {
             proxy: proxy.url.to_string(),
             target,
-            status: status_line,
+            status: quoted(&status_line),
             hint: match code.as_str() {
                 "407" | "401" => {
                     ": proxy authentication failed, check proxy_username and proxy_password"
@@ -756,7 +762,7 @@ fn body_kind(
         Some(len) => len
             .parse()
             .map(|remaining| Body::Length { conn, remaining })
-            .map_err(|_| format!("bad Content-Length {len:?}")),
+            .map_err(|_| format!("bad Content-Length \"{}\"", quoted(len))),
         None => Ok(Body::UntilClose(conn)),
     }
 }
@@ -875,5 +881,57 @@ mod tests {
 
         assert!(read_head(&mut conn(b"garbage\r\n\r\n")).is_err());
         assert!(read_head(&mut conn(b"")).is_err());
+    }
+
+    /// Server values quoted in messages are one escaped, bounded line (servertext).
+    #[test]
+    fn quoted_server_values_are_escaped() {
+        // A chunk size line is bounded when quoted.
+        let long: &'static [u8] = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}\r\n",
+            "z".repeat(300)
+        )
+        .into_bytes()
+        .leak();
+        let mut c = conn(long);
+        let (status, _, headers) = read_head(&mut c).unwrap();
+        let mut body = body_kind("GET", status, &headers, c).unwrap();
+        let err = body.read_to_string(&mut String::new()).unwrap_err();
+        assert!(err.to_string().contains("... (100 more bytes)"), "{err}");
+
+        // A proxy's status line is shown escaped, on one line.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            s.write_all(b"HTTP/1.1 407 Denied\x1b[2J\x00\xFF\r\n\r\n")
+                .unwrap();
+        });
+        let tls =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+        let client = Client {
+            tls: Arc::new(tls),
+            proxy: Some(Proxy {
+                url: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+                username: None,
+                password: None,
+            }),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+        };
+        let target = Url::parse("https://qualysapi.example:443").unwrap();
+        let err = client.send(&target, "GET", "/", &[], None).unwrap_err();
+        proxy.join().unwrap();
+        let message = err.to_string();
+        assert!(
+            message.contains("HTTP/1.1 407 Denied\\u{1b}[2J\\u{0}\u{FFFD}"),
+            "{message:?}"
+        );
     }
 }

@@ -24,6 +24,7 @@ use super::html;
 use super::lossy::{LossyUtf8, UnsupportedEncoding};
 use super::readahead::Utf8Source;
 use crate::model::{Finding, FindingType, Host, Protocol, VulnDetails, VulnStatus};
+use crate::servertext;
 
 /// The most text kept of one element (a title, a THREAT, an IP...).
 pub const MAX_FIELD: usize = 1024 * 1024;
@@ -84,6 +85,9 @@ pub enum ReportError {
     TrailingContent { offset: u64 },
     #[error("Qualys returned an error instead of a report: {0}")]
     Qualys(QualysError),
+    /// A Qualys API answer that is no error (`New report launched`) and no report.
+    #[error("a Qualys API reply, not a report: {0}; {NEEDED}")]
+    ApiReply(QualysError),
     #[error("unsupported document: {root} is {what}, not an ASSET_DATA_REPORT; {hint}")]
     Unsupported {
         root: String,
@@ -114,7 +118,12 @@ impl ReportError {
     }
 }
 
-/// An error document from Qualys, in either of its two shapes (qualys.md §2, §3).
+/// What the connector needs, said wherever another document was given.
+pub const NEEDED: &str = "the connector needs the ASSET_DATA_REPORT of a scan report template, in XML (in Qualys: Reports, Templates, a Scan Report template; report format XML)";
+
+/// An error document from Qualys, in any of its shapes (qualys.md §2, §3): SIMPLE_RETURN,
+/// GENERIC_RETURN, or the scan API's `<SCAN><ERROR number="…">`. Its text is the
+/// server's: [`fmt::Display`] escapes it (servertext).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QualysError {
     /// `SIMPLE_RETURN` (API v2) or `GENERIC_RETURN` (API v1).
@@ -128,16 +137,32 @@ pub struct QualysError {
 
 impl fmt::Display for QualysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.root)?;
-        if let Some(code) = &self.code {
-            write!(f, " CODE {code}")?;
-        }
-        write!(f, ": {}", self.text)?;
-        for item in &self.items {
-            write!(f, " ({item})")?;
-        }
-        Ok(())
+        let items = self.items.iter().map(String::as_str);
+        write_error_doc(f, &self.root, self.code.as_deref(), &self.text, items)
     }
+}
+
+/// An error document as one line, `ROOT CODE c: text (item)...`, every part escaped (it
+/// is the server's text); a SCAN's number is its ERROR's.
+pub fn write_error_doc<'a>(
+    f: &mut fmt::Formatter<'_>,
+    root: &str,
+    code: Option<&str>,
+    text: &str,
+    items: impl Iterator<Item = &'a str>,
+) -> fmt::Result {
+    let escaped = |text: &str| servertext::escape(text.as_bytes(), servertext::MAX_TEXT_CHARS);
+    write!(f, "{}", escaped(root))?;
+    match code {
+        Some(code) if root == "SCAN" => write!(f, " ERROR {}", escaped(code))?,
+        Some(code) => write!(f, " CODE {}", escaped(code))?,
+        None => {}
+    }
+    write!(f, ": {}", escaped(text))?;
+    for item in items {
+        write!(f, " ({})", escaped(item))?;
+    }
+    Ok(())
 }
 
 /// Parses a whole report from `input`, calling `visitor` for each host and glossary entry.
@@ -341,6 +366,8 @@ enum Doc {
     Report,
     SimpleReturn,
     GenericReturn,
+    /// A v1 scan report, or the scan API's error document when its first child is ERROR.
+    Scan,
 }
 
 impl Parser {
@@ -369,6 +396,8 @@ impl Parser {
                         let kind = root_kind(&e)?;
                         self.error_doc.root = e.name().as_ref().to_string();
                         doc = Some(kind);
+                    } else if doc == Some(Doc::Scan) && self.stack.len() == 1 {
+                        self.scan_child(tag, &e)?;
                     }
                     self.start(tag, &e);
                     self.stack.push(tag);
@@ -381,16 +410,23 @@ impl Parser {
                     if doc.is_none() {
                         // A self-closed root holds nothing: an empty report is still a
                         // report, anything else is rejected by root_kind.
-                        if root_kind(&e)? != Doc::Report {
-                            return Err(ReportError::Qualys(QualysError {
-                                root: e.name().as_ref().to_string(),
-                                text: "(empty error document)".into(),
-                                ..QualysError::default()
-                            }));
+                        match root_kind(&e)? {
+                            Doc::Report => {}
+                            Doc::Scan => return Err(scan_report()),
+                            Doc::SimpleReturn | Doc::GenericReturn => {
+                                return Err(ReportError::Qualys(QualysError {
+                                    root: e.name().as_ref().to_string(),
+                                    text: "(empty error document)".into(),
+                                    ..QualysError::default()
+                                }));
+                            }
                         }
                         doc = Some(Doc::Report);
                         finished = true;
                         continue;
+                    }
+                    if doc == Some(Doc::Scan) && self.stack.len() == 1 {
+                        self.scan_child(tag, &e)?;
                     }
                     self.start(tag, &e);
                     self.stack.push(tag);
@@ -400,13 +436,8 @@ impl Parser {
                     self.end(visitor)?;
                     if self.stack.is_empty() {
                         finished = true;
-                        match doc {
-                            Some(Doc::SimpleReturn | Doc::GenericReturn) => {
-                                return Err(ReportError::Qualys(std::mem::take(
-                                    &mut self.error_doc,
-                                )));
-                            }
-                            Some(Doc::Report) | None => {}
+                        if let Some(kind) = doc {
+                            self.not_a_report(kind)?;
                         }
                     }
                 }
@@ -447,6 +478,33 @@ impl Parser {
             None => Err(ReportError::Empty),
             Some(_) => Ok(()),
         }
+    }
+
+    /// At the end of the root element: an error document is the error it holds, an API
+    /// reply without CODE is named as such, a SCAN without ERROR is a scan report.
+    fn not_a_report(&mut self, kind: Doc) -> Result<(), ReportError> {
+        let doc = std::mem::take(&mut self.error_doc);
+        match kind {
+            Doc::Report => Ok(()),
+            Doc::SimpleReturn | Doc::GenericReturn if doc.code.is_none() => {
+                Err(ReportError::ApiReply(doc))
+            }
+            Doc::SimpleReturn | Doc::GenericReturn => Err(ReportError::Qualys(doc)),
+            Doc::Scan if doc.code.is_some() || !doc.text.is_empty() => {
+                Err(ReportError::Qualys(doc))
+            }
+            Doc::Scan => Err(scan_report()),
+        }
+    }
+
+    /// The first child of a SCAN decides: ERROR is the scan API's error document (its
+    /// `number` and text are the error), anything else is a v1 scan report.
+    fn scan_child(&mut self, tag: Tag, e: &BytesStart<'_>) -> Result<(), ReportError> {
+        if tag != Tag::Error || self.error_doc.code.is_some() || !self.error_doc.text.is_empty() {
+            return Err(scan_report());
+        }
+        self.error_doc.code = attribute(e, "number");
+        Ok(())
     }
 
     /// The innermost open element the parser knows by name, for the "incomplete" message.
@@ -597,6 +655,7 @@ impl Parser {
                 Some(Field::HostIp)
             }
             (Tag::Error, Some(Tag::Host)) => Some(Field::HostError),
+            (Tag::Error, Some(Tag::Other)) if self.stack.len() == 1 => Some(Field::ErrReturn),
             (Tag::VulnInfo, _) if self.in_host() => {
                 self.finding.qid.clear();
                 self.finding.kind.clear();
@@ -898,32 +957,52 @@ fn root_kind(e: &BytesStart<'_>) -> Result<Doc, ReportError> {
     let name = e.name();
     let name = name.as_ref().to_string();
     match name.as_str() {
-        "ASSET_DATA_REPORT" => Ok(Doc::Report),
-        "SIMPLE_RETURN" => Ok(Doc::SimpleReturn),
-        "GENERIC_RETURN" => Ok(Doc::GenericReturn),
-        "SCAN" => Err(ReportError::Unsupported {
+        "ASSET_DATA_REPORT" => return Ok(Doc::Report),
+        "SIMPLE_RETURN" => return Ok(Doc::SimpleReturn),
+        "GENERIC_RETURN" => return Ok(Doc::GenericReturn),
+        "SCAN" => return Ok(Doc::Scan),
+        "html" | "HTML" => {
+            return Err(ReportError::NotAReport {
+                root: name,
+                hint: " (this is a web page: a proxy or login page answered instead of Qualys?)",
+            });
+        }
+        _ => {}
+    }
+    match qualys_document(&name) {
+        Some(what) => Err(ReportError::Unsupported {
             root: name,
-            what: "a v1 scan report",
-            hint: "set up a report template (Scan Report, XML) and use its template ID",
+            what,
+            hint: NEEDED,
         }),
-        "HOST_LIST_VM_DETECTION_OUTPUT" => Err(ReportError::Unsupported {
-            root: name,
-            what: "a host detection list (VM detection API)",
-            hint: "use the output of a report template (Scan Report, XML) instead",
-        }),
-        "KNOWLEDGE_BASE_VULN_LIST_OUTPUT" => Err(ReportError::Unsupported {
-            root: name,
-            what: "a KnowledgeBase listing (it holds no hosts)",
-            hint: "use the output of a report template (Scan Report, XML) instead",
-        }),
-        "html" | "HTML" => Err(ReportError::NotAReport {
-            root: name,
-            hint: " (this is a web page: a proxy or login page answered instead of Qualys?)",
-        }),
-        _ => Err(ReportError::NotAReport {
+        None => Err(ReportError::NotAReport {
             root: name,
             hint: "",
         }),
+    }
+}
+
+/// The Qualys documents users hand to the connector by mistake (qualys.md §5), by root.
+fn qualys_document(root: &str) -> Option<&'static str> {
+    Some(match root {
+        "HOST_LIST_VM_DETECTION_OUTPUT" => "a host detection list (VM detection API)",
+        "KNOWLEDGE_BASE_VULN_LIST_OUTPUT" => "a KnowledgeBase listing (it holds no hosts)",
+        "HOST_LIST_OUTPUT" => "a host list (host API: it holds no findings)",
+        "SCAN_LIST_OUTPUT" => "a list of scans (scan API)",
+        "REPORT_LIST_OUTPUT" => "a list of reports (report API)",
+        "REPORT_TEMPLATE_LIST" => "a list of report templates",
+        "ServiceResponse" => "a web application scanning (WAS) API answer",
+        r if r.starts_with("WAS_") => "a web application scan (WAS) report",
+        _ => return None,
+    })
+}
+
+/// A v1 scan report: root SCAN without an ERROR.
+fn scan_report() -> ReportError {
+    ReportError::Unsupported {
+        root: "SCAN".into(),
+        what: "a v1 scan report",
+        hint: NEEDED,
     }
 }
 

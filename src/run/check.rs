@@ -17,6 +17,7 @@ use crate::exit::{Code, Failure};
 use crate::logging;
 use crate::pipeline::Summary;
 use crate::qualys::client::Limits;
+use crate::servertext;
 
 /// One line of the check's report.
 struct Step {
@@ -51,11 +52,12 @@ pub fn run(args: &Args) -> Result<Summary, Failure> {
     let mut first_failure = None;
     for step in &steps {
         match &step.outcome {
-            Ok(detail) => println!("[ ok ] {}: {detail}", step.name),
+            // stdout bypasses the logger's redaction: what a server echoed is redacted here.
+            Ok(detail) => println!("[ ok ] {}: {}", step.name, servertext::redact(detail)),
             Err((problem, fix, code)) => {
-                println!("[FAIL] {}: {problem}", step.name);
+                println!("[FAIL] {}: {}", step.name, servertext::redact(problem));
                 if let Some(fix) = fix {
-                    println!("       fix: {fix}");
+                    println!("       fix: {}", servertext::redact(fix));
                 }
                 first_failure.get_or_insert(*code);
             }

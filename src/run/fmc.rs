@@ -151,14 +151,18 @@ pub fn pkcs12_password(
     option: Option<&Secret>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Secret> {
-    option.cloned().or_else(|| {
+    let password = option.cloned().or_else(|| {
         env(PKCS12_PASSWORD_ENV).filter(|v| !v.is_empty()).map(|v| {
             log::info!(
                 "PKCS#12 password taken from the environment variable {PKCS12_PASSWORD_ENV}"
             );
             Secret::new(v)
         })
-    })
+    });
+    if let Some(p) = &password {
+        crate::servertext::register_secret(p.expose());
+    }
+    password
 }
 
 const PKCS12_PASSWORD_ENV: &str = "PKCS12_PASSWORD";
@@ -186,4 +190,27 @@ pub fn check_delivery(server: &str, d: &Delivery) -> Result<(), Failure> {
         d.unconfirmed.len(),
         d.hosts
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs12_passwords_are_registered_for_redaction() {
+        let from_option = Secret::new("pkcs12-option-pw");
+        let cases: [(Option<&Secret>, Option<&str>, &str); 2] = [
+            (Some(&from_option), None, "pkcs12-option-pw"),
+            (None, Some("pkcs12-env-pw"), "pkcs12-env-pw"),
+        ];
+        for (option, env, secret) in cases {
+            let env = move |_: &str| env.map(str::to_string);
+            let password = pkcs12_password(option, &env);
+            assert_eq!(password.as_ref().map(Secret::expose), Some(secret));
+            assert_eq!(
+                crate::servertext::redact(&format!("echo {secret}")),
+                "echo <redacted>"
+            );
+        }
+    }
 }

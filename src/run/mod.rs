@@ -17,6 +17,7 @@ use crate::cli::{self, Plugin};
 use crate::exit::{Code, Failure};
 use crate::logging::{self, LogOptions};
 use crate::pipeline::Summary;
+use crate::servertext;
 
 /// What one report template's run came to (one line of the summary).
 #[derive(Debug)]
@@ -64,13 +65,18 @@ pub fn main(argv: &[OsString]) -> i32 {
         Ok(args) => args,
         Err(e) => {
             let failure = Failure::from(e);
-            eprintln!("{}: {failure}", cli::PROGRAM);
+            fatal(&failure.to_string());
             if let Some(hint) = failure.hint() {
-                eprintln!("{}: {hint}", cli::PROGRAM);
+                fatal(&hint);
             }
             return failure.code().as_i32();
         }
     };
+    // The PKCS#12 password of -password is known now; the configured ones when the
+    // configuration is read (qualysguard::load_config), before any network traffic.
+    if let Some(password) = &args.password {
+        servertext::register_secret(password.expose());
+    }
     if args.help {
         print!("{}\n{}", cli::help_text(), crate::exit::help_table());
         return Code::Success.as_i32();
@@ -88,7 +94,7 @@ pub fn main(argv: &[OsString]) -> i32 {
     };
     if let Err(e) = logging::init(&log_options) {
         let failure = Failure::from(e);
-        eprintln!("{}: {failure}", cli::PROGRAM);
+        fatal(&failure.to_string());
         return failure.code().as_i32();
     }
 
@@ -140,4 +146,10 @@ pub fn main(argv: &[OsString]) -> i32 {
     };
     log::logger().flush();
     code.as_i32()
+}
+
+/// A line on stderr that does not go through the logger (which redacts every record):
+/// redacted here, so no configured secret leaves this way either.
+pub fn fatal(line: &str) {
+    eprintln!("{}: {}", cli::PROGRAM, servertext::redact(line));
 }

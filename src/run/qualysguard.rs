@@ -22,9 +22,10 @@ use crate::logging;
 use crate::pipeline::{self, Parsed, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
 use crate::qualys::client::{Limits, Qualys};
-use crate::qualys::follow::{Follow, FollowReader};
+use crate::qualys::follow::{Follow, FollowReader, Verdict};
 use crate::qualys::readahead::ReadAhead;
 use crate::qualys::report;
+use crate::servertext;
 
 /// Counts bytes read for the progress line.
 struct Counted<R>(R);
@@ -219,6 +220,8 @@ fn download_and_parse(
     })?;
     let (downloaded, download_end, parsed) = std::thread::scope(|scope| {
         let reader = follow.reader(behind);
+        // The parse's end of document decides whether the first transfer is complete.
+        let judge = follow.judge();
         let parsing = std::thread::Builder::new()
             .name("report-parser".into())
             .spawn_scoped(scope, || {
@@ -226,6 +229,7 @@ fn download_and_parse(
                 logging::hold();
                 let result =
                     parse(Behind(reader), &path, settings).map(|parsed| (parsed, Instant::now()));
+                judge.decide(verdict(&result));
                 (result, logging::take_held())
             });
         let downloaded = download::download(qualys, template_id, config, &mut tmp, &follow);
@@ -266,6 +270,21 @@ fn download_and_parse(
         log::info!("the download was fetched again: parsing the finished file");
     }
     Ok((parse_file(&path, settings).map_err(name)?, download_time))
+}
+
+/// The parse's verdict on the transfer it followed (qualys.md §4): the document ended,
+/// was cut, or the parse stopped for a reason that says nothing about the transfer.
+fn verdict<T>(result: &Result<T, Failure>) -> Verdict {
+    use report::ReportError;
+    match result {
+        Ok(_) => Verdict::Ended,
+        Err(Failure::Report { error, .. }) => match error.as_ref() {
+            ReportError::Incomplete { .. } | ReportError::Empty => Verdict::Cut(error.to_string()),
+            ReportError::Io(_) | ReportError::Visitor(_) => Verdict::Undecided,
+            _ => Verdict::Ended,
+        },
+        Err(_) => Verdict::Undecided,
+    }
 }
 
 /// A report failure of a downloaded report, naming the kept copy or saying how to keep
@@ -356,6 +375,7 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     };
     let env = |name: &str| std::env::var(name).ok();
     let (config, warnings) = config::load(&args.plugininfo, require_qualys, &env)?;
+    register_secrets(&config);
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -369,6 +389,19 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     }
     log::debug!("configuration read from {}", args.plugininfo.display());
     Ok(config)
+}
+
+/// The configured passwords are known from here on: nothing a server echoes of them
+/// reaches a log line, a message or the summary (servertext). Before any network traffic.
+fn register_secrets(config: &Config) {
+    let user = config.user_id.as_deref().unwrap_or_default();
+    if let Some(password) = &config.password {
+        servertext::register_basic(user, password.expose());
+    }
+    if let Some(password) = &config.proxy_password {
+        let proxy_user = config.proxy_username.as_deref().unwrap_or_default();
+        servertext::register_basic(proxy_user, password.expose());
+    }
 }
 
 fn settings(config: &Config) -> Settings {
@@ -395,5 +428,34 @@ fn report_failure(path: &Path, error: report::ReportError) -> Failure {
         path: path.to_path_buf(),
         location: Location(location),
         error: Box::new(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use base64::Engine as _;
+
+    #[test]
+    fn configured_secrets_are_registered_for_redaction() {
+        let mut config = Config::defaults(Path::new("q.yaml"));
+        config.user_id = Some("qualys_user".into());
+        config.password = Some(Secret::new("qualys-pw-4711"));
+        config.proxy_username = Some("proxy_user".into());
+        config.proxy_password = Some(Secret::new("proxy-pw-0815"));
+        register_secrets(&config);
+        let basic = |user: &str, password: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        };
+        let text = format!(
+            "qualys-pw-4711 {} proxy-pw-0815 {}",
+            basic("qualys_user", "qualys-pw-4711"),
+            basic("proxy_user", "proxy-pw-0815")
+        );
+        assert_eq!(
+            servertext::redact(&text),
+            "<redacted> <redacted> <redacted> <redacted>"
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::files;
 use crate::logging::{self, LogOptions};
 use crate::model::FindingType;
 use crate::pipeline::Summary;
+use crate::servertext;
 
 /// Logs the outcome. Failures also go to stderr when the log goes only to a file or
 /// syslog, so cron mails them.
@@ -56,7 +57,7 @@ pub fn log(outcome: &Result<Vec<Run>, Failure>, options: &LogOptions) {
             }
         }
         if !logging::reaches_console(options) {
-            let _ = writeln!(std::io::stderr(), "{}: {failure}", cli::PROGRAM);
+            super::fatal(&failure.to_string());
         }
     }
     if let Ok(runs) = outcome
@@ -152,11 +153,13 @@ fn to_json(outcome: &Result<Vec<Run>, Failure>, started: SystemTime, code: Code)
     })
 }
 
+/// A failure for the summary, which bypasses the logger: redacted like a log record.
 fn failure_json(f: &Failure) -> Value {
+    let redacted = |text: String| servertext::redact(&text).into_owned();
     json!({
         "exit_code": f.code().as_i32(),
-        "message": f.to_string(),
-        "hint": f.hint(),
+        "message": redacted(f.to_string()),
+        "hint": f.hint().map(redacted),
     })
 }
 

@@ -24,3 +24,4 @@ mod output;
 mod report;
 mod results;
 mod summary;
+mod words;

@@ -13,6 +13,6 @@ mod tls;
 
 pub use generate::{GenSpec, GenSummary, generate};
 pub use server::{
-    InjectedError, QualysServer, RATE_LIMIT, RATE_WINDOW_SEC, RecordedRequest, ServerOptions,
-    TemplateSource,
+    InjectedBody, InjectedError, QualysServer, RATE_LIMIT, RATE_WINDOW_SEC, RecordedRequest,
+    ServerOptions, TemplateSource,
 };

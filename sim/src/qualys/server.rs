@@ -152,6 +152,12 @@ pub struct ServerOptions {
     /// The first report download (v2 fetch or v1) stops halfway through its body and the
     /// connection is dropped without ending the body (no final chunk, no TLS close_notify).
     pub cut_body_once: bool,
+    /// The first report download (v2 fetch or v1) of a file template is the file up to
+    /// and including the first occurrence of these bytes, as a properly framed body (the
+    /// HTTP layer sees nothing wrong): a document that ends early with a plausible-looking
+    /// end, e.g. right after a CDATA that holds `</ASSET_DATA_REPORT>`. The file is read
+    /// into memory: for small test files.
+    pub cut_body_after: Option<Vec<u8>>,
     /// Reports never leave Running.
     pub stuck: bool,
     /// Reports end in state Errors instead of Finished.
@@ -170,6 +176,10 @@ pub struct ServerOptions {
     /// The first `calls` authenticated calls answer this error document (for the codes
     /// no other option produces: 2007, 19xx, 1960 ...).
     pub inject: Option<InjectedError>,
+    /// The first `calls` authenticated calls (of `action`, when set) answer these bytes
+    /// as they are: Qualys documents no other option produces (success replies, other
+    /// document kinds, text with control characters or invalid UTF-8).
+    pub inject_body: Option<InjectedBody>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -185,12 +195,15 @@ impl fmt::Debug for ServerOptions {
             .field("to_wait_sec", &self.to_wait_sec)
             .field("trickle_ms", &self.trickle_ms)
             .field("cut_body_once", &self.cut_body_once)
+            .field("cut_body_after", &self.cut_body_after.is_some())
             .field("stuck", &self.stuck)
             .field("errors_state", &self.errors_state)
             .field("expired_account", &self.expired_account)
             .field("busy_first", &self.busy_first)
             .field("concurrency_limit", &self.concurrency_limit)
             .field("server_error_first", &self.server_error_first)
+            .field("inject", &self.inject.is_some())
+            .field("inject_body", &self.inject_body.is_some())
             .finish()
     }
 }
@@ -210,6 +223,7 @@ impl ServerOptions {
             to_wait_sec: 1,
             trickle_ms: 0,
             cut_body_once: false,
+            cut_body_after: None,
             stuck: false,
             errors_state: false,
             expired_account: false,
@@ -217,6 +231,7 @@ impl ServerOptions {
             concurrency_limit: 2,
             server_error_first: 0,
             inject: None,
+            inject_body: None,
         }
     }
 
@@ -267,6 +282,7 @@ struct State {
     calls: u64,
     server_errors: u32,
     injected: u32,
+    injected_bodies: u32,
     rate_limited: u32,
     busy: u32,
     cut_done: bool,
@@ -412,7 +428,7 @@ enum Reply {
     Doc {
         status: u16,
         content_type: &'static str,
-        body: String,
+        body: Vec<u8>,
         headers: Vec<(String, String)>,
     },
     Report {
@@ -425,11 +441,11 @@ enum Reply {
 }
 
 impl Reply {
-    fn xml(status: u16, body: String) -> Reply {
+    fn xml(status: u16, body: impl Into<Vec<u8>>) -> Reply {
         Reply::Doc {
             status,
             content_type: "text/xml; charset=UTF-8",
-            body,
+            body: body.into(),
             headers: Vec::new(),
         }
     }
@@ -440,7 +456,8 @@ impl Reply {
             content_type: "text/html; charset=UTF-8",
             body: format!(
                 "<html><head><title>{status} {title}</title></head><body><h1>{title}</h1></body></html>\n"
-            ),
+            )
+            .into_bytes(),
             headers: Vec::new(),
         }
     }
@@ -892,10 +909,19 @@ fn route(call: &mut Call<'_>, request: &Request, record: &RecordedRequest) -> Re
             simple_return(Some(&inject.code), &inject.text, &[]),
         );
     }
+    if let Some(inject) = &options.inject_body
+        && inject
+            .action
+            .as_deref()
+            .is_none_or(|a| param(&record.params, "action") == Some(a))
+        && shared.take(|s| &mut s.injected_bodies, inject.calls)
+    {
+        return Reply::xml(inject.status, inject.body.clone());
+    }
     if options.expired_account {
         return Reply::xml(
             200,
-            "<SIMPLE_RETURN><RESPONSE><CODE>2001</CODE><TEXT>Your account has expired.</TEXT></RESPONSE></SIMPLE_RETURN>\n".into(),
+            "<SIMPLE_RETURN><RESPONSE><CODE>2001</CODE><TEXT>Your account has expired.</TEXT></RESPONSE></SIMPLE_RETURN>\n",
         );
     }
     if options.concurrency_limit > 0 && call.running > options.concurrency_limit {
@@ -939,6 +965,16 @@ pub struct InjectedError {
     pub code: String,
     pub text: String,
     pub calls: u32,
+}
+
+/// A document to answer with as it is (`ServerOptions::inject_body`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedBody {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub calls: u32,
+    /// Only calls with this `action` (`fetch`, `launch` ...); `None`: every call.
+    pub action: Option<String>,
 }
 
 /// `/api/<version>/fo/report/` (qualys.md §2).
@@ -1248,7 +1284,7 @@ fn send(
             }
             call.set_status(status);
             let mut bytes = http::head(status, &headers);
-            bytes.extend_from_slice(body.as_bytes());
+            bytes.extend_from_slice(&body);
             // The call is over before the client can see the end of the answer.
             call.guard = None;
             match stream.write_all(&bytes).and_then(|()| stream.flush()) {
@@ -1290,6 +1326,12 @@ fn send_report(
         }
         TemplateSource::Generated(_) => None,
     };
+    if let (Some(after), TemplateSource::File(path)) = (&options.cut_body_after, source)
+        && let Some(prefix) = cut_prefix(path, after)
+        && !std::mem::replace(&mut shared.state().cut_done, true)
+    {
+        return send(stream, call, Reply::xml(200, prefix), close);
+    }
     let cut = options.cut_body_once && {
         let mut state = shared.state();
         !std::mem::replace(&mut state.cut_done, true)
@@ -1371,6 +1413,14 @@ fn send_report(
         Ok(()) => (200, Outcome::KeepAlive, format!(" ({label})")),
         Err(e) => (200, Outcome::Abort, format!(" ({label}: send failed: {e})")),
     }
+}
+
+/// The file up to and including the first occurrence of `after` (`cut_body_after`).
+fn cut_prefix(path: &std::path::Path, after: &[u8]) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(path).ok()?;
+    let at = bytes.windows(after.len().max(1)).position(|w| w == after)?;
+    bytes.truncate(at + after.len());
+    Some(bytes)
 }
 
 /// Copies the report into `out` (a file up to the length announced; a generated report

@@ -406,6 +406,42 @@ fn rejected_documents() {
             "unsupported document: KNOWLEDGE_BASE_VULN_LIST_OUTPUT is a KnowledgeBase listing",
         ),
         (
+            "a success reply",
+            "<SIMPLE_RETURN><RESPONSE><TEXT>New report launched</TEXT><ITEM_LIST><ITEM><KEY>ID</KEY><VALUE>4242</VALUE></ITEM></ITEM_LIST></RESPONSE></SIMPLE_RETURN>".into(),
+            "a Qualys API reply, not a report: SIMPLE_RETURN: New report launched (4242); the connector needs the ASSET_DATA_REPORT",
+        ),
+        (
+            "SCAN ERROR",
+            "<SCAN value=\"scan/1\"><ERROR number=\"19001\">Scan\n not found</ERROR></SCAN>".into(),
+            "Qualys returned an error instead of a report: SCAN ERROR 19001: Scan not found",
+        ),
+        (
+            "SCAN with an ERROR after other content",
+            "<SCAN><HEADER/><ERROR number=\"1\">x</ERROR></SCAN>".into(),
+            "SCAN is a v1 scan report",
+        ),
+        ("an empty SCAN", "<SCAN/>".into(), "SCAN is a v1 scan report"),
+        (
+            "WAS",
+            "<WAS_WEBAPP_REPORT><HEADER/></WAS_WEBAPP_REPORT>".into(),
+            "WAS_WEBAPP_REPORT is a web application scan (WAS) report, not an ASSET_DATA_REPORT; the connector needs",
+        ),
+        (
+            "SCAN_LIST_OUTPUT",
+            "<SCAN_LIST_OUTPUT><RESPONSE/></SCAN_LIST_OUTPUT>".into(),
+            "SCAN_LIST_OUTPUT is a list of scans",
+        ),
+        (
+            "HOST_LIST_OUTPUT",
+            "<HOST_LIST_OUTPUT><RESPONSE><ID_SET><ID>1</ID></ID_SET></RESPONSE></HOST_LIST_OUTPUT>".into(),
+            "HOST_LIST_OUTPUT is a host list",
+        ),
+        (
+            "control characters in an error TEXT",
+            "<SIMPLE_RETURN><RESPONSE><CODE>999</CODE><TEXT>a\u{0}b\u{1b}[31m</TEXT></RESPONSE></SIMPLE_RETURN>".into(),
+            "SIMPLE_RETURN CODE 999: a\\u{0}b\\u{1b}[31m",
+        ),
+        (
             "some other XML",
             "<?xml version=\"1.0\"?><catalog><book/></catalog>".into(),
             "not a Qualys report: the root element is <catalog>, expected <ASSET_DATA_REPORT>",
