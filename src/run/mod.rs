@@ -9,6 +9,7 @@ mod download;
 mod fmc;
 mod qualysguard;
 mod summary;
+mod until_stop;
 
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use crate::cli::{self, Plugin};
 use crate::exit::{Code, Failure};
 use crate::logging::{self, LogOptions};
 use crate::pipeline::Summary;
+use crate::stop::{self, Stopped};
 
 /// What one report template's run came to (one line of the summary).
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct Run {
     pub summary: Option<Summary>,
     pub failure: Option<Failure>,
     pub elapsed: Duration,
+    /// False for a template never begun because the run had to stop first.
+    pub started: bool,
 }
 
 impl Run {
@@ -45,6 +49,18 @@ impl Run {
             summary,
             failure,
             elapsed: started.elapsed(),
+            started: true,
+        }
+    }
+
+    /// A template left out because the run must stop (a signal, `max_run_seconds`).
+    fn not_started(template: Option<String>, stopped: Stopped) -> Run {
+        Run {
+            template,
+            summary: None,
+            failure: Some(Failure::Stopped(stopped)),
+            elapsed: Duration::ZERO,
+            started: false,
         }
     }
 }
@@ -92,6 +108,13 @@ pub fn main(argv: &[OsString]) -> i32 {
         return failure.code().as_i32();
     }
 
+    // From here a termination signal ends the run cleanly (temporary files removed, the
+    // launched report deleted, what was confirmed logged) instead of killing it.
+    if let Err(e) = stop::install_signal_handlers() {
+        log::warn!(
+            "cannot handle termination signals ({e}): a signal will end the run at once, without clean-up"
+        );
+    }
     let started = SystemTime::now();
     crate::progress::init(true);
     log::info!("{} starting", cli::version_line());
@@ -116,10 +139,7 @@ pub fn main(argv: &[OsString]) -> i32 {
         }
     };
     let code = match &outcome {
-        Ok(runs) => runs
-            .iter()
-            .find_map(|r| r.failure.as_ref().map(Failure::code))
-            .unwrap_or(Code::Success),
+        Ok(runs) => exit_code(runs),
         Err(failure) => failure.code(),
     };
     crate::progress::finish();
@@ -140,4 +160,21 @@ pub fn main(argv: &[OsString]) -> i32 {
     };
     log::logger().flush();
     code.as_i32()
+}
+
+/// The run's exit code: a stop's (128 + the signal, or 7 for `max_run_seconds`) when the
+/// run was cut short by one, since the scheduler must learn that first; otherwise the
+/// first template's failure, or success.
+fn exit_code(runs: &[Run]) -> Code {
+    let codes: Vec<Code> = runs
+        .iter()
+        .filter_map(|r| r.failure.as_ref().map(Failure::code))
+        .collect();
+    let stop = codes.iter().copied().find(|c| {
+        matches!(
+            c,
+            Code::TimeLimit | Code::Hangup | Code::Interrupt | Code::Quit | Code::Terminated
+        )
+    });
+    stop.or(codes.first().copied()).unwrap_or(Code::Success)
 }

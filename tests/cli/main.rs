@@ -21,4 +21,5 @@ mod logging;
 mod options;
 mod output;
 mod report;
+mod signals;
 mod summary;

@@ -154,6 +154,8 @@ pub struct ServerOptions {
     pub cut_body_once: bool,
     /// Reports never leave Running.
     pub stuck: bool,
+    /// A delete call waits this many ms before it deletes and answers (0: at once).
+    pub delete_delay_ms: u64,
     /// Reports end in state Errors instead of Finished.
     pub errors_state: bool,
     /// Every authenticated call answers CODE 2001 "Your account has expired." with HTTP
@@ -186,6 +188,7 @@ impl fmt::Debug for ServerOptions {
             .field("trickle_ms", &self.trickle_ms)
             .field("cut_body_once", &self.cut_body_once)
             .field("stuck", &self.stuck)
+            .field("delete_delay_ms", &self.delete_delay_ms)
             .field("errors_state", &self.errors_state)
             .field("expired_account", &self.expired_account)
             .field("busy_first", &self.busy_first)
@@ -211,6 +214,7 @@ impl ServerOptions {
             trickle_ms: 0,
             cut_body_once: false,
             stuck: false,
+            delete_delay_ms: 0,
             errors_state: false,
             expired_account: false,
             busy_first: 0,
@@ -1121,6 +1125,9 @@ fn delete(shared: &Shared, params: &[(String, String)]) -> Reply {
     let Some(id_text) = param(params, "id") else {
         return missing("id");
     };
+    if super::body::sleep(shared.options.delete_delay_ms, &shared.stop).is_err() {
+        return no_such_report(id_text);
+    }
     let removed = id_text
         .parse::<u64>()
         .ok()
