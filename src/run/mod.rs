@@ -115,6 +115,9 @@ pub fn main(argv: &[OsString]) -> i32 {
             "cannot handle termination signals ({e}): a signal will end the run at once, without clean-up"
         );
     }
+    // The bound over the whole run, until a configuration file sets its own
+    // (`max_run_seconds`; the csv plugin reads none).
+    stop::set_deadline(crate::config::Config::defaults(std::path::Path::new("")).max_run_seconds);
     let started = SystemTime::now();
     crate::progress::init(true);
     log::info!("{} starting", cli::version_line());
@@ -177,4 +180,46 @@ fn exit_code(runs: &[Run]) -> Code {
         )
     });
     stop.or(codes.first().copied()).unwrap_or(Code::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(failure: Option<Failure>) -> Run {
+        Run {
+            template: None,
+            summary: None,
+            failure,
+            elapsed: Duration::ZERO,
+            started: true,
+        }
+    }
+
+    #[test]
+    fn a_stop_decides_the_exit_code() {
+        let download = || Some(Failure::Invalid("an earlier template's failure".into()));
+        let term = || Some(Failure::Stopped(Stopped::Signal(stop::SIGTERM)));
+        let limit = || Some(Failure::Stopped(Stopped::Deadline(Duration::from_secs(2))));
+        let cases: Vec<(Vec<Run>, Code)> = vec![
+            (vec![], Code::Success),
+            (vec![run(None), run(None)], Code::Success),
+            (vec![run(download()), run(None)], Code::Usage),
+            (
+                vec![run(None), run(download()), run(term())],
+                Code::Terminated,
+            ),
+            (
+                vec![
+                    run(download()),
+                    Run::not_started(None, Stopped::Deadline(Duration::ZERO)),
+                ],
+                Code::TimeLimit,
+            ),
+            (vec![run(limit())], Code::TimeLimit),
+        ];
+        for (runs, want) in cases {
+            assert_eq!(exit_code(&runs), want, "{runs:?}");
+        }
+    }
 }

@@ -206,7 +206,7 @@ fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
             s.delivery.unconfirmed.len()
         ),
         (Destination::Fmc(server, _), None) => log::warn!(
-            "{stopped}: the delivery to {server} was not completed; hosts not confirmed (listed above when any were sent) are sent on the next run"
+            "{stopped}: the delivery to {server} was cut short; hosts without the FMC's confirmation are sent on the next run"
         ),
     }
 }

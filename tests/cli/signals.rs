@@ -290,7 +290,7 @@ fn sigterm_during_slow_fmc_replies_lists_what_was_not_confirmed() {
     let (out, took) = run.wait(&test, Duration::from_secs(60));
     out.assert_code(143)
         .assert_output_contains("stopped by SIGTERM")
-        .assert_output_contains("not confirmed");
+        .assert_output_contains("not confirmed by the FMC");
     assert!(
         took < Duration::from_secs(15),
         "ended {took:?} after SIGTERM"
