@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use crate::hostinput::{CommandSink, Delivery, HostBlock, SinkError};
 use crate::stop::{self, Stopped};
 
+/// Says whether the run must stop (`stop::check`; a stand-in in tests).
+type Check = fn() -> Result<(), Stopped>;
+
 pub struct UntilStop<S> {
     sink: S,
     target: PathBuf,
-    /// Whether the run must stop (`stop::check`; a stand-in in tests).
-    check: fn() -> Result<(), Stopped>,
+    check: Check,
 }
 
 impl<S: CommandSink> UntilStop<S> {
@@ -24,7 +26,7 @@ impl<S: CommandSink> UntilStop<S> {
         UntilStop::with_check(sink, target, stop::check)
     }
 
-    fn with_check(sink: S, target: &Path, check: fn() -> Result<(), Stopped>) -> UntilStop<S> {
+    fn with_check(sink: S, target: &Path, check: Check) -> UntilStop<S> {
         UntilStop {
             sink,
             target: target.to_path_buf(),
@@ -80,8 +82,7 @@ mod tests {
     #[test]
     fn a_stop_leaves_no_file_and_no_temporary_file() {
         // (check, whether the file is written)
-        let cases: [(fn() -> Result<(), Stopped>, bool); 2] =
-            [(running, true), (terminated, false)];
+        let cases: [(Check, bool); 2] = [(running, true), (terminated, false)];
         for (check, written) in cases {
             let dir = tempfile::tempdir().unwrap();
             let target = dir.path().join("Output.csv");

@@ -117,26 +117,37 @@ fn assert_nothing_left(test: &Test) {
 
 /// A download writing the CSV file, trickled by `trickle_ms` (the example report then
 /// takes about 23 × `trickle_ms`).
-fn trickled(trickle_ms: u64, delete_delay_ms: u64, extra: &str) -> (QualysServer, Test) {
+fn trickled(trickle_ms: u64, delete_delay_ms: u64) -> (QualysServer, Test) {
     let server = qualys(|o| {
         o.trickle_ms = trickle_ms;
         o.delete_delay_ms = delete_delay_ms;
     });
     let test = Test::new()
-        .config(&yaml(&server, extra))
+        .config(&yaml(&server, ""))
         .args(&["-csvfile=Output.csv"]);
     (server, test)
+}
+
+/// Runs `test`, sends `signal` `after` the report's fetch began, and waits for the end
+/// (at most 60 s); returns how long the run took after the signal.
+fn signal_during_fetch(
+    server: &QualysServer,
+    test: &Test,
+    signal: &str,
+    after: Duration,
+) -> (Outcome, Duration) {
+    let run = Running::start(test);
+    await_action(server, "fetch", &run);
+    std::thread::sleep(after);
+    run.kill(signal);
+    run.wait(test, Duration::from_secs(60))
 }
 
 #[test]
 fn each_signal_ends_a_download_with_its_code_and_cleans_up() {
     for (signal, code) in [("HUP", 129), ("INT", 130), ("QUIT", 131), ("TERM", 143)] {
-        let (server, test) = trickled(150, 0, "");
-        let run = Running::start(&test);
-        await_action(&server, "fetch", &run);
-        std::thread::sleep(Duration::from_millis(300));
-        run.kill(signal);
-        let (out, _) = run.wait(&test, Duration::from_secs(30));
+        let (server, test) = trickled(150, 0);
+        let (out, _) = signal_during_fetch(&server, &test, signal, Duration::from_millis(300));
         out.assert_code(code)
             .assert_output_contains(&format!("stopped by SIG{signal}"));
         assert_nothing_left(&test);
@@ -152,12 +163,8 @@ fn each_signal_ends_a_download_with_its_code_and_cleans_up() {
 #[test]
 fn sigterm_ends_a_slow_download_promptly() {
     // About 23 s of download.
-    let (server, test) = trickled(1000, 0, "");
-    let run = Running::start(&test);
-    await_action(&server, "fetch", &run);
-    std::thread::sleep(Duration::from_millis(500));
-    run.kill("TERM");
-    let (out, took) = run.wait(&test, Duration::from_secs(60));
+    let (server, test) = trickled(1000, 0);
+    let (out, took) = signal_during_fetch(&server, &test, "TERM", Duration::from_millis(500));
     out.assert_code(143)
         .assert_output_contains("stopped by SIGTERM")
         .assert_output_contains("Output.csv was not written");
@@ -173,11 +180,8 @@ fn sigterm_ends_a_slow_download_promptly() {
 /// cut short by the stop, not as long as the server makes it.
 #[test]
 fn the_delete_after_a_stop_is_bounded() {
-    let (server, test) = trickled(1000, 30_000, "");
-    let run = Running::start(&test);
-    await_action(&server, "fetch", &run);
-    run.kill("TERM");
-    let (out, took) = run.wait(&test, Duration::from_secs(60));
+    let (server, test) = trickled(1000, 30_000);
+    let (out, took) = signal_during_fetch(&server, &test, "TERM", Duration::ZERO);
     out.assert_code(143)
         .assert_output_contains("could not delete report");
     assert!(
@@ -192,7 +196,7 @@ fn the_delete_after_a_stop_is_bounded() {
 fn a_second_signal_ends_the_run_at_once() {
     // The download takes about 23 s and the delete after it 30 s: only a second signal
     // ends the run within seconds of the first, and it does not wait for the clean-up.
-    let (server, test) = trickled(1000, 30_000, "");
+    let (server, test) = trickled(1000, 30_000);
     let run = Running::start(&test);
     await_action(&server, "fetch", &run);
     run.kill("TERM");
