@@ -108,7 +108,7 @@ fn assert_nothing_left(test: &Test) {
         .filter(|f| {
             !matches!(
                 f.as_str(),
-                "InputPlugins" | "tmp" | "tmp-stdout" | "tmp-stderr"
+                "InputPlugins" | "tmp" | "tmp-stdout" | "tmp-stderr" | "summary.json"
             )
         })
         .collect();
@@ -229,7 +229,11 @@ fn max_run_seconds_ends_multiinfo_and_the_rest_is_not_started() {
     });
     let test = Test::new()
         .config(&yaml(&server, "max_run_seconds: 2\n"))
-        .args(&["-csvfile=Output.csv", "-multiinfo=424242,434343"]);
+        .args(&[
+            "-csvfile=Output.csv",
+            "-multiinfo=424242,434343",
+            "-summary-json=summary.json",
+        ]);
     let run = Running::start(&test);
     let (out, took) = run.wait(&test, Duration::from_secs(60));
     out.assert_code(7)
@@ -244,6 +248,15 @@ fn max_run_seconds_ends_multiinfo_and_the_rest_is_not_started() {
         .filter(|r| has_action(r, "launch"))
         .count();
     assert_eq!(launched, 1, "the second template is not launched");
+    let json: serde_json::Value = serde_json::from_str(&test.read("summary.json")).unwrap();
+    assert_eq!(json["exit_code"], 7);
+    let statuses: Vec<&str> = json["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed", "not started"]);
     assert_eq!(server.reports_alive(), 0, "the report is deleted on Qualys");
 }
 
