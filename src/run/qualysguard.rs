@@ -189,6 +189,8 @@ fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
         // Finished before the stop was noticed: it stands.
         return;
     };
+    // Only the sink's errors come after the first command went out.
+    let sending = matches!(failure, Failure::Sink(_) | Failure::Delivery(_));
     if failure.code() == Code::of_stop(stopped) {
         run.failure = Some(failure);
     } else {
@@ -205,8 +207,11 @@ fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
             s.delivery.hosts,
             s.delivery.unconfirmed.len()
         ),
-        (Destination::Fmc(server, _), None) => log::warn!(
+        (Destination::Fmc(server, _), None) if sending => log::warn!(
             "{stopped}: the delivery to {server} was cut short; hosts without the FMC's confirmation are sent on the next run"
+        ),
+        (Destination::Fmc(server, _), None) => log::warn!(
+            "{stopped}: nothing was sent to {server}; the report is sent on the next run"
         ),
     }
 }

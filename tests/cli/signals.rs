@@ -320,3 +320,20 @@ fn sigterm_during_slow_fmc_replies_lists_what_was_not_confirmed() {
         map.hosts.len()
     );
 }
+
+#[test]
+fn a_signal_during_the_download_sends_nothing_to_the_fmc() {
+    let mut fmc = Fmc::start(|_| {});
+    let server = qualys(|o| o.trickle_ms = 150);
+    let test = Test::new().config(&yaml(&server, ""));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let test = test.args(&[
+        format!("-server={}", fmc.addr().ip()),
+        format!("-port={}", fmc.addr().port()),
+    ]);
+    let (out, _) = signal_during_fetch(&server, &test, "TERM", Duration::from_millis(300));
+    out.assert_code(143)
+        .assert_output_contains("stopped by SIGTERM: nothing was sent to 127.0.0.1");
+    assert!(fmc.stop().hosts.is_empty(), "no host reached the FMC");
+    assert_eq!(server.reports_alive(), 0, "the report is deleted on Qualys");
+}
