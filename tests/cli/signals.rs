@@ -337,3 +337,34 @@ fn a_signal_during_the_download_sends_nothing_to_the_fmc() {
     assert!(fmc.stop().hosts.is_empty(), "no host reached the FMC");
     assert_eq!(server.reports_alive(), 0, "the report is deleted on Qualys");
 }
+
+#[test]
+fn max_run_seconds_ends_the_parse_of_a_large_report_file() {
+    // 4,000 generated hosts, about 58 MB: several seconds of parsing in a test build,
+    // well past the bound of 1 s (the smallest max_run_seconds takes).
+    let test = Test::new().config("add_host: y\nmax_run_seconds: 1\n");
+    let report = test.path("tmp-report.xml");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&report).unwrap());
+    let spec = GenSpec {
+        hosts: 4000,
+        seed: 5,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut file).unwrap();
+    drop(file);
+    let test = test.args(&[
+        format!("-report={}", report.display()),
+        "-csvfile=Output.csv".into(),
+        "-level=3".into(),
+    ]);
+    let run = Running::start(&test);
+    let (out, took) = run.wait(&test, Duration::from_secs(120));
+    std::fs::remove_file(&report).unwrap();
+    out.assert_code(7)
+        .assert_output_contains("the run reached max_run_seconds (1 s)")
+        .assert_output_contains("Output.csv was not written");
+    // The parse itself was cut (the debug log keeps the error the stop caused).
+    out.assert_output_contains("cannot read the report: the run reached max_run_seconds");
+    assert!(took < Duration::from_secs(30), "ended after {took:?}");
+    assert_nothing_left(&test);
+}
