@@ -198,20 +198,20 @@ mod tests {
 
     #[test]
     fn a_stop_decides_the_exit_code() {
-        let download = || Some(Failure::Invalid("an earlier template's failure".into()));
+        let earlier = || Some(Failure::Invalid("an earlier template's failure".into()));
         let term = || Some(Failure::Stopped(Stopped::Signal(stop::SIGTERM)));
         let limit = || Some(Failure::Stopped(Stopped::Deadline(Duration::from_secs(2))));
         let cases: Vec<(Vec<Run>, Code)> = vec![
             (vec![], Code::Success),
             (vec![run(None), run(None)], Code::Success),
-            (vec![run(download()), run(None)], Code::Usage),
+            (vec![run(earlier()), run(None)], Code::Usage),
             (
-                vec![run(None), run(download()), run(term())],
+                vec![run(None), run(earlier()), run(term())],
                 Code::Terminated,
             ),
             (
                 vec![
-                    run(download()),
+                    run(earlier()),
                     Run::not_started(None, Stopped::Deadline(Duration::ZERO)),
                 ],
                 Code::TimeLimit,

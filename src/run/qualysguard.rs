@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
             )
         });
         if let Some(stopped) = stop::stopped() {
-            stopped_run(&mut run, stopped, &destination);
+            stopped_run(&mut run, stopped, &destination, multi);
         }
         if let Some(failure) = &run.failure
             && multi
@@ -144,12 +144,7 @@ fn run_template(
     let early = |failure: Failure| Box::new((None, failure));
     let sink: Box<dyn CommandSink> = match destination {
         Destination::File(path) => {
-            let path = match (multi, template) {
-                // The guide: process_multiple.pl "prepends the template ID to the CSV
-                // file", keeping its directory.
-                (true, Some(id)) => prefixed(path, id),
-                _ => path.clone(),
-            };
+            let path = command_file(path, multi, template);
             let csv = CsvFile::create(&path).map_err(|e| early(e.into()))?;
             Box::new(UntilStop::new(csv, &path))
         }
@@ -184,7 +179,7 @@ fn run_template(
 /// A template's run that a stop cut short: its failure becomes the stop, whatever error
 /// the stop caused on the way out (a cut download, a refused host), so the exit code is
 /// the stop's; says what was and was not done.
-fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
+fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination, multi: bool) {
     let Some(failure) = run.failure.take() else {
         // Finished before the stop was noticed: it stands.
         return;
@@ -199,8 +194,8 @@ fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
     }
     match (destination, &run.summary) {
         (Destination::File(path), _) => log::warn!(
-            "{stopped}: {} was not written (nothing is left under that name)",
-            path.display()
+            "{stopped}: {} was not written (a file already there is left as it was)",
+            command_file(path, multi, run.template.as_deref()).display()
         ),
         (Destination::Fmc(server, _), Some(s)) => log::warn!(
             "{stopped}: {} hosts confirmed by the FMC at {server}, {} not confirmed (listed above): they are sent on the next run",
@@ -213,6 +208,16 @@ fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination) {
         (Destination::Fmc(server, _), None) => log::warn!(
             "{stopped}: nothing was sent to {server}; the report is sent on the next run"
         ),
+    }
+}
+
+/// The command file of a template: `-csvfile`'s, or with `-multiinfo` the template's.
+fn command_file(path: &Path, multi: bool, template: Option<&str>) -> PathBuf {
+    match (multi, template) {
+        // The guide: process_multiple.pl "prepends the template ID to the CSV file",
+        // keeping its directory.
+        (true, Some(id)) => prefixed(path, id),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -239,6 +239,7 @@ fn max_run_seconds_ends_multiinfo_and_the_rest_is_not_started() {
     out.assert_code(7)
         .assert_output_contains("the run reached max_run_seconds (2 s)")
         .assert_output_contains("template 434343: not started")
+        .assert_output_contains("424242_Output.csv was not written")
         .assert_output_contains("2 templates: 0 succeeded, 1 failed, 1 not started");
     assert!(took < Duration::from_secs(30), "ended after {took:?}");
     assert_nothing_left(&test);
