@@ -10,6 +10,7 @@
 //!
 //! The state is process-wide because a signal is; unit tests use their own [`StopState`].
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -103,8 +104,17 @@ impl StopState {
             .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
     }
 
-    /// Why the run must end, if it must. A signal wins over the deadline.
+    /// Why the run must end, if it must. A signal wins over the deadline. Within a
+    /// [`grace`] on this thread, the stop is held off until the grace ends.
     pub fn stopped(&self) -> Option<Stopped> {
+        if grace_left().is_some_and(|left| !left.is_zero()) {
+            return None;
+        }
+        self.stopped_anyway()
+    }
+
+    /// Why the run must end, grace or not.
+    fn stopped_anyway(&self) -> Option<Stopped> {
         match self.signal.load(Ordering::SeqCst) {
             0 => {}
             n => return Some(Stopped::Signal(i32::try_from(n).unwrap_or(i32::MAX))),
@@ -119,8 +129,19 @@ impl StopState {
         None
     }
 
-    /// Time left before the deadline (`None`: no deadline).
+    /// Time left before the deadline (`None`: no deadline). Within a [`grace`] on this
+    /// thread, a run that must stop has what is left of the grace, so that socket timeouts
+    /// capped by it ([`cap`]) let the grace's work be done.
     pub fn remaining(&self) -> Option<Duration> {
+        let real = self.remaining_anyway();
+        match grace_left() {
+            None => real,
+            Some(left) if self.stopped_anyway().is_some() => Some(left),
+            Some(left) => real.map(|r| r.max(left)),
+        }
+    }
+
+    fn remaining_anyway(&self) -> Option<Duration> {
         let deadline = self.deadline_nanos.load(Ordering::SeqCst);
         if deadline == u64::MAX {
             return None;
@@ -147,6 +168,39 @@ impl StopState {
             None => Ok(()),
         }
     }
+}
+
+thread_local! {
+    /// The end of the [`grace`] this thread is in, if any.
+    static GRACE_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// What is left of this thread's [`grace`] (`None`: not in one).
+fn grace_left() -> Option<Duration> {
+    GRACE_UNTIL
+        .with(Cell::get)
+        .map(|until| until.saturating_duration_since(Instant::now()))
+}
+
+/// Runs `work` with the run's stop held off on this thread for at most `within`.
+///
+/// For the clean-up that a stop itself calls for: deleting the report launched on
+/// Qualys (report storage is limited, qualys.md §2) must not be cut short by the very
+/// stop that ended the download, yet must not hold a stopping run up for long either.
+/// Within it [`check`] says Ok until `within` has passed (then the stop, if there is
+/// one), and [`remaining`]/[`cap`]/[`slice`] give the work what is left of `within`.
+/// Without a stop, the work runs as usual, bounded by its own timeouts.
+pub fn grace<T>(within: Duration, work: impl FnOnce() -> T) -> T {
+    /// Puts the outer grace back however `work` ends.
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRACE_UNTIL.with(|g| g.set(self.0));
+        }
+    }
+    let until = Instant::now().checked_add(within);
+    let _restore = Restore(GRACE_UNTIL.with(|g| g.replace(until)));
+    work()
 }
 
 fn state() -> &'static StopState {
@@ -248,6 +302,41 @@ mod tests {
         s.raise(SIGINT);
         assert_eq!(s.stopped(), Some(Stopped::Signal(SIGTERM)));
         assert_eq!(s.check(), Err(Stopped::Signal(SIGTERM)));
+    }
+
+    #[test]
+    fn a_grace_holds_the_stop_off_for_its_time_only() {
+        let s = StopState::new();
+        s.raise(SIGTERM);
+        let inside = grace(Duration::from_millis(300), || {
+            let first = (s.check(), s.remaining());
+            // A sleep longer than the grace ends with the grace, with the stop.
+            let started = Instant::now();
+            let slept = s.sleep(Duration::from_secs(60));
+            (first, slept, started.elapsed())
+        });
+        let ((check, remaining), slept, took) = inside;
+        assert_eq!(check, Ok(()));
+        assert!(remaining.is_some_and(|r| r > Duration::ZERO && r <= Duration::from_millis(300)));
+        assert_eq!(slept, Err(Stopped::Signal(SIGTERM)));
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5));
+        // Outside the grace the stop holds at once.
+        assert_eq!(s.check(), Err(Stopped::Signal(SIGTERM)));
+    }
+
+    #[test]
+    fn a_grace_changes_nothing_without_a_stop() {
+        let s = StopState::new();
+        assert_eq!(grace(Duration::from_millis(1), || s.remaining()), None);
+        s.set_deadline(Duration::from_secs(100));
+        let remaining = grace(Duration::from_millis(1), || s.remaining());
+        assert!(remaining.is_some_and(|r| r > Duration::from_secs(90)));
+        // A deadline passed inside the grace: what is left is the grace's.
+        s.set_deadline(Duration::ZERO);
+        let (check, remaining) = grace(Duration::from_secs(2), || (s.check(), s.remaining()));
+        assert_eq!(check, Ok(()));
+        assert!(remaining.is_some_and(|r| r > Duration::from_secs(1)));
+        assert!(s.check().is_err());
     }
 
     #[test]

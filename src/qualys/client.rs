@@ -294,6 +294,9 @@ impl std::fmt::Debug for Qualys {
     }
 }
 
+/// How long the delete of a launched report may go on after the run was told to stop.
+pub const DELETE_GRACE: Duration = Duration::from_secs(5);
+
 /// The most of an API answer (not the report) read into memory.
 const ANSWER_LIMIT: u64 = 4 * 1024 * 1024;
 
@@ -340,8 +343,10 @@ impl Qualys {
             Api::V2 => {
                 let id = self.launch(template_id)?;
                 let result = self.wait_and_fetch(&id, out, path, follow);
-                // Report storage is limited: delete it whatever happened (qualys.md §2).
-                if let Err(e) = self.delete(&id) {
+                // Report storage is limited: delete it whatever happened (qualys.md §2),
+                // also after a signal or max_run_seconds, which must not cut the delete
+                // short; bounded by DELETE_GRACE then.
+                if let Err(e) = crate::stop::grace(DELETE_GRACE, || self.delete(&id)) {
                     log::warn!("could not delete report {id} on Qualys: {e}");
                 }
                 let bytes = result?;

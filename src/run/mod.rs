@@ -9,6 +9,7 @@ mod download;
 mod fmc;
 mod qualysguard;
 mod summary;
+mod until_stop;
 
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,7 @@ use crate::exit::{Code, Failure};
 use crate::logging::{self, LogOptions};
 use crate::pipeline::Summary;
 use crate::servertext;
+use crate::stop::{self, Stopped};
 
 /// What one report template's run came to (one line of the summary).
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct Run {
     pub summary: Option<Summary>,
     pub failure: Option<Failure>,
     pub elapsed: Duration,
+    /// False for a template never begun because the run had to stop first.
+    pub started: bool,
 }
 
 impl Run {
@@ -46,6 +50,18 @@ impl Run {
             summary,
             failure,
             elapsed: started.elapsed(),
+            started: true,
+        }
+    }
+
+    /// A template left out because the run must stop (a signal, `max_run_seconds`).
+    fn not_started(template: Option<String>, stopped: Stopped) -> Run {
+        Run {
+            template,
+            summary: None,
+            failure: Some(Failure::Stopped(stopped)),
+            elapsed: Duration::ZERO,
+            started: false,
         }
     }
 }
@@ -98,6 +114,16 @@ pub fn main(argv: &[OsString]) -> i32 {
         return failure.code().as_i32();
     }
 
+    // From here a termination signal ends the run cleanly (temporary files removed, the
+    // launched report deleted, what was confirmed logged) instead of killing it.
+    if let Err(e) = stop::install_signal_handlers() {
+        log::warn!(
+            "cannot handle termination signals ({e}): a signal will end the run at once, without clean-up"
+        );
+    }
+    // The bound over the whole run, until a configuration file sets its own
+    // (`max_run_seconds`; the csv plugin reads none).
+    stop::set_deadline(crate::config::Config::defaults(std::path::Path::new("")).max_run_seconds);
     let started = SystemTime::now();
     crate::progress::init(true);
     log::info!("{} starting", cli::version_line());
@@ -122,10 +148,7 @@ pub fn main(argv: &[OsString]) -> i32 {
         }
     };
     let code = match &outcome {
-        Ok(runs) => runs
-            .iter()
-            .find_map(|r| r.failure.as_ref().map(Failure::code))
-            .unwrap_or(Code::Success),
+        Ok(runs) => exit_code(runs),
         Err(failure) => failure.code(),
     };
     crate::progress::finish();
@@ -152,4 +175,63 @@ pub fn main(argv: &[OsString]) -> i32 {
 /// redacted here, so no configured secret leaves this way either.
 pub fn fatal(line: &str) {
     eprintln!("{}: {}", cli::PROGRAM, servertext::redact(line));
+}
+
+/// The run's exit code: a stop's (128 + the signal, or 7 for `max_run_seconds`) when the
+/// run was cut short by one, since the scheduler must learn that first; otherwise the
+/// first template's failure, or success.
+fn exit_code(runs: &[Run]) -> Code {
+    let codes: Vec<Code> = runs
+        .iter()
+        .filter_map(|r| r.failure.as_ref().map(Failure::code))
+        .collect();
+    let stop = codes.iter().copied().find(|c| {
+        matches!(
+            c,
+            Code::TimeLimit | Code::Hangup | Code::Interrupt | Code::Quit | Code::Terminated
+        )
+    });
+    stop.or(codes.first().copied()).unwrap_or(Code::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(failure: Option<Failure>) -> Run {
+        Run {
+            template: None,
+            summary: None,
+            failure,
+            elapsed: Duration::ZERO,
+            started: true,
+        }
+    }
+
+    #[test]
+    fn a_stop_decides_the_exit_code() {
+        let earlier = || Some(Failure::Invalid("an earlier template's failure".into()));
+        let term = || Some(Failure::Stopped(Stopped::Signal(stop::SIGTERM)));
+        let limit = || Some(Failure::Stopped(Stopped::Deadline(Duration::from_secs(2))));
+        let cases: Vec<(Vec<Run>, Code)> = vec![
+            (vec![], Code::Success),
+            (vec![run(None), run(None)], Code::Success),
+            (vec![run(earlier()), run(None)], Code::Usage),
+            (
+                vec![run(None), run(earlier()), run(term())],
+                Code::Terminated,
+            ),
+            (
+                vec![
+                    run(earlier()),
+                    Run::not_started(None, Stopped::Deadline(Duration::ZERO)),
+                ],
+                Code::TimeLimit,
+            ),
+            (vec![run(limit())], Code::TimeLimit),
+        ];
+        for (runs, want) in cases {
+            assert_eq!(exit_code(&runs), want, "{runs:?}");
+        }
+    }
 }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::download;
 use super::fmc::{self, FmcSettings, FmcTarget};
+use super::until_stop::UntilStop;
 use super::{Done, Run};
 use crate::cli::Args;
 use crate::config::{self, Config, Require, ScanMode, SecretOrigin};
-use crate::exit::{Failure, Location};
+use crate::exit::{Code, Failure, Location};
 use crate::files;
 use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
@@ -26,12 +27,15 @@ use crate::qualys::follow::{Follow, FollowReader, Verdict};
 use crate::qualys::readahead::ReadAhead;
 use crate::qualys::report;
 use crate::servertext;
+use crate::stop::{self, Stopped};
 
-/// Counts bytes read for the progress line.
+/// Counts bytes read for the progress line, and ends the parse of a report file when
+/// the run must stop (a multi-gigabyte report takes minutes).
 struct Counted<R>(R);
 
 impl<R: io::Read> io::Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        stop::check().map_err(io::Error::other)?;
         let n = self.0.read(buf)?;
         progress::add(n as u64);
         Ok(n)
@@ -87,13 +91,22 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     let multi = args.multiinfo.is_some();
     let mut runs = Vec::with_capacity(templates.len());
     for template in templates {
+        if let Err(stopped) = stop::check() {
+            // -multiinfo: a stop ends the run, not just the template it came in.
+            log::warn!(
+                "template {}: not started: {stopped}",
+                template.as_deref().unwrap_or_default()
+            );
+            runs.push(Run::not_started(template, stopped));
+            continue;
+        }
         if multi {
             log::info!(
                 "template {}: starting",
                 template.as_deref().unwrap_or_default()
             );
         }
-        let run = Run::timed(template.clone(), || {
+        let mut run = Run::timed(template.clone(), || {
             run_template(
                 args,
                 &config,
@@ -104,6 +117,9 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
                 multi,
             )
         });
+        if let Some(stopped) = stop::stopped() {
+            stopped_run(&mut run, stopped, &destination, multi);
+        }
         if let Some(failure) = &run.failure
             && multi
         {
@@ -130,13 +146,9 @@ fn run_template(
     let early = |failure: Failure| Box::new((None, failure));
     let sink: Box<dyn CommandSink> = match destination {
         Destination::File(path) => {
-            let path = match (multi, template) {
-                // The guide: process_multiple.pl "prepends the template ID to the CSV
-                // file", keeping its directory.
-                (true, Some(id)) => prefixed(path, id),
-                _ => path.clone(),
-            };
-            Box::new(CsvFile::create(&path).map_err(|e| early(e.into()))?)
+            let path = command_file(path, multi, template);
+            let csv = CsvFile::create(&path).map_err(|e| early(e.into()))?;
+            Box::new(UntilStop::new(csv, &path))
         }
         Destination::Fmc(_, target) => Box::new(target.sink()),
     };
@@ -154,6 +166,8 @@ fn run_template(
             )));
         }
     };
+    // A stop during the download or the parse: nothing is sent.
+    stop::check().map_err(|stopped| early(stopped.into()))?;
     let mut summary = deliver(parsed, settings, sink).map_err(early)?;
     summary.download_time = download_time;
     if let Destination::Fmc(server, _) = destination
@@ -162,6 +176,51 @@ fn run_template(
         return Err(Box::new((Some(summary), failure)));
     }
     Ok(summary)
+}
+
+/// A template's run that a stop cut short: its failure becomes the stop, whatever error
+/// the stop caused on the way out (a cut download, a refused host), so the exit code is
+/// the stop's; says what was and was not done.
+fn stopped_run(run: &mut Run, stopped: Stopped, destination: &Destination, multi: bool) {
+    let Some(failure) = run.failure.take() else {
+        // Finished before the stop was noticed: it stands.
+        return;
+    };
+    // Only the sink's errors come after the first command went out.
+    let sending = matches!(failure, Failure::Sink(_) | Failure::Delivery(_));
+    if failure.code() == Code::of_stop(stopped) {
+        run.failure = Some(failure);
+    } else {
+        log::debug!("after the stop: {failure}");
+        run.failure = Some(Failure::Stopped(stopped));
+    }
+    match (destination, &run.summary) {
+        (Destination::File(path), _) => log::warn!(
+            "{stopped}: {} was not written (a file already there is left as it was)",
+            command_file(path, multi, run.template.as_deref()).display()
+        ),
+        (Destination::Fmc(server, _), Some(s)) => log::warn!(
+            "{stopped}: {} hosts confirmed by the FMC at {server}, {} not confirmed (listed above): they are sent on the next run",
+            s.delivery.hosts,
+            s.delivery.unconfirmed.len()
+        ),
+        (Destination::Fmc(server, _), None) if sending => log::warn!(
+            "{stopped}: the delivery to {server} was cut short; hosts without the FMC's confirmation are sent on the next run"
+        ),
+        (Destination::Fmc(server, _), None) => log::warn!(
+            "{stopped}: nothing was sent to {server}; the report is sent on the next run"
+        ),
+    }
+}
+
+/// The command file of a template: `-csvfile`'s, or with `-multiinfo` the template's.
+fn command_file(path: &Path, multi: bool, template: Option<&str>) -> PathBuf {
+    match (multi, template) {
+        // The guide: process_multiple.pl "prepends the template ID to the CSV file",
+        // keeping its directory.
+        (true, Some(id)) => prefixed(path, id),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// `dir/Output.csv` → `dir/424242_Output.csv`.
@@ -376,6 +435,8 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let (config, warnings) = config::load(&args.plugininfo, require_qualys, &env)?;
     register_secrets(&config);
+    // One bound over everything that follows, retries and -multiinfo included.
+    stop::set_deadline(config.max_run_seconds);
     for w in &warnings {
         log::warn!("{w}");
     }

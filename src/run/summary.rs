@@ -34,6 +34,10 @@ pub fn log(outcome: &Result<Vec<Run>, Failure>, options: &LogOptions) {
                 if let Some(failure) = &run.failure
                     && multi
                 {
+                    if !run.started {
+                        log::warn!("{label}not started: {failure}");
+                        continue;
+                    }
                     log::error!(
                         "{label}failed (exit code {}): {failure}",
                         failure.code().as_i32()
@@ -63,11 +67,19 @@ pub fn log(outcome: &Result<Vec<Run>, Failure>, options: &LogOptions) {
     if let Ok(runs) = outcome
         && multi
     {
-        let failed = runs.iter().filter(|r| r.failure.is_some()).count();
+        let failed = runs
+            .iter()
+            .filter(|r| r.failure.is_some() && r.started)
+            .count();
+        let not_started = runs.iter().filter(|r| !r.started).count();
         log::info!(
-            "{} templates: {} succeeded, {failed} failed",
+            "{} templates: {} succeeded, {failed} failed{}",
             runs.len(),
-            runs.len() - failed
+            runs.len() - failed - not_started,
+            match not_started {
+                0 => String::new(),
+                n => format!(", {n} not started (the run was stopped)"),
+            }
         );
     }
     let _ = std::io::stdout().flush();
@@ -170,7 +182,11 @@ fn millis(d: Duration) -> u64 {
 fn run_json(run: &Run) -> Value {
     let mut value = json!({
         "template_id": run.template,
-        "status": if run.failure.is_none() { "ok" } else { "failed" },
+        "status": match (run.started, &run.failure) {
+            (false, _) => "not started",
+            (true, None) => "ok",
+            (true, Some(_)) => "failed",
+        },
         "elapsed_ms": millis(run.elapsed),
         "error": run.failure.as_ref().map(failure_json),
     });

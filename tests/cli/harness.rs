@@ -95,7 +95,8 @@ impl Test {
         self
     }
 
-    pub fn run(&self) -> Outcome {
+    /// The binary's command line in the scratch directory, with the scrubbed environment.
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(self.dir.path()).args(&self.args);
         for key in SCRUBBED_ENV {
@@ -104,7 +105,11 @@ impl Test {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run the binary");
+        cmd
+    }
+
+    pub fn run(&self) -> Outcome {
+        let out = self.command().output().expect("run the binary");
         Outcome {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

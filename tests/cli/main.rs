@@ -23,5 +23,6 @@ mod options;
 mod output;
 mod report;
 mod results;
+mod signals;
 mod summary;
 mod words;

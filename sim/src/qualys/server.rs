@@ -160,6 +160,8 @@ pub struct ServerOptions {
     pub cut_body_after: Option<Vec<u8>>,
     /// Reports never leave Running.
     pub stuck: bool,
+    /// A delete call waits this many ms before it deletes and answers (0: at once).
+    pub delete_delay_ms: u64,
     /// Reports end in state Errors instead of Finished.
     pub errors_state: bool,
     /// Every authenticated call answers CODE 2001 "Your account has expired." with HTTP
@@ -197,6 +199,7 @@ impl fmt::Debug for ServerOptions {
             .field("cut_body_once", &self.cut_body_once)
             .field("cut_body_after", &self.cut_body_after.is_some())
             .field("stuck", &self.stuck)
+            .field("delete_delay_ms", &self.delete_delay_ms)
             .field("errors_state", &self.errors_state)
             .field("expired_account", &self.expired_account)
             .field("busy_first", &self.busy_first)
@@ -225,6 +228,7 @@ impl ServerOptions {
             cut_body_once: false,
             cut_body_after: None,
             stuck: false,
+            delete_delay_ms: 0,
             errors_state: false,
             expired_account: false,
             busy_first: 0,
@@ -1157,6 +1161,9 @@ fn delete(shared: &Shared, params: &[(String, String)]) -> Reply {
     let Some(id_text) = param(params, "id") else {
         return missing("id");
     };
+    if super::body::sleep(shared.options.delete_delay_ms, &shared.stop).is_err() {
+        return no_such_report(id_text);
+    }
     let removed = id_text
         .parse::<u64>()
         .ok()
