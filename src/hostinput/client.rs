@@ -91,10 +91,10 @@ pub enum TransportError {
 /// The server's answer to one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// A data reply; `done` is the N of "Done processing N commands." if present.
-    Text { text: String, done: Option<u64> },
-    /// A type-4 error message.
-    Error(String),
+    /// A data reply's text, as received (judged by `framing::reply_lines`).
+    Text(Vec<u8>),
+    /// A type-4 error message, as received.
+    Error(Vec<u8>),
     /// A message of a type that is not a reply (max size, version).
     Unexpected(u32),
 }
@@ -209,7 +209,7 @@ impl Connection {
             FrameType::Error => {
                 return Err(ConnectError::Version {
                     addr,
-                    message: String::from_utf8_lossy(&frame.value).trim().to_string(),
+                    message: quote(frame.value.trim_ascii()),
                 });
             }
             other => {
@@ -260,13 +260,9 @@ impl Connection {
             FrameError::Io(io) => self.transport_error(io),
             other => TransportError::Frame(other),
         })?;
-        let text = String::from_utf8_lossy(&frame.value).into_owned();
         Ok(match frame.kind {
-            FrameType::Data => {
-                let done = framing::done_count(&text);
-                Reply::Text { text, done }
-            }
-            FrameType::Error => Reply::Error(text.trim().to_string()),
+            FrameType::Data => Reply::Text(frame.value),
+            FrameType::Error => Reply::Error(frame.value),
             other => Reply::Unexpected(other as u32),
         })
     }
@@ -307,6 +303,11 @@ fn pending_alert(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> Optio
         }
     }
     None
+}
+
+/// FMC text as one safe, bounded log line: a server must not be able to forge log lines.
+pub fn quote(bytes: &[u8]) -> String {
+    crate::servertext::escape(bytes, crate::servertext::MAX_TEXT_CHARS)
 }
 
 /// A block must at least hold a SetSource line and one command.

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 
-use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts};
-use super::commands;
+use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, quote};
 use super::{CommandSink, Delivery, HostBlock, SinkError};
+use super::{commands, framing};
 
 /// How the sink connects and how hard it tries.
 #[derive(Debug, Clone)]
@@ -324,14 +324,22 @@ fn send_all(
                     fresh = false;
                     outcome.delivery.blocks += 1;
                     match judge(&reply, expected) {
-                        Ok(()) => confirm(&block, &mut outcome, &mut failed_split),
+                        Ok(warnings) => {
+                            for warning in warnings {
+                                log::warn!(
+                                    "the FMC warns about block {} (hosts {}): {warning}",
+                                    outcome.delivery.blocks,
+                                    hosts_of(&block)
+                                );
+                            }
+                            confirm(&block, &mut outcome, &mut failed_split)
+                        }
                         Err(reason) => {
                             outcome.delivery.failed_blocks += 1;
                             log::error!(
-                                "the FMC did not accept block {} ({} hosts from {}): {reason}",
+                                "the FMC did not accept block {} (hosts {}): {reason}",
                                 outcome.delivery.blocks,
-                                block.hosts.len(),
-                                first_ip(&block)
+                                hosts_of(&block)
                             );
                             fail(&block, &mut outcome, &mut failed_split);
                         }
@@ -381,32 +389,58 @@ fn send_all(
     outcome
 }
 
-/// Decides whether a reply confirms a block of `expected` commands.
-fn judge(reply: &Reply, expected: u64) -> Result<(), String> {
-    match reply {
-        Reply::Text {
-            done: Some(n),
-            text,
-        } => {
-            if *n == expected {
-                if text.lines().count() > 1 {
-                    log::warn!("the FMC answered with warnings: {}", text.trim());
-                }
-                Ok(())
-            } else {
-                Err(format!(
-                    "the FMC processed {n} commands of {expected} (reply: {:?})",
-                    text.trim()
-                ))
-            }
+/// Decides whether a reply confirms a block of `expected` commands: exactly one line
+/// must be `Done processing N commands.` with N = `expected`, and no line may start with
+/// `Error` (host-input.md §3). A block confirmed wrongly loses its hosts for good; one not
+/// confirmed is only sent again by the next run. On success, the other lines (warnings),
+/// escaped, for the log.
+fn judge(reply: &Reply, expected: u64) -> Result<Vec<String>, String> {
+    let value = match reply {
+        Reply::Text(value) => value,
+        Reply::Error(text) => return Err(format!("error reply: {}", quote(text.trim_ascii()))),
+        Reply::Unexpected(kind) => {
+            return Err(format!("a message of type {kind} instead of a reply"));
         }
-        Reply::Text { text, done: None } => Err(format!(
-            "the reply lacks \"Done processing N commands.\": {:?}",
-            truncate(text.trim(), 200)
-        )),
-        Reply::Error(text) => Err(format!("error reply: {}", truncate(text, 200))),
-        Reply::Unexpected(kind) => Err(format!("a message of type {kind} instead of a reply")),
+    };
+    let lines = framing::reply_lines(value);
+    if let Some(error) = lines.errors.first() {
+        return Err(format!(
+            "the reply reports an error: {} (reply: {})",
+            quote(error),
+            quote(value.trim_ascii())
+        ));
     }
+    match lines.counts[..] {
+        [n] if n == expected => Ok(lines.others.iter().map(|l| quote(l)).collect()),
+        [n] => Err(format!(
+            "the FMC processed {n} commands of {expected} (reply: {})",
+            quote(value.trim_ascii())
+        )),
+        [] => Err(format!(
+            "the reply lacks a line \"Done processing N commands.\": {}",
+            quote(value.trim_ascii())
+        )),
+        _ => Err(format!(
+            "the reply holds {} \"Done processing N commands.\" lines: {}",
+            lines.counts.len(),
+            quote(value.trim_ascii())
+        )),
+    }
+}
+
+/// The block's hosts for a log line: the first few, and how many more.
+fn hosts_of(block: &Block) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = block
+        .hosts
+        .iter()
+        .take(SHOWN)
+        .map(|h| h.ip.to_string())
+        .collect();
+    if block.hosts.len() > SHOWN {
+        out.push(format!("and {} more", block.hosts.len() - SHOWN));
+    }
+    out.join(" ")
 }
 
 /// Hosts whose earlier parts were answered, with their findings so far and whether any
@@ -451,49 +485,56 @@ fn fail(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {
     }
 }
 
-fn first_ip(block: &Block) -> String {
-    block
-        .hosts
-        .first()
-        .map_or_else(|| "-".into(), |h| h.ip.to_string())
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn replies_are_judged() {
-        let text = |t: &str| Reply::Text {
-            text: t.into(),
-            done: super::super::framing::done_count(t),
-        };
-        let cases = [
-            (text("Done processing 5 commands."), 5, Ok(())),
-            (text("Warning: x\nDone processing 5 commands."), 5, Ok(())),
+        let text = |t: &str| Reply::Text(t.as_bytes().to_vec());
+        let ok = |warnings: &[&str]| Ok(warnings.iter().map(|w| w.to_string()).collect());
+        let cases: Vec<(Reply, Result<Vec<String>, &str>)> = vec![
+            (text("Done processing 5 commands."), ok(&[])),
+            (text("Done processing 5 commands.\n"), ok(&[])),
+            (
+                text("Warning: x\nDone processing 5 commands."),
+                ok(&["Warning: x"]),
+            ),
+            (text("Done processing 5 commandos"), Err("lacks a line")),
+            (
+                text("Done processing 5 commands.\nError: half applied"),
+                Err("reports an error: Error: half applied"),
+            ),
+            (
+                text("error: lower case\nDone processing 5 commands."),
+                Err("reports an error: error: lower case"),
+            ),
+            (
+                text("Done processing 5 commands.\nDone processing 5 commands."),
+                Err("holds 2"),
+            ),
             (
                 text("Done processing 4 commands."),
-                5,
                 Err("processed 4 commands of 5"),
             ),
-            (text("OK"), 5, Err("lacks \"Done processing N commands.\"")),
+            (text("OK"), Err("lacks a line")),
             (
-                Reply::Error("bad block".into()),
-                5,
-                Err("error reply: bad block"),
+                Reply::Text(b"Done processing 5 commands.\n\0forged\xff".to_vec()),
+                ok(&["\\u{0}forged\\xFF"]),
             ),
-            (Reply::Unexpected(1), 5, Err("type 1 instead of a reply")),
+            (
+                text("Error\n2026-01-01 ERROR forged line"),
+                Err("reply: Error\\n2026-01-01 ERROR forged line"),
+            ),
+            (
+                Reply::Error(b"bad\nblock\xff".to_vec()),
+                Err("error reply: bad\\nblock\\xFF"),
+            ),
+            (Reply::Unexpected(1), Err("type 1 instead of a reply")),
         ];
-        for (reply, expected, want) in cases {
-            match (judge(&reply, expected), want) {
-                (Ok(()), Ok(())) => {}
+        for (reply, want) in cases {
+            match (judge(&reply, 5), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, w, "{reply:?}"),
                 (Err(e), Err(w)) => assert!(e.contains(w), "{reply:?}: {e}"),
                 (got, want) => panic!("{reply:?}: got {got:?}, want {want:?}"),
             }

@@ -547,3 +547,38 @@ fn the_connector_never_sends_an_unparseable_line() {
     assert_eq!(stats.unparseable_lines, 0);
     fmc.stop();
 }
+
+/// A block counts only when one reply line is exactly "Done processing N commands." and
+/// no line starts with "Error"; other lines are warnings, logged escaped.
+#[test]
+fn only_the_exact_count_line_without_errors_confirms_a_block() {
+    let cases: [(&str, i32, &str); 4] = [
+        ("Done processing {n} commandos", 5, "lacks a line"),
+        (
+            "Done processing {n} commands.\nError: not applied",
+            5,
+            "reports an error: Error: not applied",
+        ),
+        (
+            "Done processing {n} commands.\nerror: lower case",
+            5,
+            "reports an error: error: lower case",
+        ),
+        (
+            "Warning: host 1 \x1b[31mforged\nDone processing {n} commands.\n",
+            0,
+            "the FMC warns about block 1 (hosts 192.0.2.10 192.0.2.11 2001:db8::20 198.51.100.7): Warning: host 1 \\u{1b}[31mforged",
+        ),
+    ];
+    for (text, code, message) in cases {
+        let mut fmc = Fmc::start(|o| o.reply_text = Some(text.into()));
+        let test = Test::new().config(&format!("add_host: y\n{FAST}fmc_retries: 0\n"));
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
+        out.assert_code(code).assert_output_contains(message);
+        if code != 0 {
+            out.assert_output_contains("4 hosts were not confirmed");
+        }
+        fmc.stop();
+    }
+}

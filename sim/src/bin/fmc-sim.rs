@@ -24,7 +24,7 @@ usage:
                  [--cert-version 1|3] [--key ecdsa|rsa] [--valid-days N]
   fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
-                [--garbage-reply] [--strict] [--exit-after N] [--known-host IP]...
+                [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict] [--exit-after N] [--known-host IP]...
                 [--flush-clears source|all]
 
 enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12; prints its path.
@@ -158,6 +158,11 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                 no_value(&name, inline)?;
                 options.garbage_reply = true;
             }
+            "--reply-text" => {
+                // `\n` in the argument stands for a line break; `{n}` for the count.
+                options.reply_text = Some(args.value(&name, inline)?.replace("\\n", "\n"))
+            }
+            "--trickle-ms" => options.trickle_ms = args.number(&name, inline)?,
             "--strict" => {
                 no_value(&name, inline)?;
                 options.strict = true;
