@@ -10,6 +10,8 @@ use qualys_connector_sim::fmc::{
 };
 
 use crate::harness::{Outcome, Test, example, shared_fixture};
+use crate::relay::Relay;
+use std::time::Duration;
 
 /// Fast retries so fault tests finish quickly.
 const FAST: &str = "fmc_retry_wait: 0.05\nfmc_connect_timeout: 5\n";
@@ -581,4 +583,55 @@ fn only_the_exact_count_line_without_errors_confirms_a_block() {
         }
         fmc.stop();
     }
+}
+
+/// A reply trickled a byte every 300 ms never trips a per-read timeout; the reply
+/// timeout bounds the whole reply.
+#[test]
+fn a_trickled_reply_is_bounded_by_the_reply_timeout() {
+    let mut fmc = Fmc::start(|o| o.trickle_ms = 300);
+    let test = Test::new().config(&format!(
+        "add_host: y\nfmc_reply_timeout: 2\n{FAST}fmc_retries: 0\n"
+    ));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let started = std::time::Instant::now();
+    let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
+    out.assert_code(5)
+        .assert_output_contains("no reply within 2 s")
+        .assert_output_contains(
+            "not confirmed by the FMC: 192.0.2.10 192.0.2.11 2001:db8::20 198.51.100.7",
+        );
+    // The whole reply (36 bytes) would take about 11 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    fmc.stop();
+}
+
+/// A link passing one byte per 0.5 s holds no read for long, but the TLS handshake
+/// as a whole must finish within fmc_connect_timeout.
+#[test]
+fn a_slow_link_bounds_the_whole_handshake() {
+    let mut fmc = Fmc::start(|_| {});
+    let relay = Relay::start(fmc.addr(), Duration::from_millis(500));
+    let test = Test::new().config("add_host: y\nfmc_connect_timeout: 2\nfmc_retries: 0\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let started = std::time::Instant::now();
+    let test = test.args(&[
+        format!("-server={}", relay.addr().ip()),
+        format!("-port={}", relay.addr().port()),
+        format!("-report={}", example("report.xml").display()),
+    ]);
+    test.run()
+        .assert_code(5)
+        .assert_output_contains("did not finish within 2 s (fmc_connect_timeout)");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(relay);
+    fmc.stop();
 }
