@@ -40,6 +40,23 @@ pub struct FmcOptions {
 /// Blocks in flight between the producer and the sender thread.
 const CHANNEL_DEPTH: usize = 4;
 
+/// The largest block sent, whatever the server announces: a block is held in memory
+/// (up to [`CHANNEL_DEPTH`] + 2 of them), so an FMC announcing 2^32-1 must not turn the
+/// whole stream into one block.
+pub const MAX_BLOCK: usize = 16 * 1024 * 1024;
+
+/// Room for host commands in a block: the smaller of the server's maximum and
+/// [`MAX_BLOCK`], less the SetSource line every connection starts with.
+fn block_limit(announced: u32, source_line: usize) -> usize {
+    let announced = announced as usize;
+    if announced > MAX_BLOCK {
+        log::debug!(
+            "the FMC accepts blocks of {announced} bytes; blocks are capped at {MAX_BLOCK} bytes to keep memory bounded"
+        );
+    }
+    announced.min(MAX_BLOCK).saturating_sub(source_line)
+}
+
 /// Part of one host in a block.
 #[derive(Debug, Clone, Copy)]
 struct HostPart {
@@ -212,7 +229,7 @@ impl CommandSink for FmcSink {
             "connected to the FMC at {} (maximum block {max} bytes)",
             connection.addr()
         );
-        self.limit = max.saturating_sub(self.source_line.len());
+        self.limit = block_limit(connection.max_size(), self.source_line.len());
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let options = self.options.clone();
         let source_line = self.source_line.clone();
@@ -539,6 +556,78 @@ mod tests {
                 (got, want) => panic!("{reply:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn block_limits() {
+        let cases = [
+            (524_288, 40, 524_248),
+            (300, 40, 260),
+            (16 * 1024 * 1024, 0, MAX_BLOCK),
+            (u32::MAX, 40, MAX_BLOCK - 40),
+        ];
+        for (announced, source, want) in cases {
+            assert_eq!(block_limit(announced, source), want, "{announced}");
+        }
+    }
+
+    /// With the limit of a server announcing 2^32-1, 20 MiB of hosts go out in blocks
+    /// of at most 16 MiB each, every host in one.
+    #[test]
+    fn blocks_are_packed_within_the_cap() {
+        let mut sink = FmcSink::new(FmcOptions {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 8307,
+                ipv6: false,
+            },
+            tls: Arc::new(
+                ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            ),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                reply: Duration::from_secs(1),
+            },
+            retries: 0,
+            retry_wait: Duration::ZERO,
+        });
+        let source = b"SetSource,Qualys\n";
+        sink.limit = block_limit(u32::MAX, source.len());
+        let (tx, rx) = sync_channel(64);
+        sink.tx = Some(tx);
+        let host = vec![b'x'; 999]
+            .into_iter()
+            .chain([b'\n'])
+            .collect::<Vec<u8>>();
+        let hosts = 20 * 1024;
+        let collector = std::thread::spawn(move || rx.iter().collect::<Vec<Block>>());
+        for i in 0..hosts {
+            let block = HostBlock {
+                ip: IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]),
+                commands: 1,
+                findings: 0,
+                bytes: &host,
+            };
+            sink.host(&block).unwrap();
+        }
+        sink.push_block();
+        sink.tx = None;
+        let blocks = collector.join().unwrap();
+        assert_eq!(blocks.len(), 2);
+        for b in &blocks {
+            assert!(
+                b.bytes.len() + source.len() <= MAX_BLOCK,
+                "{}",
+                b.bytes.len()
+            );
+        }
+        assert_eq!(blocks.iter().map(|b| b.hosts.len()).sum::<usize>(), hosts);
     }
 
     #[test]

@@ -635,3 +635,17 @@ fn a_slow_link_bounds_the_whole_handshake() {
     drop(relay);
     fmc.stop();
 }
+
+/// An FMC announcing 2^32-1 bytes gets blocks of at most 16 MiB, and the debug log says so.
+#[test]
+fn an_announced_maximum_of_4_gib_is_capped_at_16_mib() {
+    let reference = reference_map();
+    let mut fmc = Fmc::start(|o| o.max_size = u32::MAX);
+    let test = Test::new().config("add_host: y\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let (_t, out) = send(test, &fmc, &example("report.xml"), &["-le=3"]);
+    out.assert_code(0)
+        .assert_output_contains("maximum block 4294967295 bytes")
+        .assert_output_contains("blocks are capped at 16777216 bytes");
+    assert_eq!(map_findings(&fmc.stop()), reference);
+}
