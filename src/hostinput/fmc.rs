@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 
-use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, quote};
+use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, TransportError, quote};
 use super::{CommandSink, Delivery, HostBlock, SinkError};
 use super::{commands, framing};
+use crate::stop::{self, Stopped};
 
 /// How the sink connects and how hard it tries.
 #[derive(Debug, Clone)]
@@ -86,7 +87,12 @@ pub struct FmcSink {
     /// A sender that stopped early (connection gone for good) drops the receiver: what is
     /// still produced is counted here as unconfirmed.
     undelivered: Vec<IpAddr>,
+    /// Whether the run must stop (`stop::check`; replaceable in tests).
+    stop: StopCheck,
 }
+
+/// `Err` when the run must stop: checked before each block is sent.
+type StopCheck = fn() -> Result<(), Stopped>;
 
 impl std::fmt::Debug for FmcSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +108,8 @@ impl std::fmt::Debug for FmcSink {
 struct Outcome {
     delivery: Delivery,
     unconfirmed: Vec<IpAddr>,
+    /// The stop that ended the delivery early, if one did.
+    stopped: Option<Stopped>,
 }
 
 impl FmcSink {
@@ -115,6 +123,7 @@ impl FmcSink {
             sender: None,
             shortened_lines: 0,
             undelivered: Vec::new(),
+            stop: stop::check,
         }
     }
 
@@ -222,8 +231,13 @@ impl CommandSink for FmcSink {
     /// starts the sender thread.
     fn preamble(&mut self, bytes: &[u8], _commands: usize) -> Result<(), SinkError> {
         self.source_line = bytes.to_vec();
-        let connection = connect_with_retries(&self.options, None)
-            .map_err(|e| SinkError::Delivery(e.to_string()))?;
+        let connection = connect_with_retries(&self.options, None).map_err(|e| match e {
+            ConnectError::Stopped(stopped) => SinkError::Stopped {
+                stopped,
+                delivery: Delivery::default(),
+            },
+            other => SinkError::Delivery(other.to_string()),
+        })?;
         let max = connection.max_size() as usize;
         log::info!(
             "connected to the FMC at {} (maximum block {max} bytes)",
@@ -233,9 +247,10 @@ impl CommandSink for FmcSink {
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let options = self.options.clone();
         let source_line = self.source_line.clone();
+        let check = self.stop;
         let handle = std::thread::Builder::new()
             .name("fmc-sender".into())
-            .spawn(move || send_all(rx, connection, options, source_line))
+            .spawn(move || send_all(rx, connection, &options, &source_line, check))
             .map_err(|e| SinkError::Delivery(format!("cannot start the sender thread: {e}")))?;
         self.tx = Some(tx);
         self.sender = Some(handle);
@@ -269,7 +284,13 @@ impl CommandSink for FmcSink {
         delivery.unconfirmed = outcome.unconfirmed;
         delivery.unconfirmed.append(&mut self.undelivered);
         delivery.shortened_lines = self.shortened_lines;
-        Ok(delivery)
+        match outcome.stopped {
+            Some(stopped) => {
+                log_unconfirmed(&delivery.unconfirmed);
+                Err(SinkError::Stopped { stopped, delivery })
+            }
+            None => Ok(delivery),
+        }
     }
 }
 
@@ -292,7 +313,9 @@ fn connect_with_retries(
                 // Configuration-type failures do not heal by waiting.
                 let permanent = matches!(
                     e,
-                    ConnectError::Resolve { .. } | ConnectError::NoAddress { .. }
+                    ConnectError::Resolve { .. }
+                        | ConnectError::NoAddress { .. }
+                        | ConnectError::Stopped(_)
                 );
                 if permanent || attempt >= options.retries {
                     return Err(e);
@@ -304,106 +327,167 @@ fn connect_with_retries(
                     options.retries,
                     wait
                 );
-                std::thread::sleep(wait);
+                stop::sleep(wait).map_err(ConnectError::Stopped)?;
                 wait = (wait * 2).min(Duration::from_secs(60));
             }
         }
     }
 }
 
-/// The sender thread: one block at a time, one reply each.
+/// The sender thread: one block at a time, one reply each. When the run must stop, no
+/// new block is sent; the reply to the block in flight is awaited a short while
+/// (`client::STOP_GRACE`).
 fn send_all(
     rx: Receiver<Block>,
     connection: Connection,
-    options: FmcOptions,
-    source_line: Vec<u8>,
+    options: &FmcOptions,
+    source_line: &[u8],
+    check: StopCheck,
 ) -> Outcome {
-    let mut outcome = Outcome::default();
-    let mut connection = Some(connection);
-    let mut fresh = true;
-    // Hosts split over several blocks, until their last part is answered.
-    let mut failed_split = SplitHosts::new();
-    let mut frame = Vec::new();
-
-    'blocks: while let Ok(block) = rx.recv() {
-        let mut attempts = 0;
-        while let Some(conn) = connection.as_mut() {
-            frame.clear();
-            let mut expected = block.commands;
-            if fresh {
-                // Every stream starts with SetSource (host-input.md §4).
-                frame.extend_from_slice(&source_line);
-                expected += 1;
+    let mut sender = Sender {
+        outcome: Outcome::default(),
+        connection: Some(connection),
+        fresh: true,
+        failed_split: SplitHosts::new(),
+        frame: Vec::new(),
+        options,
+        source_line,
+    };
+    while let Ok(block) = rx.recv() {
+        let sent = check()
+            .map_err(End::Stopped)
+            .and_then(|()| sender.deliver(&block));
+        if let Err(end) = sent {
+            sender.fail(&block);
+            if let End::Stopped(stopped) = end {
+                log::warn!("{stopped}: no further block is sent to the FMC");
+                sender.outcome.stopped = Some(stopped);
             }
-            frame.extend_from_slice(&block.bytes);
-            match conn.exchange(&frame) {
-                Ok(reply) => {
-                    fresh = false;
-                    outcome.delivery.blocks += 1;
-                    match judge(&reply, expected) {
-                        Ok(warnings) => {
-                            for warning in warnings {
-                                log::warn!(
-                                    "the FMC warns about block {} (hosts {}): {warning}",
-                                    outcome.delivery.blocks,
-                                    hosts_of(&block)
-                                );
-                            }
-                            confirm(&block, &mut outcome, &mut failed_split)
-                        }
-                        Err(reason) => {
-                            outcome.delivery.failed_blocks += 1;
-                            log::error!(
-                                "the FMC did not accept block {} (hosts {}): {reason}",
-                                outcome.delivery.blocks,
-                                hosts_of(&block)
-                            );
-                            fail(&block, &mut outcome, &mut failed_split);
-                        }
-                    }
-                    continue 'blocks;
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    log::warn!("connection to the FMC lost: {reason}");
-                    if let Some(c) = connection.take() {
-                        c.close();
-                    }
-                    attempts += 1;
-                    if attempts > options.retries {
-                        log::error!(
-                            "giving up on the FMC after {} attempts for one block: {reason}",
-                            attempts
-                        );
-                        fail(&block, &mut outcome, &mut failed_split);
-                        break 'blocks;
-                    }
-                    std::thread::sleep(options.retry_wait * attempts);
-                    match connect_with_retries(&options, Some(&reason)) {
-                        Ok(c) => {
-                            log::info!("reconnected to the FMC at {}", c.addr());
-                            connection = Some(c);
-                            fresh = true;
-                        }
-                        Err(e) => {
-                            log::error!("cannot reconnect to the FMC: {e}");
-                            fail(&block, &mut outcome, &mut failed_split);
-                            break 'blocks;
-                        }
-                    }
-                }
-            }
+            break;
         }
     }
     // Whatever is still queued was never sent.
     while let Ok(block) = rx.try_recv() {
-        fail(&block, &mut outcome, &mut failed_split);
+        sender.fail(&block);
     }
     drop(rx);
-    if let Some(c) = connection {
+    if let Some(c) = sender.connection.take() {
         c.close();
     }
-    outcome
+    sender.outcome
+}
+
+/// Why the sender gave up before the end of the stream.
+enum End {
+    /// The connection is gone for good (logged).
+    Lost,
+    Stopped(Stopped),
+}
+
+/// The sender thread's state.
+struct Sender<'a> {
+    outcome: Outcome,
+    connection: Option<Connection>,
+    /// No block sent on this connection yet: the next one starts with SetSource.
+    fresh: bool,
+    /// Hosts split over several blocks, until their last part is answered.
+    failed_split: SplitHosts,
+    frame: Vec<u8>,
+    options: &'a FmcOptions,
+    source_line: &'a [u8],
+}
+
+impl Sender<'_> {
+    /// Sends one block until it is answered (reconnecting as needed) and judges the reply.
+    fn deliver(&mut self, block: &Block) -> Result<(), End> {
+        let mut attempts = 0;
+        loop {
+            let Some(conn) = self.connection.as_mut() else {
+                return Err(End::Lost);
+            };
+            self.frame.clear();
+            let mut expected = block.commands;
+            if self.fresh {
+                // Every stream starts with SetSource (host-input.md §4).
+                self.frame.extend_from_slice(self.source_line);
+                expected += 1;
+            }
+            self.frame.extend_from_slice(&block.bytes);
+            let e = match conn.exchange(&self.frame) {
+                Ok(reply) => {
+                    self.judged(block, &reply, expected);
+                    return Ok(());
+                }
+                Err(TransportError::Stopped(stopped)) => return Err(End::Stopped(stopped)),
+                Err(e) => e,
+            };
+            attempts += 1;
+            self.reconnect(&e.to_string(), attempts)?;
+        }
+    }
+
+    fn judged(&mut self, block: &Block, reply: &Reply, expected: u64) {
+        self.fresh = false;
+        self.outcome.delivery.blocks += 1;
+        let number = self.outcome.delivery.blocks;
+        match judge(reply, expected) {
+            Ok(warnings) => {
+                for warning in warnings {
+                    log::warn!(
+                        "the FMC warns about block {number} (hosts {}): {warning}",
+                        hosts_of(block)
+                    );
+                }
+                confirm(block, &mut self.outcome, &mut self.failed_split);
+            }
+            Err(reason) => {
+                self.outcome.delivery.failed_blocks += 1;
+                log::error!(
+                    "the FMC did not accept block {number} (hosts {}): {reason}",
+                    hosts_of(block)
+                );
+                self.fail(block);
+            }
+        }
+    }
+
+    /// After a lost connection: waits (stop-aware) and opens a new one.
+    fn reconnect(&mut self, reason: &str, attempts: u32) -> Result<(), End> {
+        log::warn!("connection to the FMC lost: {reason}");
+        if let Some(c) = self.connection.take() {
+            c.close();
+        }
+        if attempts > self.options.retries {
+            log::error!("giving up on the FMC after {attempts} attempts for one block: {reason}");
+            return Err(End::Lost);
+        }
+        stop::sleep(self.options.retry_wait * attempts).map_err(End::Stopped)?;
+        match connect_with_retries(self.options, Some(reason)) {
+            Ok(c) => {
+                log::info!("reconnected to the FMC at {}", c.addr());
+                self.connection = Some(c);
+                self.fresh = true;
+                Ok(())
+            }
+            Err(ConnectError::Stopped(stopped)) => Err(End::Stopped(stopped)),
+            Err(e) => {
+                log::error!("cannot reconnect to the FMC: {e}");
+                Err(End::Lost)
+            }
+        }
+    }
+
+    fn fail(&mut self, block: &Block) {
+        fail(block, &mut self.outcome, &mut self.failed_split);
+    }
+}
+
+/// Lists hosts the FMC did not confirm, 20 a line (a rerun sends them again).
+pub fn log_unconfirmed(hosts: &[IpAddr]) {
+    for chunk in hosts.chunks(20) {
+        let list: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        log::error!("not confirmed by the FMC: {}", list.join(" "));
+    }
 }
 
 /// Decides whether a reply confirms a block of `expected` commands: exactly one line
@@ -628,6 +712,83 @@ mod tests {
             );
         }
         assert_eq!(blocks.iter().map(|b| b.hosts.len()).sum::<usize>(), hosts);
+    }
+
+    fn options_for(addr: std::net::SocketAddr, dir: &std::path::Path) -> FmcOptions {
+        use qualys_connector_sim::fmc::{EnrollOptions, enroll};
+        let path = enroll(dir, "127.0.0.1", &EnrollOptions::default()).unwrap();
+        let identity = super::super::pkcs12::load(&path, None).unwrap();
+        FmcOptions {
+            endpoint: Endpoint {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                ipv6: false,
+            },
+            tls: super::super::tls::client_config(&identity, "test", true).unwrap(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                reply: Duration::from_secs(5),
+            },
+            retries: 0,
+            retry_wait: Duration::ZERO,
+        }
+    }
+
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// The run is told to stop once the first block has gone out.
+    fn stop_after_one_block() -> Result<(), Stopped> {
+        if CHECKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Ok(())
+        } else {
+            Err(Stopped::Signal(crate::stop::SIGTERM))
+        }
+    }
+
+    /// After a stop no new block is sent, and the sink reports the stop with what was
+    /// confirmed and what was not.
+    #[test]
+    fn a_stop_sends_no_new_block_and_reports_the_outcome() {
+        use qualys_connector_sim::fmc::{Server, ServerOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let mut server_options = ServerOptions::new(dir.path());
+        server_options.max_size = 300;
+        let server = Server::start(server_options).unwrap();
+        let mut sink = FmcSink::new(options_for(server.addr(), dir.path()));
+        sink.stop = stop_after_one_block;
+        sink.preamble(b"SetSource,Qualys\n", 1).unwrap();
+        let ips: Vec<IpAddr> = (1..=6).map(|i| IpAddr::from([192, 0, 2, i])).collect();
+        for ip in &ips {
+            // About 80 bytes: three hosts to a 300-byte block.
+            let commands = format!("AddHost,{ip}\n").repeat(3) + "ScanFlush\n";
+            sink.host(&HostBlock {
+                ip: *ip,
+                commands: 4,
+                findings: 0,
+                bytes: commands.as_bytes(),
+            })
+            .unwrap();
+        }
+        let err = sink.finish().unwrap_err();
+        let SinkError::Stopped { stopped, delivery } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*stopped, Stopped::Signal(crate::stop::SIGTERM));
+        let stats = server.stats();
+        assert_eq!(stats.blocks, 1, "{stats:?}");
+        assert_eq!(delivery.blocks, 1);
+        assert!(delivery.hosts >= 1, "{delivery:?}");
+        assert_eq!(
+            delivery.hosts as usize + delivery.unconfirmed.len(),
+            ips.len()
+        );
+        assert!(
+            err.to_string()
+                .contains("stopped by SIGTERM during delivery"),
+            "{err}"
+        );
+        assert_eq!(crate::exit::Failure::Sink(err).code().as_i32(), 143);
+        server.stop();
     }
 
     #[test]
