@@ -741,7 +741,7 @@ mod tests {
         if CHECKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
             Ok(())
         } else {
-            Err(Stopped::Signal(crate::stop::SIGTERM))
+            Err(Stopped::Signal(stop::SIGTERM))
         }
     }
 
@@ -773,7 +773,7 @@ mod tests {
         let SinkError::Stopped { stopped, delivery } = &err else {
             panic!("{err}");
         };
-        assert_eq!(*stopped, Stopped::Signal(crate::stop::SIGTERM));
+        assert_eq!(*stopped, Stopped::Signal(stop::SIGTERM));
         let stats = server.stats();
         assert_eq!(stats.blocks, 1, "{stats:?}");
         assert_eq!(delivery.blocks, 1);
