@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,8 +23,9 @@ use std::time::Duration;
 use rustls::ClientConfig;
 
 use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, TransportError, quote};
+use super::framing;
+use super::pack::{self, Block, HostPart};
 use super::{CommandSink, Delivery, HostBlock, SinkError};
-use super::{commands, framing};
 use crate::stop::{self, Stopped};
 
 /// How the sink connects and how hard it tries.
@@ -58,28 +60,13 @@ fn block_limit(announced: u32, source_line: usize) -> usize {
     announced.min(MAX_BLOCK).saturating_sub(source_line)
 }
 
-/// Part of one host in a block.
-#[derive(Debug, Clone, Copy)]
-struct HostPart {
-    ip: IpAddr,
-    findings: usize,
-    /// The host's last part: the host is confirmed when this part is.
-    last: bool,
-}
-
-#[derive(Debug, Default)]
-struct Block {
-    bytes: Vec<u8>,
-    commands: u64,
-    hosts: Vec<HostPart>,
-}
-
 pub struct FmcSink {
     options: FmcOptions,
     /// The SetSource line every connection starts with.
     source_line: Vec<u8>,
-    /// Largest block (from the server), less room for the SetSource line.
-    limit: usize,
+    /// Largest block (from the server, capped), less room for the SetSource line; the
+    /// sender lowers it when a new connection announces a smaller maximum.
+    limit: Arc<AtomicUsize>,
     current: Block,
     tx: Option<SyncSender<Block>>,
     sender: Option<JoinHandle<Outcome>>,
@@ -98,7 +85,7 @@ impl std::fmt::Debug for FmcSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FmcSink")
             .field("endpoint", &self.options.endpoint)
-            .field("limit", &self.limit)
+            .field("limit", &self.limit())
             .finish()
     }
 }
@@ -117,7 +104,7 @@ impl FmcSink {
         FmcSink {
             options,
             source_line: Vec::new(),
-            limit: 0,
+            limit: Arc::new(AtomicUsize::new(0)),
             current: Block::default(),
             tx: None,
             sender: None,
@@ -143,85 +130,40 @@ impl FmcSink {
         }
     }
 
-    fn add_part(&mut self, bytes: &[u8], commands: u64, part: HostPart) {
-        if self.current.bytes.len() + bytes.len() > self.limit {
+    fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    fn add_part(&mut self, bytes: &[u8], part: HostPart) {
+        if self.current.bytes.len() + bytes.len() > self.limit() {
             self.push_block();
         }
-        self.current.bytes.extend_from_slice(bytes);
-        self.current.commands += commands;
-        self.current.hosts.push(part);
+        self.current.push(bytes, part);
     }
 
     /// Splits a host too large for one block into parts that each fit (host-input.md §4).
     fn add_split_host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
+        let limit = self.limit();
         log::debug!(
-            "host {}: {} bytes of commands, more than a block ({} bytes): sent in parts",
+            "host {}: {} bytes of commands, more than a block ({limit} bytes): sent in parts",
             block.ip,
             block.bytes.len(),
-            self.limit
         );
         self.push_block();
-        let mut lines: Vec<&[u8]> = block.bytes.split_inclusive(|&b| b == b'\n').collect();
-        let commit = lines.pop().unwrap_or(b"ScanFlush\n");
-        let mut first_part = true;
-        let mut part = Vec::new();
-        let mut part_commands = 0u64;
-        let mut part_findings = 0usize;
-        let closing = |first: bool| -> &[u8] { if first { commit } else { b"ScanUpdate\n" } };
-        let room = self
-            .limit
-            .saturating_sub(commit.len().max(b"ScanUpdate\n".len()));
-        for line in lines {
-            let line: Vec<u8> = if line.len() > room {
-                match commands::shorten_scan_result(line, room) {
-                    Some(short) => {
-                        self.shortened_lines += 1;
-                        log::warn!(
-                            "host {}: a {}-byte line exceeds the server's block size ({} bytes): its text was shortened",
-                            block.ip,
-                            line.len(),
-                            self.limit
-                        );
-                        short
-                    }
-                    None => {
-                        return Err(SinkError::Delivery(format!(
-                            "host {}: a {}-byte command cannot be shortened to the server's block size ({} bytes)",
-                            block.ip,
-                            line.len(),
-                            self.limit
-                        )));
-                    }
-                }
-            } else {
-                line.to_vec()
-            };
-            if part.len() + line.len() > room && part_commands > 0 {
-                part.extend_from_slice(closing(first_part));
-                let p = HostPart {
-                    ip: block.ip,
-                    findings: part_findings,
-                    last: false,
-                };
-                self.add_part(&std::mem::take(&mut part), part_commands + 1, p);
+        let pieces = pack::split_host(
+            block.ip,
+            block.bytes,
+            limit,
+            true,
+            &mut self.shortened_lines,
+        )?;
+        for piece in pieces {
+            let last = piece.part.last;
+            self.add_part(&piece.bytes, piece.part);
+            if !last {
                 self.push_block();
-                first_part = false;
-                part_commands = 0;
-                part_findings = 0;
             }
-            if line.starts_with(b"AddScanResult,") {
-                part_findings += 1;
-            }
-            part.extend_from_slice(&line);
-            part_commands += 1;
         }
-        part.extend_from_slice(closing(first_part));
-        let p = HostPart {
-            ip: block.ip,
-            findings: part_findings,
-            last: true,
-        };
-        self.add_part(&part, part_commands + 1, p);
         Ok(())
     }
 }
@@ -243,14 +185,18 @@ impl CommandSink for FmcSink {
             "connected to the FMC at {} (maximum block {max} bytes)",
             connection.addr()
         );
-        self.limit = block_limit(connection.max_size(), self.source_line.len());
+        self.limit.store(
+            block_limit(connection.max_size(), self.source_line.len()),
+            Ordering::Relaxed,
+        );
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let options = self.options.clone();
         let source_line = self.source_line.clone();
         let check = self.stop;
+        let limit = Arc::clone(&self.limit);
         let handle = std::thread::Builder::new()
             .name("fmc-sender".into())
-            .spawn(move || send_all(rx, connection, &options, &source_line, check))
+            .spawn(move || send_all(rx, connection, &options, &source_line, check, &limit))
             .map_err(|e| SinkError::Delivery(format!("cannot start the sender thread: {e}")))?;
         self.tx = Some(tx);
         self.sender = Some(handle);
@@ -258,15 +204,17 @@ impl CommandSink for FmcSink {
     }
 
     fn host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
-        if block.bytes.len() > self.limit {
+        if block.bytes.len() > self.limit() {
             return self.add_split_host(block);
         }
         let part = HostPart {
             ip: block.ip,
             findings: block.findings,
+            commands: block.commands as u64,
+            len: block.bytes.len(),
             last: true,
         };
-        self.add_part(block.bytes, block.commands as u64, part);
+        self.add_part(block.bytes, part);
         Ok(())
     }
 
@@ -283,7 +231,7 @@ impl CommandSink for FmcSink {
         let mut delivery = outcome.delivery;
         delivery.unconfirmed = outcome.unconfirmed;
         delivery.unconfirmed.append(&mut self.undelivered);
-        delivery.shortened_lines = self.shortened_lines;
+        delivery.shortened_lines += self.shortened_lines;
         match outcome.stopped {
             Some(stopped) => {
                 log_unconfirmed(&delivery.unconfirmed);
@@ -343,6 +291,7 @@ fn send_all(
     options: &FmcOptions,
     source_line: &[u8],
     check: StopCheck,
+    limit: &AtomicUsize,
 ) -> Outcome {
     let mut sender = Sender {
         outcome: Outcome::default(),
@@ -352,13 +301,18 @@ fn send_all(
         frame: Vec::new(),
         options,
         source_line,
+        limit,
     };
     while let Ok(block) = rx.recv() {
-        let sent = check()
-            .map_err(End::Stopped)
-            .and_then(|()| sender.deliver(&block));
+        // `deliver` fails a block it cannot send; a block not tried is failed here.
+        let sent = match check() {
+            Ok(()) => sender.deliver(&block),
+            Err(stopped) => {
+                sender.fail(&block);
+                Err(End::Stopped(stopped))
+            }
+        };
         if let Err(end) = sent {
-            sender.fail(&block);
             if let End::Stopped(stopped) = end {
                 log::warn!("{stopped}: no further block is sent to the FMC");
                 sender.outcome.stopped = Some(stopped);
@@ -382,6 +336,8 @@ enum End {
     /// The connection is gone for good (logged).
     Lost,
     Stopped(Stopped),
+    /// Internal to `deliver`: the new connection's maximum is smaller than the block.
+    Shrunk,
 }
 
 /// The sender thread's state.
@@ -395,13 +351,33 @@ struct Sender<'a> {
     frame: Vec<u8>,
     options: &'a FmcOptions,
     source_line: &'a [u8],
+    /// Shared with the producer (see `FmcSink::limit`).
+    limit: &'a AtomicUsize,
 }
 
 impl Sender<'_> {
-    /// Sends one block until it is answered (reconnecting as needed) and judges the reply.
+    /// Sends one block until it is answered (reconnecting as needed) and judges the
+    /// reply; a block that cannot be sent is failed here.
     fn deliver(&mut self, block: &Block) -> Result<(), End> {
+        if block.bytes.len() > self.limit.load(Ordering::Relaxed) {
+            return self.deliver_repacked(block);
+        }
+        match self.send_until_answered(block) {
+            Ok(()) => Ok(()),
+            Err(End::Shrunk) => self.deliver_repacked(block),
+            Err(end) => {
+                self.fail(block);
+                Err(end)
+            }
+        }
+    }
+
+    fn send_until_answered(&mut self, block: &Block) -> Result<(), End> {
         let mut attempts = 0;
         loop {
+            if block.bytes.len() > self.limit.load(Ordering::Relaxed) {
+                return Err(End::Shrunk);
+            }
             let Some(conn) = self.connection.as_mut() else {
                 return Err(End::Lost);
             };
@@ -423,6 +399,32 @@ impl Sender<'_> {
             };
             attempts += 1;
             self.reconnect(&e.to_string(), attempts)?;
+        }
+    }
+
+    /// A block packed for a larger maximum than the current connection's: packed again
+    /// and sent piece by piece.
+    fn deliver_repacked(&mut self, block: &Block) -> Result<(), End> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let shortened = &mut self.outcome.delivery.shortened_lines;
+        match pack::repack(block, limit, shortened) {
+            Ok(blocks) => {
+                for (i, b) in blocks.iter().enumerate() {
+                    if let Err(end) = self.deliver(b) {
+                        // `deliver` failed this piece; the rest of the block was not sent.
+                        for rest in &blocks[i + 1..] {
+                            self.fail(rest);
+                        }
+                        return Err(end);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("cannot pack block again for the FMC's new maximum: {e}");
+                self.fail(block);
+                Ok(())
+            }
         }
     }
 
@@ -465,6 +467,14 @@ impl Sender<'_> {
         match connect_with_retries(self.options, Some(reason)) {
             Ok(c) => {
                 log::info!("reconnected to the FMC at {}", c.addr());
+                let limit = block_limit(c.max_size(), self.source_line.len());
+                if limit < self.limit.load(Ordering::Relaxed) {
+                    log::info!(
+                        "the FMC now accepts blocks of {} bytes: the remaining hosts are packed for that",
+                        c.max_size()
+                    );
+                    self.limit.store(limit, Ordering::Relaxed);
+                }
                 self.connection = Some(c);
                 self.fresh = true;
                 Ok(())
@@ -682,7 +692,8 @@ mod tests {
             retry_wait: Duration::ZERO,
         });
         let source = b"SetSource,Qualys\n";
-        sink.limit = block_limit(u32::MAX, source.len());
+        sink.limit
+            .store(block_limit(u32::MAX, source.len()), Ordering::Relaxed);
         let (tx, rx) = sync_channel(64);
         sink.tx = Some(tx);
         let host = vec![b'x'; 999]
@@ -734,11 +745,11 @@ mod tests {
         }
     }
 
-    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static CHECKS: AtomicUsize = AtomicUsize::new(0);
 
     /// The run is told to stop once the first block has gone out.
     fn stop_after_one_block() -> Result<(), Stopped> {
-        if CHECKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        if CHECKS.fetch_add(1, Ordering::SeqCst) == 0 {
             Ok(())
         } else {
             Err(Stopped::Signal(stop::SIGTERM))
@@ -800,6 +811,8 @@ mod tests {
             hosts: vec![HostPart {
                 ip,
                 findings: 1,
+                commands: 1,
+                len: 2,
                 last,
             }],
         };

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod csvfile;
 pub mod fmc;
 pub mod framing;
+mod pack;
 pub mod pkcs12;
 pub mod tls;
 pub mod validate;

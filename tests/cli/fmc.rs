@@ -495,20 +495,30 @@ fn garbage_replies_confirm_nothing() {
 
 #[test]
 fn connection_closed_after_a_block_is_resumed_without_loss() {
+    resumed_after_a_reconnect(
+        |o| {
+            o.max_size = 700;
+            o.close_after = Some(2);
+        },
+        "connection to the FMC lost",
+    );
+}
+
+/// Runs the example report against an FMC that drops the first connection: the run
+/// reconnects, says `message`, and ends with the fault-free map.
+fn resumed_after_a_reconnect(configure: impl FnOnce(&mut ServerOptions), message: &str) {
     let reference = reference_map();
-    let mut fmc = Fmc::start(|o| {
-        o.max_size = 700;
-        o.close_after = Some(2);
-    });
+    let mut fmc = Fmc::start(configure);
     let test = Test::new().config(&format!("add_host: y\n{FAST}"));
     fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
     let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
     out.assert_code(0)
-        .assert_output_contains("connection to the FMC lost")
+        .assert_output_contains(message)
         .assert_output_contains("reconnected to the FMC")
         .assert_output_contains("4 hosts and 6 findings confirmed");
     let stats = fmc.server.as_ref().unwrap().stats();
     assert_eq!(stats.connections, 2, "{stats:?}");
+    assert_eq!(stats.unparseable_lines, 0);
     assert_eq!(map_findings(&fmc.stop()), reference);
 }
 
@@ -648,4 +658,19 @@ fn an_announced_maximum_of_4_gib_is_capped_at_16_mib() {
         .assert_output_contains("maximum block 4294967295 bytes")
         .assert_output_contains("blocks are capped at 16777216 bytes");
     assert_eq!(map_findings(&fmc.stop()), reference);
+}
+
+/// A reconnected FMC announcing a smaller maximum (700 bytes, then 300) gets the
+/// remaining hosts packed again for it: the same map, and no block over 300 bytes (the
+/// simulator refuses those).
+#[test]
+fn a_smaller_maximum_after_a_reconnect_is_respected() {
+    resumed_after_a_reconnect(
+        |o| {
+            o.max_size = 700;
+            o.max_size_after = Some(300);
+            o.close_after = Some(1);
+        },
+        "the FMC now accepts blocks of 300 bytes",
+    );
 }

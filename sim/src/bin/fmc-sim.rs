@@ -22,7 +22,8 @@ const USAGE: &str = "\
 usage:
   fmc-sim enroll --client <addr> --dir DIR [--password P] [--scheme legacy|3des|aes]
                  [--cert-version 1|3] [--key ecdsa|rsa] [--valid-days N]
-  fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--map-out FILE]
+  fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--max-size-after N]
+                [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
                 [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict] [--exit-after N] [--known-host IP]...
                 [--flush-clears source|all]
@@ -144,6 +145,7 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                     .map_err(|_| Usage(format!("--listen: {v:?} is not ADDRESS:PORT")))?;
             }
             "--max-size" => options.max_size = args.number(&name, inline)?,
+            "--max-size-after" => options.max_size_after = Some(args.number(&name, inline)?),
             "--map-out" => map_out = Some(PathBuf::from(args.value(&name, inline)?)),
             "--reject-version" => {
                 no_value(&name, inline)?;

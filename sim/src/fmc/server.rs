@@ -71,6 +71,9 @@ pub struct ServerOptions {
     /// commands.`; `{n}` stands for the block's command count (to add warning or error
     /// lines, or misspell the count line).
     pub reply_text: Option<String>,
+    /// The `max` announced from the second session on (a server whose limit changed
+    /// between connections).
+    pub max_size_after: Option<u32>,
     /// Send each reply (header and value) one byte at a time, this many milliseconds
     /// apart.
     pub trickle_ms: u64,
@@ -95,6 +98,7 @@ impl Default for ServerOptions {
             garbage_reply: false,
             strict: false,
             reply_text: None,
+            max_size_after: None,
             trickle_ms: 0,
             exit_after: None,
             known_hosts: Vec::new(),
@@ -656,7 +660,11 @@ impl Session<'_> {
             ));
         }
         // §3.3: the server answers with the maximum block size.
-        let max = self.shared.options.max_size;
+        let later = self.shared.stats().sessions > 0;
+        let max = match self.shared.options.max_size_after {
+            Some(after) if later => after,
+            _ => self.shared.options.max_size,
+        };
         if let Err(e) = self.tls.write_frame(TYPE_MAX_SIZE, &max.to_be_bytes()) {
             return End::ClientClosed(format!("cannot send the max size: {e}"));
         }
