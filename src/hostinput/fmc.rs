@@ -1,16 +1,19 @@
 //! The FMC sink: delivers host command blocks to a Management Center over Host Input
 //! and proves each host was accepted.
 //!
-//! Hosts are packed into data blocks no larger than the server's maximum, a host's
-//! results and its closing ScanFlush always in one block (a host too large for one block
-//! is split: ScanFlush after the first part, ScanUpdate after the others; host-input.md
-//! §4). A sender thread owns the connection and works through a bounded channel, so
-//! producing commands and waiting for the server overlap while memory stays flat.
+//! Hosts are packed into data blocks no larger than the server's maximum (and never over
+//! [`MAX_BLOCK`]), a host's results and its closing ScanFlush always in one block (a host
+//! too large for one block is split: `pack.rs`, host-input.md §4). A sender thread owns
+//! the connection and works through a bounded channel, so producing commands and waiting
+//! for the server overlap while memory stays flat.
 //!
-//! Each block's reply must say "Done processing N commands." with N the commands in that
-//! block; a type-4 reply, a missing phrase or a wrong N fails that block's hosts. A lost
+//! A block is confirmed only when one line of its reply is exactly "Done processing N
+//! commands." with N the commands in that block and no line starts with "Error"; a type-4
+//! reply, a missing or misspelt count line or a wrong N fails that block's hosts. A lost
 //! connection is reopened (bounded, with back-off) and the unconfirmed block is sent
-//! again; confirmed blocks are never resent. Every new connection starts with SetSource.
+//! again, packed again if the new connection announces a smaller maximum; confirmed
+//! blocks are never resent. Every new connection starts with SetSource. When the run must
+//! stop, no new block is sent and the stop is reported with what was confirmed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
