@@ -199,6 +199,7 @@ impl Failure {
             | Failure::Input(_) => Code::Report,
             Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
+            Failure::Sink(SinkError::Stopped { stopped, .. }) => Code::of_stop(*stopped),
             Failure::Download(_) => Code::Download,
             Failure::Check { code, .. } => *code,
             Failure::Stopped(stopped) => Code::of_stop(*stopped),

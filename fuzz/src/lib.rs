@@ -748,18 +748,34 @@ pub fn frame_decoder(data: &[u8]) {
             "re-encoding"
         );
         if frame.kind == FrameType::Data || frame.kind == FrameType::Error {
-            done(&String::from_utf8_lossy(&frame.value));
+            done(&frame.value);
         }
     }
     assert!(consumed <= data.len());
-    done(&String::from_utf8_lossy(data));
+    done(data);
 }
 
-fn done(reply: &str) {
-    if let Some(n) = framing::done_count(reply) {
-        assert!(reply.contains("Done processing "), "{n} from {reply:?}");
-        assert!(reply.contains(" command"), "{n} from {reply:?}");
+/// Every count comes from an exact count line, and every line is sorted exactly once.
+fn done(reply: &[u8]) {
+    let lines = framing::reply_lines(reply);
+    for n in &lines.counts {
+        let line = format!("Done processing {n} commands.");
+        let found = reply
+            .split(|&b| b == b'\n')
+            .any(|l| l.strip_suffix(b"\r").unwrap_or(l) == line.as_bytes());
+        assert!(found, "{n} from {reply:?}");
     }
+    for e in &lines.errors {
+        assert!(e[..5].eq_ignore_ascii_case(b"error"), "{e:?}");
+    }
+    let non_blank = reply
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .count();
+    assert_eq!(
+        lines.counts.len() + lines.errors.len() + lines.others.len(),
+        non_blank
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::framing::{self, FrameError, FrameType, PROTOCOL_VERSION};
 use super::tls;
+use crate::stop::Stopped;
+use crate::timed::{self, TimedStream, Timing};
 
 /// Where the FMC is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,12 @@ pub enum ConnectError {
     Version { addr: SocketAddr, message: String },
     #[error("{addr} did not complete the Host Input handshake: {message}")]
     Handshake { addr: SocketAddr, message: String },
+    #[error(
+        "the TLS and Host Input handshake with {addr} did not finish within {secs} s (fmc_connect_timeout): the network, a proxy or the FMC is too slow; {REACH_HINT}"
+    )]
+    HandshakeTimeout { addr: SocketAddr, secs: u64 },
+    #[error("{0}")]
+    Stopped(Stopped),
 }
 
 /// Failures while a block is in flight: the connection is no longer usable.
@@ -86,25 +94,39 @@ pub enum TransportError {
     Frame(#[from] FrameError),
     #[error("{0}")]
     Tls(String),
+    #[error("{0}")]
+    Stopped(Stopped),
 }
 
 /// The server's answer to one block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// A data reply; `done` is the N of "Done processing N commands." if present.
-    Text { text: String, done: Option<u64> },
-    /// A type-4 error message.
-    Error(String),
+    /// A data reply's text, as received (judged by `framing::reply_lines`).
+    Text(Vec<u8>),
+    /// A type-4 error message, as received.
+    Error(Vec<u8>),
     /// A message of a type that is not a reply (max size, version).
     Unexpected(u32),
 }
 
 pub struct Connection {
-    stream: StreamOwned<ClientConnection, TcpStream>,
+    stream: Tls,
+    /// The bounds of the stream under TLS, changed per phase.
+    timing: Timing,
     addr: SocketAddr,
     max_size: u32,
     reply_timeout: Duration,
 }
+
+/// TLS over a TCP stream whose reads and writes are bounded per phase (src/timed.rs).
+type Tls = StreamOwned<ClientConnection, TimedStream>;
+
+/// How long the reply to a block in flight is still awaited after a stop (a signal): a
+/// block whose reply is read is confirmed, not re-sent by the next run.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a polite close may take.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,7 +138,8 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects, completes TLS and the version / max-size exchange.
+    /// Connects, completes TLS and the version / max-size exchange, all of it for one
+    /// address within the connect timeout.
     pub fn open(
         endpoint: &Endpoint,
         config: Arc<ClientConfig>,
@@ -125,8 +148,13 @@ impl Connection {
         let addrs = resolve(endpoint)?;
         let mut last = None;
         for addr in addrs {
+            let started = Instant::now();
             match connect_tcp(addr, timeouts.connect) {
-                Ok(tcp) => return Connection::handshake(tcp, addr, endpoint, config, timeouts),
+                Ok(tcp) => {
+                    // What the TCP connect used is gone from the handshake's time.
+                    let left = timeouts.connect.saturating_sub(started.elapsed());
+                    return Connection::handshake(tcp, addr, endpoint, config, timeouts, left);
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -137,19 +165,23 @@ impl Connection {
         }))
     }
 
+    /// TLS, then the version / max-size exchange (host-input.md §3), within `left`.
     fn handshake(
         tcp: TcpStream,
         addr: SocketAddr,
         endpoint: &Endpoint,
         config: Arc<ClientConfig>,
         timeouts: Timeouts,
+        left: Duration,
     ) -> Result<Connection, ConnectError> {
-        let io_err = |source: io::Error| ConnectError::Io { addr, source };
-        tcp.set_nodelay(true).map_err(io_err)?;
-        tcp.set_read_timeout(Some(timeouts.connect))
-            .map_err(io_err)?;
-        tcp.set_write_timeout(Some(timeouts.connect))
-            .map_err(io_err)?;
+        tcp.set_nodelay(true)
+            .map_err(|source| ConnectError::Io { addr, source })?;
+        let (timed, timing) = TimedStream::new(tcp, timeouts.connect);
+        timing.set_deadline(left);
+        let bound = Bound {
+            addr,
+            secs: timeouts.connect.as_secs(),
+        };
         // The FMC's certificate names are not checked (tls.rs); the name only feeds SNI.
         let name = ServerName::try_from(endpoint.host.clone())
             .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
@@ -157,86 +189,18 @@ impl Connection {
             addr,
             message: tls::explain(&e),
         })?;
-        let mut stream = StreamOwned::new(conn, tcp);
+        let mut stream = StreamOwned::new(conn, timed);
         while stream.conn.is_handshaking() {
             if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                return Err(handshake_error(addr, &e, timeouts.connect));
+                return Err(handshake_error(bound, &e));
             }
         }
-        let version = PROTOCOL_VERSION.to_be_bytes();
-        // With TLS 1.3 the server judges the client certificate after the client's side
-        // of the handshake is done: a refusal shows up as an alert (or a closed socket)
-        // at the first exchange, and the alert says more than the socket error.
-        framing::write_frame(&mut stream, FrameType::Version, &version).map_err(|e| {
-            match pending_alert(&mut stream) {
-                Some(alert) => ConnectError::Tls {
-                    addr,
-                    message: tls::explain(&alert),
-                },
-                None => handshake_error(addr, &e, timeouts.connect),
-            }
-        })?;
-        let frame = framing::read_frame(&mut stream).map_err(|e| match e {
-            FrameError::Io(io) => match pending_alert(&mut stream) {
-                Some(alert) => ConnectError::Tls {
-                    addr,
-                    message: tls::explain(&alert),
-                },
-                None => handshake_error(addr, &io, timeouts.connect),
-            },
-            FrameError::Closed => ConnectError::Version {
-                addr,
-                message: "the server closed the connection after the version message".into(),
-            },
-            other => ConnectError::Handshake {
-                addr,
-                message: other.to_string(),
-            },
-        })?;
-        let max_size = match frame.kind {
-            FrameType::MaxSize => match <[u8; 4]>::try_from(frame.value.as_slice()) {
-                Ok(bytes) => u32::from_be_bytes(bytes),
-                Err(_) => {
-                    return Err(ConnectError::Handshake {
-                        addr,
-                        message: format!(
-                            "the max-size message holds {} bytes instead of 4",
-                            frame.value.len()
-                        ),
-                    });
-                }
-            },
-            FrameType::Error => {
-                return Err(ConnectError::Version {
-                    addr,
-                    message: String::from_utf8_lossy(&frame.value).trim().to_string(),
-                });
-            }
-            other => {
-                return Err(ConnectError::Handshake {
-                    addr,
-                    message: format!("expected the max-size message, got type {}", other as u32),
-                });
-            }
-        };
-        if max_size < MIN_MAX_SIZE {
-            return Err(ConnectError::Handshake {
-                addr,
-                message: format!(
-                    "the server's maximum block size ({max_size} bytes) is too small to send anything"
-                ),
-            });
-        }
-        stream
-            .sock
-            .set_read_timeout(Some(timeouts.reply))
-            .map_err(io_err)?;
-        stream
-            .sock
-            .set_write_timeout(Some(timeouts.reply))
-            .map_err(io_err)?;
+        let max_size = exchange_version(&mut stream, bound)?;
+        timing.set_idle(timeouts.reply);
+        timing.clear_deadline();
         Ok(Connection {
             stream,
+            timing,
             addr,
             max_size,
             reply_timeout: timeouts.reply,
@@ -252,26 +216,36 @@ impl Connection {
         self.addr
     }
 
-    /// Sends one block and waits for its one reply.
+    /// Sends one block and waits for its one reply, both within the reply timeout as a
+    /// whole (a reply trickled a byte at a time must not hold the run), and for at most
+    /// [`STOP_GRACE`] after a stop.
     pub fn exchange(&mut self, block: &[u8]) -> Result<Reply, TransportError> {
+        self.timing.set_deadline(self.reply_timeout);
+        self.timing.set_grace(Some(STOP_GRACE));
+        let reply = self.send_and_read(block);
+        self.timing.clear_deadline();
+        self.timing.set_grace(None);
+        reply
+    }
+
+    fn send_and_read(&mut self, block: &[u8]) -> Result<Reply, TransportError> {
         framing::write_frame(&mut self.stream, FrameType::Data, block)
             .map_err(|e| self.transport_error(e))?;
         let frame = framing::read_frame(&mut self.stream).map_err(|e| match e {
             FrameError::Io(io) => self.transport_error(io),
             other => TransportError::Frame(other),
         })?;
-        let text = String::from_utf8_lossy(&frame.value).into_owned();
         Ok(match frame.kind {
-            FrameType::Data => {
-                let done = framing::done_count(&text);
-                Reply::Text { text, done }
-            }
-            FrameType::Error => Reply::Error(text.trim().to_string()),
+            FrameType::Data => Reply::Text(frame.value),
+            FrameType::Error => Reply::Error(frame.value),
             other => Reply::Unexpected(other as u32),
         })
     }
 
     fn transport_error(&self, e: io::Error) -> TransportError {
+        if let Some(stopped) = timed::stopped(&e) {
+            return TransportError::Stopped(stopped);
+        }
         if matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -288,14 +262,19 @@ impl Connection {
     /// implicit ScanUpdate (host-input.md §3), which has nothing left to apply since
     /// every block ends with its own ScanFlush/ScanUpdate.
     pub fn close(mut self) {
+        self.timing.set_deadline(CLOSE_WITHIN);
         self.stream.conn.send_close_notify();
         let _ = self.stream.conn.complete_io(&mut self.stream.sock);
-        let _ = self.stream.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self
+            .stream
+            .sock
+            .get_ref()
+            .shutdown(std::net::Shutdown::Both);
     }
 }
 
 /// Reads what the server sent before it went away, to find its TLS alert.
-fn pending_alert(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> Option<rustls::Error> {
+fn pending_alert(stream: &mut Tls) -> Option<rustls::Error> {
     for _ in 0..4 {
         match stream.conn.read_tls(&mut stream.sock) {
             Ok(0) | Err(_) => return stream.conn.process_new_packets().err(),
@@ -307,6 +286,11 @@ fn pending_alert(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> Optio
         }
     }
     None
+}
+
+/// FMC text as one safe, bounded log line: a server must not be able to forge log lines.
+pub fn quote(bytes: &[u8]) -> String {
+    crate::servertext::escape(bytes, crate::servertext::MAX_TEXT_CHARS)
 }
 
 /// A block must at least hold a SetSource line and one command.
@@ -352,18 +336,106 @@ fn connect_tcp(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Connect
     })
 }
 
-fn handshake_error(addr: SocketAddr, e: &io::Error, timeout: Duration) -> ConnectError {
+/// The address and the connect timeout, for the messages of a failed handshake.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    addr: SocketAddr,
+    secs: u64,
+}
+
+/// Sends the version and reads the max-size answer (host-input.md §3.2, §3.3).
+fn exchange_version(stream: &mut Tls, bound: Bound) -> Result<u32, ConnectError> {
+    let addr = bound.addr;
+    let version = PROTOCOL_VERSION.to_be_bytes();
+    // With TLS 1.3 the server judges the client certificate after the client's side
+    // of the handshake is done: a refusal shows up as an alert (or a closed socket)
+    // at the first exchange, and the alert says more than the socket error.
+    framing::write_frame(stream, FrameType::Version, &version).map_err(|e| match pending_alert(
+        stream,
+    ) {
+        Some(alert) => ConnectError::Tls {
+            addr,
+            message: tls::explain(&alert),
+        },
+        None => handshake_error(bound, &e),
+    })?;
+    let frame = framing::read_frame(stream).map_err(|e| match e {
+        FrameError::Io(io) => match pending_alert(stream) {
+            Some(alert) => ConnectError::Tls {
+                addr,
+                message: tls::explain(&alert),
+            },
+            None => handshake_error(bound, &io),
+        },
+        FrameError::Closed => ConnectError::Version {
+            addr,
+            message: "the server closed the connection after the version message".into(),
+        },
+        other => ConnectError::Handshake {
+            addr,
+            message: other.to_string(),
+        },
+    })?;
+    max_size_of(&frame, addr)
+}
+
+/// The server's maximum block size from its answer to the version message.
+fn max_size_of(frame: &framing::Frame, addr: SocketAddr) -> Result<u32, ConnectError> {
+    let max_size = match frame.kind {
+        FrameType::MaxSize => match <[u8; 4]>::try_from(frame.value.as_slice()) {
+            Ok(bytes) => u32::from_be_bytes(bytes),
+            Err(_) => {
+                return Err(ConnectError::Handshake {
+                    addr,
+                    message: format!(
+                        "the max-size message holds {} bytes instead of 4",
+                        frame.value.len()
+                    ),
+                });
+            }
+        },
+        FrameType::Error => {
+            return Err(ConnectError::Version {
+                addr,
+                message: quote(frame.value.trim_ascii()),
+            });
+        }
+        other => {
+            return Err(ConnectError::Handshake {
+                addr,
+                message: format!("expected the max-size message, got type {}", other as u32),
+            });
+        }
+    };
+    if max_size < MIN_MAX_SIZE {
+        return Err(ConnectError::Handshake {
+            addr,
+            message: format!(
+                "the server's maximum block size ({max_size} bytes) is too small to send anything"
+            ),
+        });
+    }
+    Ok(max_size)
+}
+
+fn handshake_error(bound: Bound, e: &io::Error) -> ConnectError {
+    let Bound { addr, secs } = bound;
+    if let Some(stopped) = timed::stopped(e) {
+        return ConnectError::Stopped(stopped);
+    }
     if let Some(tls_error) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return ConnectError::Tls {
             addr,
             message: tls::explain(tls_error),
         };
     }
+    if timed::expired(e).is_some() {
+        return ConnectError::HandshakeTimeout { addr, secs };
+    }
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnectError::Timeout {
-            addr,
-            secs: timeout.as_secs(),
-        },
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            ConnectError::HandshakeTimeout { addr, secs }
+        }
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe => ConnectError::Tls {

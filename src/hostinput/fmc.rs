@@ -1,29 +1,35 @@
 //! The FMC sink: delivers host command blocks to a Management Center over Host Input
 //! and proves each host was accepted.
 //!
-//! Hosts are packed into data blocks no larger than the server's maximum, a host's
-//! results and its closing ScanFlush always in one block (a host too large for one block
-//! is split: ScanFlush after the first part, ScanUpdate after the others; host-input.md
-//! §4). A sender thread owns the connection and works through a bounded channel, so
-//! producing commands and waiting for the server overlap while memory stays flat.
+//! Hosts are packed into data blocks no larger than the server's maximum (and never over
+//! [`MAX_BLOCK`]), a host's results and its closing ScanFlush always in one block (a host
+//! too large for one block is split: `pack.rs`, host-input.md §4). A sender thread owns
+//! the connection and works through a bounded channel, so producing commands and waiting
+//! for the server overlap while memory stays flat.
 //!
-//! Each block's reply must say "Done processing N commands." with N the commands in that
-//! block; a type-4 reply, a missing phrase or a wrong N fails that block's hosts. A lost
+//! A block is confirmed only when one line of its reply is exactly "Done processing N
+//! commands." with N the commands in that block and no line starts with "Error"; a type-4
+//! reply, a missing or misspelt count line or a wrong N fails that block's hosts. A lost
 //! connection is reopened (bounded, with back-off) and the unconfirmed block is sent
-//! again; confirmed blocks are never resent. Every new connection starts with SetSource.
+//! again, packed again if the new connection announces a smaller maximum; confirmed
+//! blocks are never resent. Every new connection starts with SetSource. When the run must
+//! stop, no new block is sent and the stop is reported with what was confirmed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustls::ClientConfig;
 
-use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts};
-use super::commands;
+use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, TransportError, quote};
+use super::framing;
+use super::pack::{self, Block, HostPart};
 use super::{CommandSink, Delivery, HostBlock, SinkError};
+use crate::stop::{self, Stopped};
 
 /// How the sink connects and how hard it tries.
 #[derive(Debug, Clone)]
@@ -40,28 +46,30 @@ pub struct FmcOptions {
 /// Blocks in flight between the producer and the sender thread.
 const CHANNEL_DEPTH: usize = 4;
 
-/// Part of one host in a block.
-#[derive(Debug, Clone, Copy)]
-struct HostPart {
-    ip: IpAddr,
-    findings: usize,
-    /// The host's last part: the host is confirmed when this part is.
-    last: bool,
-}
+/// The largest block sent, whatever the server announces: a block is held in memory
+/// (up to [`CHANNEL_DEPTH`] + 2 of them), so an FMC announcing 2^32-1 must not turn the
+/// whole stream into one block.
+pub const MAX_BLOCK: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, Default)]
-struct Block {
-    bytes: Vec<u8>,
-    commands: u64,
-    hosts: Vec<HostPart>,
+/// Room for host commands in a block: the smaller of the server's maximum and
+/// [`MAX_BLOCK`], less the SetSource line every connection starts with.
+fn block_limit(announced: u32, source_line: usize) -> usize {
+    let announced = announced as usize;
+    if announced > MAX_BLOCK {
+        log::debug!(
+            "the FMC accepts blocks of {announced} bytes; blocks are capped at {MAX_BLOCK} bytes to keep memory bounded"
+        );
+    }
+    announced.min(MAX_BLOCK).saturating_sub(source_line)
 }
 
 pub struct FmcSink {
     options: FmcOptions,
     /// The SetSource line every connection starts with.
     source_line: Vec<u8>,
-    /// Largest block (from the server), less room for the SetSource line.
-    limit: usize,
+    /// Largest block (from the server, capped), less room for the SetSource line; the
+    /// sender lowers it when a new connection announces a smaller maximum.
+    limit: Arc<AtomicUsize>,
     current: Block,
     tx: Option<SyncSender<Block>>,
     sender: Option<JoinHandle<Outcome>>,
@@ -69,13 +77,18 @@ pub struct FmcSink {
     /// A sender that stopped early (connection gone for good) drops the receiver: what is
     /// still produced is counted here as unconfirmed.
     undelivered: Vec<IpAddr>,
+    /// Whether the run must stop (`stop::check`; replaceable in tests).
+    stop: StopCheck,
 }
+
+/// `Err` when the run must stop: checked before each block is sent.
+type StopCheck = fn() -> Result<(), Stopped>;
 
 impl std::fmt::Debug for FmcSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FmcSink")
             .field("endpoint", &self.options.endpoint)
-            .field("limit", &self.limit)
+            .field("limit", &self.limit())
             .finish()
     }
 }
@@ -85,6 +98,8 @@ impl std::fmt::Debug for FmcSink {
 struct Outcome {
     delivery: Delivery,
     unconfirmed: Vec<IpAddr>,
+    /// The stop that ended the delivery early, if one did.
+    stopped: Option<Stopped>,
 }
 
 impl FmcSink {
@@ -92,12 +107,13 @@ impl FmcSink {
         FmcSink {
             options,
             source_line: Vec::new(),
-            limit: 0,
+            limit: Arc::new(AtomicUsize::new(0)),
             current: Block::default(),
             tx: None,
             sender: None,
             shortened_lines: 0,
             undelivered: Vec::new(),
+            stop: stop::check,
         }
     }
 
@@ -117,85 +133,40 @@ impl FmcSink {
         }
     }
 
-    fn add_part(&mut self, bytes: &[u8], commands: u64, part: HostPart) {
-        if self.current.bytes.len() + bytes.len() > self.limit {
+    fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    fn add_part(&mut self, bytes: &[u8], part: HostPart) {
+        if self.current.bytes.len() + bytes.len() > self.limit() {
             self.push_block();
         }
-        self.current.bytes.extend_from_slice(bytes);
-        self.current.commands += commands;
-        self.current.hosts.push(part);
+        self.current.push(bytes, part);
     }
 
     /// Splits a host too large for one block into parts that each fit (host-input.md §4).
     fn add_split_host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
+        let limit = self.limit();
         log::debug!(
-            "host {}: {} bytes of commands, more than a block ({} bytes): sent in parts",
+            "host {}: {} bytes of commands, more than a block ({limit} bytes): sent in parts",
             block.ip,
             block.bytes.len(),
-            self.limit
         );
         self.push_block();
-        let mut lines: Vec<&[u8]> = block.bytes.split_inclusive(|&b| b == b'\n').collect();
-        let commit = lines.pop().unwrap_or(b"ScanFlush\n");
-        let mut first_part = true;
-        let mut part = Vec::new();
-        let mut part_commands = 0u64;
-        let mut part_findings = 0usize;
-        let closing = |first: bool| -> &[u8] { if first { commit } else { b"ScanUpdate\n" } };
-        let room = self
-            .limit
-            .saturating_sub(commit.len().max(b"ScanUpdate\n".len()));
-        for line in lines {
-            let line: Vec<u8> = if line.len() > room {
-                match commands::shorten_scan_result(line, room) {
-                    Some(short) => {
-                        self.shortened_lines += 1;
-                        log::warn!(
-                            "host {}: a {}-byte line exceeds the server's block size ({} bytes): its text was shortened",
-                            block.ip,
-                            line.len(),
-                            self.limit
-                        );
-                        short
-                    }
-                    None => {
-                        return Err(SinkError::Delivery(format!(
-                            "host {}: a {}-byte command cannot be shortened to the server's block size ({} bytes)",
-                            block.ip,
-                            line.len(),
-                            self.limit
-                        )));
-                    }
-                }
-            } else {
-                line.to_vec()
-            };
-            if part.len() + line.len() > room && part_commands > 0 {
-                part.extend_from_slice(closing(first_part));
-                let p = HostPart {
-                    ip: block.ip,
-                    findings: part_findings,
-                    last: false,
-                };
-                self.add_part(&std::mem::take(&mut part), part_commands + 1, p);
+        let pieces = pack::split_host(
+            block.ip,
+            block.bytes,
+            limit,
+            true,
+            &mut self.shortened_lines,
+        )?;
+        for piece in pieces {
+            let last = piece.part.last;
+            self.add_part(&piece.bytes, piece.part);
+            if !last {
                 self.push_block();
-                first_part = false;
-                part_commands = 0;
-                part_findings = 0;
             }
-            if line.starts_with(b"AddScanResult,") {
-                part_findings += 1;
-            }
-            part.extend_from_slice(&line);
-            part_commands += 1;
         }
-        part.extend_from_slice(closing(first_part));
-        let p = HostPart {
-            ip: block.ip,
-            findings: part_findings,
-            last: true,
-        };
-        self.add_part(&part, part_commands + 1, p);
         Ok(())
     }
 }
@@ -205,20 +176,30 @@ impl CommandSink for FmcSink {
     /// starts the sender thread.
     fn preamble(&mut self, bytes: &[u8], _commands: usize) -> Result<(), SinkError> {
         self.source_line = bytes.to_vec();
-        let connection = connect_with_retries(&self.options, None)
-            .map_err(|e| SinkError::Delivery(e.to_string()))?;
+        let connection = connect_with_retries(&self.options, None).map_err(|e| match e {
+            ConnectError::Stopped(stopped) => SinkError::Stopped {
+                stopped,
+                delivery: Delivery::default(),
+            },
+            other => SinkError::Delivery(other.to_string()),
+        })?;
         let max = connection.max_size() as usize;
         log::info!(
             "connected to the FMC at {} (maximum block {max} bytes)",
             connection.addr()
         );
-        self.limit = max.saturating_sub(self.source_line.len());
+        self.limit.store(
+            block_limit(connection.max_size(), self.source_line.len()),
+            Ordering::Relaxed,
+        );
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let options = self.options.clone();
         let source_line = self.source_line.clone();
+        let check = self.stop;
+        let limit = Arc::clone(&self.limit);
         let handle = std::thread::Builder::new()
             .name("fmc-sender".into())
-            .spawn(move || send_all(rx, connection, options, source_line))
+            .spawn(move || send_all(rx, connection, &options, &source_line, check, &limit))
             .map_err(|e| SinkError::Delivery(format!("cannot start the sender thread: {e}")))?;
         self.tx = Some(tx);
         self.sender = Some(handle);
@@ -226,15 +207,17 @@ impl CommandSink for FmcSink {
     }
 
     fn host(&mut self, block: &HostBlock<'_>) -> Result<(), SinkError> {
-        if block.bytes.len() > self.limit {
+        if block.bytes.len() > self.limit() {
             return self.add_split_host(block);
         }
         let part = HostPart {
             ip: block.ip,
             findings: block.findings,
+            commands: block.commands as u64,
+            len: block.bytes.len(),
             last: true,
         };
-        self.add_part(block.bytes, block.commands as u64, part);
+        self.add_part(block.bytes, part);
         Ok(())
     }
 
@@ -251,8 +234,14 @@ impl CommandSink for FmcSink {
         let mut delivery = outcome.delivery;
         delivery.unconfirmed = outcome.unconfirmed;
         delivery.unconfirmed.append(&mut self.undelivered);
-        delivery.shortened_lines = self.shortened_lines;
-        Ok(delivery)
+        delivery.shortened_lines += self.shortened_lines;
+        match outcome.stopped {
+            Some(stopped) => {
+                log_unconfirmed(&delivery.unconfirmed);
+                Err(SinkError::Stopped { stopped, delivery })
+            }
+            None => Ok(delivery),
+        }
     }
 }
 
@@ -275,7 +264,9 @@ fn connect_with_retries(
                 // Configuration-type failures do not heal by waiting.
                 let permanent = matches!(
                     e,
-                    ConnectError::Resolve { .. } | ConnectError::NoAddress { .. }
+                    ConnectError::Resolve { .. }
+                        | ConnectError::NoAddress { .. }
+                        | ConnectError::Stopped(_)
                 );
                 if permanent || attempt >= options.retries {
                     return Err(e);
@@ -287,126 +278,283 @@ fn connect_with_retries(
                     options.retries,
                     wait
                 );
-                std::thread::sleep(wait);
+                stop::sleep(wait).map_err(ConnectError::Stopped)?;
                 wait = (wait * 2).min(Duration::from_secs(60));
             }
         }
     }
 }
 
-/// The sender thread: one block at a time, one reply each.
+/// The sender thread: one block at a time, one reply each. When the run must stop, no
+/// new block is sent; the reply to the block in flight is awaited a short while
+/// (`client::STOP_GRACE`).
 fn send_all(
     rx: Receiver<Block>,
     connection: Connection,
-    options: FmcOptions,
-    source_line: Vec<u8>,
+    options: &FmcOptions,
+    source_line: &[u8],
+    check: StopCheck,
+    limit: &AtomicUsize,
 ) -> Outcome {
-    let mut outcome = Outcome::default();
-    let mut connection = Some(connection);
-    let mut fresh = true;
-    // Hosts split over several blocks, until their last part is answered.
-    let mut failed_split = SplitHosts::new();
-    let mut frame = Vec::new();
-
-    'blocks: while let Ok(block) = rx.recv() {
-        let mut attempts = 0;
-        while let Some(conn) = connection.as_mut() {
-            frame.clear();
-            let mut expected = block.commands;
-            if fresh {
-                // Every stream starts with SetSource (host-input.md §4).
-                frame.extend_from_slice(&source_line);
-                expected += 1;
+    let mut sender = Sender {
+        outcome: Outcome::default(),
+        connection: Some(connection),
+        fresh: true,
+        failed_split: SplitHosts::new(),
+        frame: Vec::new(),
+        options,
+        source_line,
+        limit,
+    };
+    while let Ok(block) = rx.recv() {
+        // `deliver` fails a block it cannot send; a block not tried is failed here.
+        let sent = match check() {
+            Ok(()) => sender.deliver(&block),
+            Err(stopped) => {
+                sender.fail(&block);
+                Err(End::Stopped(stopped))
             }
-            frame.extend_from_slice(&block.bytes);
-            match conn.exchange(&frame) {
-                Ok(reply) => {
-                    fresh = false;
-                    outcome.delivery.blocks += 1;
-                    match judge(&reply, expected) {
-                        Ok(()) => confirm(&block, &mut outcome, &mut failed_split),
-                        Err(reason) => {
-                            outcome.delivery.failed_blocks += 1;
-                            log::error!(
-                                "the FMC did not accept block {} ({} hosts from {}): {reason}",
-                                outcome.delivery.blocks,
-                                block.hosts.len(),
-                                first_ip(&block)
-                            );
-                            fail(&block, &mut outcome, &mut failed_split);
-                        }
-                    }
-                    continue 'blocks;
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    log::warn!("connection to the FMC lost: {reason}");
-                    if let Some(c) = connection.take() {
-                        c.close();
-                    }
-                    attempts += 1;
-                    if attempts > options.retries {
-                        log::error!(
-                            "giving up on the FMC after {} attempts for one block: {reason}",
-                            attempts
-                        );
-                        fail(&block, &mut outcome, &mut failed_split);
-                        break 'blocks;
-                    }
-                    std::thread::sleep(options.retry_wait * attempts);
-                    match connect_with_retries(&options, Some(&reason)) {
-                        Ok(c) => {
-                            log::info!("reconnected to the FMC at {}", c.addr());
-                            connection = Some(c);
-                            fresh = true;
-                        }
-                        Err(e) => {
-                            log::error!("cannot reconnect to the FMC: {e}");
-                            fail(&block, &mut outcome, &mut failed_split);
-                            break 'blocks;
-                        }
-                    }
-                }
+        };
+        if let Err(end) = sent {
+            if let End::Stopped(stopped) = end {
+                log::warn!("{stopped}: no further block is sent to the FMC");
+                sender.outcome.stopped = Some(stopped);
             }
+            break;
         }
     }
     // Whatever is still queued was never sent.
     while let Ok(block) = rx.try_recv() {
-        fail(&block, &mut outcome, &mut failed_split);
+        sender.fail(&block);
     }
     drop(rx);
-    if let Some(c) = connection {
+    if let Some(c) = sender.connection.take() {
         c.close();
     }
-    outcome
+    sender.outcome
 }
 
-/// Decides whether a reply confirms a block of `expected` commands.
-fn judge(reply: &Reply, expected: u64) -> Result<(), String> {
-    match reply {
-        Reply::Text {
-            done: Some(n),
-            text,
-        } => {
-            if *n == expected {
-                if text.lines().count() > 1 {
-                    log::warn!("the FMC answered with warnings: {}", text.trim());
-                }
-                Ok(())
-            } else {
-                Err(format!(
-                    "the FMC processed {n} commands of {expected} (reply: {:?})",
-                    text.trim()
-                ))
+/// Why the sender gave up before the end of the stream.
+enum End {
+    /// The connection is gone for good (logged).
+    Lost,
+    Stopped(Stopped),
+    /// Internal to `deliver`: the new connection's maximum is smaller than the block.
+    Shrunk,
+}
+
+/// The sender thread's state.
+struct Sender<'a> {
+    outcome: Outcome,
+    connection: Option<Connection>,
+    /// No block sent on this connection yet: the next one starts with SetSource.
+    fresh: bool,
+    /// Hosts split over several blocks, until their last part is answered.
+    failed_split: SplitHosts,
+    frame: Vec<u8>,
+    options: &'a FmcOptions,
+    source_line: &'a [u8],
+    /// Shared with the producer (see `FmcSink::limit`).
+    limit: &'a AtomicUsize,
+}
+
+impl Sender<'_> {
+    /// Sends one block until it is answered (reconnecting as needed) and judges the
+    /// reply; a block that cannot be sent is failed here.
+    fn deliver(&mut self, block: &Block) -> Result<(), End> {
+        if block.bytes.len() > self.limit.load(Ordering::Relaxed) {
+            return self.deliver_repacked(block);
+        }
+        match self.send_until_answered(block) {
+            Ok(()) => Ok(()),
+            Err(End::Shrunk) => self.deliver_repacked(block),
+            Err(end) => {
+                self.fail(block);
+                Err(end)
             }
         }
-        Reply::Text { text, done: None } => Err(format!(
-            "the reply lacks \"Done processing N commands.\": {:?}",
-            truncate(text.trim(), 200)
-        )),
-        Reply::Error(text) => Err(format!("error reply: {}", truncate(text, 200))),
-        Reply::Unexpected(kind) => Err(format!("a message of type {kind} instead of a reply")),
     }
+
+    fn send_until_answered(&mut self, block: &Block) -> Result<(), End> {
+        let mut attempts = 0;
+        loop {
+            if block.bytes.len() > self.limit.load(Ordering::Relaxed) {
+                return Err(End::Shrunk);
+            }
+            let Some(conn) = self.connection.as_mut() else {
+                return Err(End::Lost);
+            };
+            self.frame.clear();
+            let mut expected = block.commands;
+            if self.fresh {
+                // Every stream starts with SetSource (host-input.md §4).
+                self.frame.extend_from_slice(self.source_line);
+                expected += 1;
+            }
+            self.frame.extend_from_slice(&block.bytes);
+            let e = match conn.exchange(&self.frame) {
+                Ok(reply) => {
+                    self.judged(block, &reply, expected);
+                    return Ok(());
+                }
+                Err(TransportError::Stopped(stopped)) => return Err(End::Stopped(stopped)),
+                Err(e) => e,
+            };
+            attempts += 1;
+            self.reconnect(&e.to_string(), attempts)?;
+        }
+    }
+
+    /// A block packed for a larger maximum than the current connection's: packed again
+    /// and sent piece by piece.
+    fn deliver_repacked(&mut self, block: &Block) -> Result<(), End> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let shortened = &mut self.outcome.delivery.shortened_lines;
+        match pack::repack(block, limit, shortened) {
+            Ok(blocks) => {
+                for (i, b) in blocks.iter().enumerate() {
+                    if let Err(end) = self.deliver(b) {
+                        // `deliver` failed this piece; the rest of the block was not sent.
+                        for rest in &blocks[i + 1..] {
+                            self.fail(rest);
+                        }
+                        return Err(end);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("cannot pack block again for the FMC's new maximum: {e}");
+                self.fail(block);
+                Ok(())
+            }
+        }
+    }
+
+    fn judged(&mut self, block: &Block, reply: &Reply, expected: u64) {
+        self.fresh = false;
+        self.outcome.delivery.blocks += 1;
+        let number = self.outcome.delivery.blocks;
+        match judge(reply, expected) {
+            Ok(warnings) => {
+                for warning in warnings {
+                    log::warn!(
+                        "the FMC warns about block {number} (hosts {}): {warning}",
+                        hosts_of(block)
+                    );
+                }
+                confirm(block, &mut self.outcome, &mut self.failed_split);
+            }
+            Err(reason) => {
+                self.outcome.delivery.failed_blocks += 1;
+                log::error!(
+                    "the FMC did not accept block {number} (hosts {}): {reason}",
+                    hosts_of(block)
+                );
+                self.fail(block);
+            }
+        }
+    }
+
+    /// After a lost connection: waits (stop-aware) and opens a new one.
+    fn reconnect(&mut self, reason: &str, attempts: u32) -> Result<(), End> {
+        log::warn!("connection to the FMC lost: {reason}");
+        if let Some(c) = self.connection.take() {
+            c.close();
+        }
+        if attempts > self.options.retries {
+            log::error!("giving up on the FMC after {attempts} attempts for one block: {reason}");
+            return Err(End::Lost);
+        }
+        stop::sleep(self.options.retry_wait * attempts).map_err(End::Stopped)?;
+        match connect_with_retries(self.options, Some(reason)) {
+            Ok(c) => {
+                log::info!("reconnected to the FMC at {}", c.addr());
+                let limit = block_limit(c.max_size(), self.source_line.len());
+                if limit < self.limit.load(Ordering::Relaxed) {
+                    log::info!(
+                        "the FMC now accepts blocks of {} bytes: the remaining hosts are packed for that",
+                        c.max_size()
+                    );
+                    self.limit.store(limit, Ordering::Relaxed);
+                }
+                self.connection = Some(c);
+                self.fresh = true;
+                Ok(())
+            }
+            Err(ConnectError::Stopped(stopped)) => Err(End::Stopped(stopped)),
+            Err(e) => {
+                log::error!("cannot reconnect to the FMC: {e}");
+                Err(End::Lost)
+            }
+        }
+    }
+
+    fn fail(&mut self, block: &Block) {
+        fail(block, &mut self.outcome, &mut self.failed_split);
+    }
+}
+
+/// Lists hosts the FMC did not confirm, 20 a line (a rerun sends them again).
+pub fn log_unconfirmed(hosts: &[IpAddr]) {
+    for chunk in hosts.chunks(20) {
+        let list: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+        log::error!("not confirmed by the FMC: {}", list.join(" "));
+    }
+}
+
+/// Decides whether a reply confirms a block of `expected` commands: exactly one line
+/// must be `Done processing N commands.` with N = `expected`, and no line may start with
+/// `Error` (host-input.md §3). A block confirmed wrongly loses its hosts for good; one not
+/// confirmed is only sent again by the next run. On success, the other lines (warnings),
+/// escaped, for the log.
+fn judge(reply: &Reply, expected: u64) -> Result<Vec<String>, String> {
+    let value = match reply {
+        Reply::Text(value) => value,
+        Reply::Error(text) => return Err(format!("error reply: {}", quote(text.trim_ascii()))),
+        Reply::Unexpected(kind) => {
+            return Err(format!("a message of type {kind} instead of a reply"));
+        }
+    };
+    let lines = framing::reply_lines(value);
+    if let Some(error) = lines.errors.first() {
+        return Err(format!(
+            "the reply reports an error: {} (reply: {})",
+            quote(error),
+            quote(value.trim_ascii())
+        ));
+    }
+    match lines.counts[..] {
+        [n] if n == expected => Ok(lines.others.iter().map(|l| quote(l)).collect()),
+        [n] => Err(format!(
+            "the FMC processed {n} commands of {expected} (reply: {})",
+            quote(value.trim_ascii())
+        )),
+        [] => Err(format!(
+            "the reply lacks a line \"Done processing N commands.\": {}",
+            quote(value.trim_ascii())
+        )),
+        _ => Err(format!(
+            "the reply holds {} \"Done processing N commands.\" lines: {}",
+            lines.counts.len(),
+            quote(value.trim_ascii())
+        )),
+    }
+}
+
+/// The block's hosts for a log line: the first few, and how many more.
+fn hosts_of(block: &Block) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = block
+        .hosts
+        .iter()
+        .take(SHOWN)
+        .map(|h| h.ip.to_string())
+        .collect();
+    if block.hosts.len() > SHOWN {
+        out.push(format!("and {} more", block.hosts.len() - SHOWN));
+    }
+    out.join(" ")
 }
 
 /// Hosts whose earlier parts were answered, with their findings so far and whether any
@@ -451,53 +599,210 @@ fn fail(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {
     }
 }
 
-fn first_ip(block: &Block) -> String {
-    block
-        .hosts
-        .first()
-        .map_or_else(|| "-".into(), |h| h.ip.to_string())
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn replies_are_judged() {
-        let text = |t: &str| Reply::Text {
-            text: t.into(),
-            done: super::super::framing::done_count(t),
-        };
-        let cases = [
-            (text("Done processing 5 commands."), 5, Ok(())),
-            (text("Warning: x\nDone processing 5 commands."), 5, Ok(())),
+        let text = |t: &str| Reply::Text(t.as_bytes().to_vec());
+        let ok = |warnings: &[&str]| Ok(warnings.iter().map(|w| w.to_string()).collect());
+        let cases: Vec<(Reply, Result<Vec<String>, &str>)> = vec![
+            (text("Done processing 5 commands."), ok(&[])),
+            (text("Done processing 5 commands.\n"), ok(&[])),
+            (
+                text("Warning: x\nDone processing 5 commands."),
+                ok(&["Warning: x"]),
+            ),
+            (text("Done processing 5 commandos"), Err("lacks a line")),
+            (
+                text("Done processing 5 commands.\nError: half applied"),
+                Err("reports an error: Error: half applied"),
+            ),
+            (
+                text("error: lower case\nDone processing 5 commands."),
+                Err("reports an error: error: lower case"),
+            ),
+            (
+                text("Done processing 5 commands.\nDone processing 5 commands."),
+                Err("holds 2"),
+            ),
             (
                 text("Done processing 4 commands."),
-                5,
                 Err("processed 4 commands of 5"),
             ),
-            (text("OK"), 5, Err("lacks \"Done processing N commands.\"")),
+            (text("OK"), Err("lacks a line")),
             (
-                Reply::Error("bad block".into()),
-                5,
-                Err("error reply: bad block"),
+                Reply::Text(b"Done processing 5 commands.\n\0forged\xff".to_vec()),
+                ok(&["\\u{0}forged\\xFF"]),
             ),
-            (Reply::Unexpected(1), 5, Err("type 1 instead of a reply")),
+            (
+                text("Error\n2026-01-01 ERROR forged line"),
+                Err("reply: Error\\n2026-01-01 ERROR forged line"),
+            ),
+            (
+                Reply::Error(b"bad\nblock\xff".to_vec()),
+                Err("error reply: bad\\nblock\\xFF"),
+            ),
+            (Reply::Unexpected(1), Err("type 1 instead of a reply")),
         ];
-        for (reply, expected, want) in cases {
-            match (judge(&reply, expected), want) {
-                (Ok(()), Ok(())) => {}
+        for (reply, want) in cases {
+            match (judge(&reply, 5), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, w, "{reply:?}"),
                 (Err(e), Err(w)) => assert!(e.contains(w), "{reply:?}: {e}"),
                 (got, want) => panic!("{reply:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn block_limits() {
+        let cases = [
+            (524_288, 40, 524_248),
+            (300, 40, 260),
+            (16 * 1024 * 1024, 0, MAX_BLOCK),
+            (u32::MAX, 40, MAX_BLOCK - 40),
+        ];
+        for (announced, source, want) in cases {
+            assert_eq!(block_limit(announced, source), want, "{announced}");
+        }
+    }
+
+    /// With the limit of a server announcing 2^32-1, 20 MiB of hosts go out in blocks
+    /// of at most 16 MiB each, every host in one.
+    #[test]
+    fn blocks_are_packed_within_the_cap() {
+        let mut sink = FmcSink::new(FmcOptions {
+            endpoint: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 8307,
+                ipv6: false,
+            },
+            tls: Arc::new(
+                ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            ),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                reply: Duration::from_secs(1),
+            },
+            retries: 0,
+            retry_wait: Duration::ZERO,
+        });
+        let source = b"SetSource,Qualys\n";
+        sink.limit
+            .store(block_limit(u32::MAX, source.len()), Ordering::Relaxed);
+        let (tx, rx) = sync_channel(64);
+        sink.tx = Some(tx);
+        let host = vec![b'x'; 999]
+            .into_iter()
+            .chain([b'\n'])
+            .collect::<Vec<u8>>();
+        let hosts = 20 * 1024;
+        let collector = std::thread::spawn(move || rx.iter().collect::<Vec<Block>>());
+        for i in 0..hosts {
+            let block = HostBlock {
+                ip: IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]),
+                commands: 1,
+                findings: 0,
+                bytes: &host,
+            };
+            sink.host(&block).unwrap();
+        }
+        sink.push_block();
+        sink.tx = None;
+        let blocks = collector.join().unwrap();
+        assert_eq!(blocks.len(), 2);
+        for b in &blocks {
+            assert!(
+                b.bytes.len() + source.len() <= MAX_BLOCK,
+                "{}",
+                b.bytes.len()
+            );
+        }
+        assert_eq!(blocks.iter().map(|b| b.hosts.len()).sum::<usize>(), hosts);
+    }
+
+    fn options_for(addr: std::net::SocketAddr, dir: &std::path::Path) -> FmcOptions {
+        use qualys_connector_sim::fmc::{EnrollOptions, enroll};
+        let path = enroll(dir, "127.0.0.1", &EnrollOptions::default()).unwrap();
+        let identity = super::super::pkcs12::load(&path, None).unwrap();
+        FmcOptions {
+            endpoint: Endpoint {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                ipv6: false,
+            },
+            tls: super::super::tls::client_config(&identity, "test", true).unwrap(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                reply: Duration::from_secs(5),
+            },
+            retries: 0,
+            retry_wait: Duration::ZERO,
+        }
+    }
+
+    static CHECKS: AtomicUsize = AtomicUsize::new(0);
+
+    /// The run is told to stop once the first block has gone out.
+    fn stop_after_one_block() -> Result<(), Stopped> {
+        if CHECKS.fetch_add(1, Ordering::SeqCst) == 0 {
+            Ok(())
+        } else {
+            Err(Stopped::Signal(stop::SIGTERM))
+        }
+    }
+
+    /// After a stop no new block is sent, and the sink reports the stop with what was
+    /// confirmed and what was not.
+    #[test]
+    fn a_stop_sends_no_new_block_and_reports_the_outcome() {
+        use qualys_connector_sim::fmc::{Server, ServerOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let mut server_options = ServerOptions::new(dir.path());
+        server_options.max_size = 300;
+        let server = Server::start(server_options).unwrap();
+        let mut sink = FmcSink::new(options_for(server.addr(), dir.path()));
+        sink.stop = stop_after_one_block;
+        sink.preamble(b"SetSource,Qualys\n", 1).unwrap();
+        let ips: Vec<IpAddr> = (1..=6).map(|i| IpAddr::from([192, 0, 2, i])).collect();
+        for ip in &ips {
+            // About 80 bytes: three hosts to a 300-byte block.
+            let commands = format!("AddHost,{ip}\n").repeat(3) + "ScanFlush\n";
+            sink.host(&HostBlock {
+                ip: *ip,
+                commands: 4,
+                findings: 0,
+                bytes: commands.as_bytes(),
+            })
+            .unwrap();
+        }
+        let err = sink.finish().unwrap_err();
+        let SinkError::Stopped { stopped, delivery } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*stopped, Stopped::Signal(stop::SIGTERM));
+        let stats = server.stats();
+        assert_eq!(stats.blocks, 1, "{stats:?}");
+        assert_eq!(delivery.blocks, 1);
+        assert!(delivery.hosts >= 1, "{delivery:?}");
+        assert_eq!(
+            delivery.hosts as usize + delivery.unconfirmed.len(),
+            ips.len()
+        );
+        assert!(
+            err.to_string()
+                .contains("stopped by SIGTERM during delivery"),
+            "{err}"
+        );
+        assert_eq!(crate::exit::Failure::Sink(err).code().as_i32(), 143);
+        server.stop();
     }
 
     #[test]
@@ -509,6 +814,8 @@ mod tests {
             hosts: vec![HostPart {
                 ip,
                 findings: 1,
+                commands: 1,
+                len: 2,
                 last,
             }],
         };

@@ -97,15 +97,49 @@ fn read_exact_or_closed(input: &mut impl Read, buf: &mut [u8]) -> Result<(), Fra
     })
 }
 
-/// Reads the `N` of "Done processing N commands." in a reply text (host-input.md §3: it
-/// may be preceded by warning lines).
-pub fn done_count(reply: &str) -> Option<u64> {
-    const PHRASE: &str = "Done processing ";
-    let start = reply.rfind(PHRASE)? + PHRASE.len();
-    let rest = &reply[start..];
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let n = rest[..digits].parse().ok()?;
-    rest[digits..].starts_with(" command").then_some(n)
+/// A data reply's lines, sorted by what they say (host-input.md §3: the count line "may be
+/// preceded by warning lines"). Lines end at `\n` (a `\r` before it is dropped); blank
+/// lines are ignored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReplyLines<'a> {
+    /// The N of every line that is exactly `Done processing N commands.`.
+    pub counts: Vec<u64>,
+    /// Lines that start with `Error`, in any case.
+    pub errors: Vec<&'a [u8]>,
+    /// Every other line: warnings.
+    pub others: Vec<&'a [u8]>,
+}
+
+/// Sorts the lines of a data reply. Only the exact count line counts: `Done processing 3
+/// commandos` or `Done processing 3 commands. (partial)` are other lines, so a reply the
+/// connector does not understand never confirms a block.
+pub fn reply_lines(value: &[u8]) -> ReplyLines<'_> {
+    let mut lines = ReplyLines::default();
+    for line in value.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if let Some(n) = count_line(line) {
+            lines.counts.push(n);
+        } else if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"error") {
+            lines.errors.push(line);
+        } else {
+            lines.others.push(line);
+        }
+    }
+    lines
+}
+
+/// The N of a line that is exactly `Done processing N commands.`.
+fn count_line(line: &[u8]) -> Option<u64> {
+    let digits = line
+        .strip_prefix(b"Done processing ")?
+        .strip_suffix(b" commands.")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -160,22 +194,37 @@ mod tests {
     }
 
     #[test]
-    fn done_counts() {
-        let cases = [
-            ("Done processing 3 commands.", Some(3)),
-            ("Done processing 1 command.", Some(1)),
+    fn reply_lines_are_sorted() {
+        type Want = (&'static [u64], usize, usize);
+        let cases: [(&[u8], Want); 12] = [
+            (b"Done processing 3 commands.", (&[3], 0, 0)),
+            (b"Done processing 3 commands.\n", (&[3], 0, 0)),
+            (b"Done processing 3 commands.\r\n\n", (&[3], 0, 0)),
+            (b"Done processing 3 commandos", (&[], 0, 1)),
+            (b"Done processing 3 commands", (&[], 0, 1)),
+            (b"Done processing 1 command.", (&[], 0, 1)),
+            (b"Done processing commands.", (&[], 0, 1)),
+            (b"done processing 3 commands.", (&[], 0, 1)),
+            (b"Done processing 3 commands.\nError: x", (&[3], 1, 0)),
             (
-                "Warning: line 2 ignored\nDone processing 12 commands.\n",
-                Some(12),
+                b"error: lower\nERROR upper\nDone processing 2 commands.",
+                (&[2], 2, 0),
             ),
-            ("Done processing commands.", None),
-            ("done processing 3 commands.", None),
-            ("Error: bad block", None),
-            ("", None),
-            ("Done processing 99999999999999999999999 commands.", None),
+            (
+                b"Warning: line 2 ignored\nDone processing 12 commands.\n",
+                (&[12], 0, 1),
+            ),
+            (
+                b"Done processing 99999999999999999999999 commands.",
+                (&[], 0, 1),
+            ),
         ];
-        for (text, want) in cases {
-            assert_eq!(done_count(text), want, "{text:?}");
+        for (text, (counts, errors, others)) in cases {
+            let got = reply_lines(text);
+            assert_eq!(got.counts, counts, "{text:?}");
+            assert_eq!(got.errors.len(), errors, "{text:?}");
+            assert_eq!(got.others.len(), others, "{text:?}");
         }
+        assert_eq!(reply_lines(b""), ReplyLines::default());
     }
 }

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod csvfile;
 pub mod fmc;
 pub mod framing;
+mod pack;
 pub mod pkcs12;
 pub mod tls;
 pub mod validate;
@@ -55,6 +56,13 @@ pub trait CommandSink {
 pub enum SinkError {
     #[error("{0}")]
     Delivery(String),
+    /// The run was told to stop (signal, `max_run_seconds`) during delivery: no new block
+    /// was sent; `delivery` says what the FMC confirmed and which hosts it did not.
+    #[error("{stopped} during delivery: {} hosts confirmed, {} not confirmed", delivery.hosts, delivery.unconfirmed.len())]
+    Stopped {
+        stopped: crate::stop::Stopped,
+        delivery: Delivery,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,

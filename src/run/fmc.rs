@@ -181,10 +181,7 @@ pub fn check_delivery(server: &str, d: &Delivery) -> Result<(), Failure> {
     if d.unconfirmed.is_empty() {
         return Ok(());
     }
-    for chunk in d.unconfirmed.chunks(20) {
-        let list: Vec<String> = chunk.iter().map(ToString::to_string).collect();
-        log::error!("not confirmed by the FMC: {}", list.join(" "));
-    }
+    crate::hostinput::fmc::log_unconfirmed(&d.unconfirmed);
     Err(Failure::Delivery(format!(
         "{} hosts were not confirmed by the FMC at {server} ({} confirmed); they are listed above, run again to send them",
         d.unconfirmed.len(),

@@ -10,6 +10,8 @@ use qualys_connector_sim::fmc::{
 };
 
 use crate::harness::{Outcome, Test, example, shared_fixture};
+use crate::relay::Relay;
+use std::time::Duration;
 
 /// Fast retries so fault tests finish quickly.
 const FAST: &str = "fmc_retry_wait: 0.05\nfmc_connect_timeout: 5\n";
@@ -493,20 +495,30 @@ fn garbage_replies_confirm_nothing() {
 
 #[test]
 fn connection_closed_after_a_block_is_resumed_without_loss() {
+    resumed_after_a_reconnect(
+        |o| {
+            o.max_size = 700;
+            o.close_after = Some(2);
+        },
+        "connection to the FMC lost",
+    );
+}
+
+/// Runs the example report against an FMC that drops the first connection: the run
+/// reconnects, says `message`, and ends with the fault-free map.
+fn resumed_after_a_reconnect(configure: impl FnOnce(&mut ServerOptions), message: &str) {
     let reference = reference_map();
-    let mut fmc = Fmc::start(|o| {
-        o.max_size = 700;
-        o.close_after = Some(2);
-    });
+    let mut fmc = Fmc::start(configure);
     let test = Test::new().config(&format!("add_host: y\n{FAST}"));
     fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
     let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
     out.assert_code(0)
-        .assert_output_contains("connection to the FMC lost")
+        .assert_output_contains(message)
         .assert_output_contains("reconnected to the FMC")
         .assert_output_contains("4 hosts and 6 findings confirmed");
     let stats = fmc.server.as_ref().unwrap().stats();
     assert_eq!(stats.connections, 2, "{stats:?}");
+    assert_eq!(stats.unparseable_lines, 0);
     assert_eq!(map_findings(&fmc.stop()), reference);
 }
 
@@ -546,4 +558,119 @@ fn the_connector_never_sends_an_unparseable_line() {
     let stats = fmc.server.as_ref().unwrap().stats();
     assert_eq!(stats.unparseable_lines, 0);
     fmc.stop();
+}
+
+/// A block counts only when one reply line is exactly "Done processing N commands." and
+/// no line starts with "Error"; other lines are warnings, logged escaped.
+#[test]
+fn only_the_exact_count_line_without_errors_confirms_a_block() {
+    let cases: [(&str, i32, &str); 4] = [
+        ("Done processing {n} commandos", 5, "lacks a line"),
+        (
+            "Done processing {n} commands.\nError: not applied",
+            5,
+            "reports an error: Error: not applied",
+        ),
+        (
+            "Done processing {n} commands.\nerror: lower case",
+            5,
+            "reports an error: error: lower case",
+        ),
+        (
+            "Warning: host 1 \x1b[31mforged\nDone processing {n} commands.\n",
+            0,
+            "the FMC warns about block 1 (hosts 192.0.2.10 192.0.2.11 2001:db8::20 198.51.100.7): Warning: host 1 \\u{1b}[31mforged",
+        ),
+    ];
+    for (text, code, message) in cases {
+        let mut fmc = Fmc::start(|o| o.reply_text = Some(text.into()));
+        let test = Test::new().config(&format!("add_host: y\n{FAST}fmc_retries: 0\n"));
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
+        out.assert_code(code).assert_output_contains(message);
+        if code != 0 {
+            out.assert_output_contains("4 hosts were not confirmed");
+        }
+        fmc.stop();
+    }
+}
+
+/// A reply trickled a byte every 300 ms never trips a per-read timeout; the reply
+/// timeout bounds the whole reply.
+#[test]
+fn a_trickled_reply_is_bounded_by_the_reply_timeout() {
+    let mut fmc = Fmc::start(|o| o.trickle_ms = 300);
+    let test = Test::new().config(&format!(
+        "add_host: y\nfmc_reply_timeout: 2\n{FAST}fmc_retries: 0\n"
+    ));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let started = std::time::Instant::now();
+    let (_t, out) = send(test, &fmc, &example("report.xml"), &[]);
+    out.assert_code(5)
+        .assert_output_contains("no reply within 2 s")
+        .assert_output_contains(
+            "not confirmed by the FMC: 192.0.2.10 192.0.2.11 2001:db8::20 198.51.100.7",
+        );
+    // The whole reply (36 bytes) would take about 11 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    fmc.stop();
+}
+
+/// A link passing one byte per 0.5 s holds no read for long, but the TLS handshake
+/// as a whole must finish within fmc_connect_timeout.
+#[test]
+fn a_slow_link_bounds_the_whole_handshake() {
+    let mut fmc = Fmc::start(|_| {});
+    let relay = Relay::start(fmc.addr(), Duration::from_millis(500));
+    let test = Test::new().config("add_host: y\nfmc_connect_timeout: 2\nfmc_retries: 0\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let started = std::time::Instant::now();
+    let test = test.args(&[
+        format!("-server={}", relay.addr().ip()),
+        format!("-port={}", relay.addr().port()),
+        format!("-report={}", example("report.xml").display()),
+    ]);
+    test.run()
+        .assert_code(5)
+        .assert_output_contains("did not finish within 2 s (fmc_connect_timeout)");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(relay);
+    fmc.stop();
+}
+
+/// An FMC announcing 2^32-1 bytes gets blocks of at most 16 MiB, and the debug log says so.
+#[test]
+fn an_announced_maximum_of_4_gib_is_capped_at_16_mib() {
+    let reference = reference_map();
+    let mut fmc = Fmc::start(|o| o.max_size = u32::MAX);
+    let test = Test::new().config("add_host: y\n");
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let (_t, out) = send(test, &fmc, &example("report.xml"), &["-le=3"]);
+    out.assert_code(0)
+        .assert_output_contains("maximum block 4294967295 bytes")
+        .assert_output_contains("blocks are capped at 16777216 bytes");
+    assert_eq!(map_findings(&fmc.stop()), reference);
+}
+
+/// A reconnected FMC announcing a smaller maximum (700 bytes, then 300) gets the
+/// remaining hosts packed again for it: the same map, and no block over 300 bytes (the
+/// simulator refuses those).
+#[test]
+fn a_smaller_maximum_after_a_reconnect_is_respected() {
+    resumed_after_a_reconnect(
+        |o| {
+            o.max_size = 700;
+            o.max_size_after = Some(300);
+            o.close_after = Some(1);
+        },
+        "the FMC now accepts blocks of 300 bytes",
+    );
 }

@@ -21,6 +21,7 @@ mod hostile;
 mod logging;
 mod options;
 mod output;
+mod relay;
 mod report;
 mod results;
 mod signals;

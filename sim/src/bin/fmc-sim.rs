@@ -22,9 +22,10 @@ const USAGE: &str = "\
 usage:
   fmc-sim enroll --client <addr> --dir DIR [--password P] [--scheme legacy|3des|aes]
                  [--cert-version 1|3] [--key ecdsa|rsa] [--valid-days N]
-  fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--map-out FILE]
+  fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--max-size-after N]
+                [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
-                [--garbage-reply] [--strict] [--exit-after N] [--known-host IP]...
+                [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict] [--exit-after N] [--known-host IP]...
                 [--flush-clears source|all]
 
 enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12; prints its path.
@@ -144,6 +145,7 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                     .map_err(|_| Usage(format!("--listen: {v:?} is not ADDRESS:PORT")))?;
             }
             "--max-size" => options.max_size = args.number(&name, inline)?,
+            "--max-size-after" => options.max_size_after = Some(args.number(&name, inline)?),
             "--map-out" => map_out = Some(PathBuf::from(args.value(&name, inline)?)),
             "--reject-version" => {
                 no_value(&name, inline)?;
@@ -158,6 +160,11 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                 no_value(&name, inline)?;
                 options.garbage_reply = true;
             }
+            "--reply-text" => {
+                // `\n` in the argument stands for a line break; `{n}` for the count.
+                options.reply_text = Some(args.value(&name, inline)?.replace("\\n", "\n"))
+            }
+            "--trickle-ms" => options.trickle_ms = args.number(&name, inline)?,
             "--strict" => {
                 no_value(&name, inline)?;
                 options.strict = true;

@@ -67,6 +67,16 @@ pub struct ServerOptions {
     pub garbage_reply: bool,
     /// A block with an unparseable line gets a type-4 reply and is not applied.
     pub strict: bool,
+    /// Reply to each applied block with this text instead of `Done processing N
+    /// commands.`; `{n}` stands for the block's command count (to add warning or error
+    /// lines, or misspell the count line).
+    pub reply_text: Option<String>,
+    /// The `max` announced from the second session on (a server whose limit changed
+    /// between connections).
+    pub max_size_after: Option<u32>,
+    /// Send each reply (header and value) one byte at a time, this many milliseconds
+    /// apart.
+    pub trickle_ms: u64,
     /// Stop after this many connections (of any kind) have closed.
     pub exit_after: Option<u64>,
     /// Hosts the FMC already knows: in the map from the start (host-input.md §5).
@@ -87,6 +97,9 @@ impl Default for ServerOptions {
             close_after: None,
             garbage_reply: false,
             strict: false,
+            reply_text: None,
+            max_size_after: None,
+            trickle_ms: 0,
             exit_after: None,
             known_hosts: Vec::new(),
             flush_clears: FlushScope::ThisSource,
@@ -647,7 +660,11 @@ impl Session<'_> {
             ));
         }
         // §3.3: the server answers with the maximum block size.
-        let max = self.shared.options.max_size;
+        let later = self.shared.stats().sessions > 0;
+        let max = match self.shared.options.max_size_after {
+            Some(after) if later => after,
+            _ => self.shared.options.max_size,
+        };
         if let Err(e) = self.tls.write_frame(TYPE_MAX_SIZE, &max.to_be_bytes()) {
             return End::ClientClosed(format!("cannot send the max size: {e}"));
         }
@@ -722,6 +739,24 @@ impl Session<'_> {
             }
             left -= n;
         }
+    }
+
+    /// Sends a frame one byte per TLS record, `trickle_ms` apart (a server that answers,
+    /// but never finishes answering).
+    fn trickle_frame(&mut self, kind: u32, value: &[u8]) -> io::Result<()> {
+        let mut frame = Vec::with_capacity(8 + value.len());
+        frame.extend_from_slice(&kind.to_be_bytes());
+        frame.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        frame.extend_from_slice(value);
+        for byte in frame {
+            if self.shared.stopping() {
+                return Err(io::Error::other("stopping"));
+            }
+            self.tls.conn.writer().write_all(&[byte])?;
+            self.tls.flush()?;
+            self.shared.sleep(self.shared.options.trickle_ms);
+        }
+        Ok(())
     }
 
     /// Processes one data block; returns `Some` when the connection must end.
@@ -818,10 +853,17 @@ impl Session<'_> {
         self.shared.sleep(opts.delay_ms);
         let reply = if opts.garbage_reply {
             b"\x00\x01fmc-sim garbage reply (garbage_reply)\xff".to_vec()
+        } else if let Some(text) = &opts.reply_text {
+            text.replace("{n}", &counted.to_string()).into_bytes()
         } else {
             format!("Done processing {counted} commands.").into_bytes()
         };
-        if let Err(e) = self.tls.write_frame(TYPE_DATA, &reply) {
+        let sent = if opts.trickle_ms > 0 {
+            self.trickle_frame(TYPE_DATA, &reply)
+        } else {
+            self.tls.write_frame(TYPE_DATA, &reply)
+        };
+        if let Err(e) = sent {
             return Some(End::ClientClosed(format!("cannot send the reply: {e}")));
         }
         None
