@@ -16,9 +16,9 @@ use crate::cli::Args;
 use crate::config::{self, Config, Require, ScanMode, SecretOrigin};
 use crate::exit::{Code, Failure, Location};
 use crate::files;
-use crate::hostinput::CommandSink;
 use crate::hostinput::commands::Commit;
 use crate::hostinput::csvfile::CsvFile;
+use crate::hostinput::{CommandSink, SinkError};
 use crate::logging;
 use crate::pipeline::{self, Parsed, PipelineError, Settings, Summary};
 use crate::progress::{self, Stage};
@@ -168,7 +168,7 @@ fn run_template(
     };
     // A stop during the download or the parse: nothing is sent.
     stop::check().map_err(|stopped| early(stopped.into()))?;
-    let mut summary = deliver(parsed, settings, sink).map_err(early)?;
+    let mut summary = deliver(parsed, settings, sink).map_err(stopped_delivery)?;
     summary.download_time = download_time;
     if let Destination::Fmc(server, _) = destination
         && let Err(failure) = fmc::check_delivery(server, &summary.delivery)
@@ -176,6 +176,19 @@ fn run_template(
         return Err(Box::new((Some(summary), failure)));
     }
     Ok(summary)
+}
+
+/// A delivery the stop cut short keeps what the FMC confirmed (the sink has listed the
+/// hosts it did not confirm), and its failure is the stop's.
+fn stopped_delivery(failure: Failure) -> Box<(Option<Summary>, Failure)> {
+    let Failure::Sink(SinkError::Stopped { stopped, delivery }) = failure else {
+        return Box::new((None, failure));
+    };
+    let summary = Summary {
+        delivery,
+        ..Summary::default()
+    };
+    Box::new((Some(summary), Failure::Stopped(stopped)))
 }
 
 /// A template's run that a stop cut short: its failure becomes the stop, whatever error

@@ -302,7 +302,16 @@ fn sigterm_during_slow_fmc_replies_lists_what_was_not_confirmed() {
         format!("-report={}", report.display()),
     ]);
     let run = Running::start(&test);
-    // The first reply comes after 1.5 s: the signal lands while a later block waits.
+    // Delivery starts once the report is parsed (slow on a loaded machine); the first
+    // reply comes 1.5 s later: the signal lands while a later block waits.
+    let parsed = Instant::now();
+    while !std::fs::read_to_string(test.path("tmp-stdout"))
+        .unwrap_or_default()
+        .contains("Report Processing Complete")
+    {
+        assert!(parsed.elapsed() < Duration::from_secs(60), "never parsed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(2500));
     run.kill("TERM");
     let (out, took) = run.wait(&test, Duration::from_secs(60));
