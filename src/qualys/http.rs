@@ -381,15 +381,25 @@ fn read_line(conn: &mut Conn) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
+/// Reads a chunk-size line (RFC 9112 §7.1) with `httparse`, which takes only hex digits:
+/// `+a`, `-1`, `0x10` or an empty size are a malformed response, not a size.
 fn read_chunk_size(conn: &mut Conn) -> io::Result<u64> {
     let line = read_line(conn)?;
-    let hex = line.split(';').next().unwrap_or("").trim();
-    u64::from_str_radix(hex, 16).map_err(|_| {
+    let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("bad chunk size {hex:?}"),
+            format!("bad chunk size {:?}", line.split(';').next().unwrap_or("")),
         )
-    })
+    };
+    // httparse reads an empty line as size 0, the last chunk: that would end the body early.
+    if !line.starts_with(|c: char| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let framed = format!("{line}\r\n");
+    match httparse::parse_chunk_size(framed.as_bytes()) {
+        Ok(httparse::Status::Complete((_, size))) => Ok(size),
+        _ => Err(bad()),
+    }
 }
 
 const REACH_HINT: &str = "check that this host can reach port 443 of the Qualys API host (firewall, proxy, routing) and the url in the YAML file";
@@ -644,24 +654,8 @@ pub fn basic_auth(user: &str, password: &Secret) -> String {
 }
 
 fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 type Head = (u16, String, Vec<(String, String)>);
@@ -752,7 +746,20 @@ fn body_kind(
             done: false,
         });
     }
-    match get("Content-Length") {
+    // Two different lengths leave the body's end unknown (RFC 9112 §6.3): refuse rather
+    // than guess which one frames it.
+    let mut lengths = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.trim());
+    let first = lengths.next();
+    if let Some(other) = lengths.find(|v| Some(*v) != first) {
+        return Err(format!(
+            "two different Content-Length headers ({:?} and {other:?})",
+            first.unwrap_or("")
+        ));
+    }
+    match first {
         Some(len) => len
             .parse()
             .map(|remaining| Body::Length { conn, remaining })
@@ -874,6 +881,60 @@ mod tests {
         assert!(body.read_to_string(&mut String::new()).is_err());
 
         assert!(read_head(&mut conn(b"garbage\r\n\r\n")).is_err());
+    }
+
+    #[test]
+    fn malformed_framing_is_refused() {
+        // (response, error text expected, or None for a body read fine)
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 ;x=y\r\nabc\r\n0\r\n\r\n",
+                None,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc",
+                Some("two different Content-Length headers"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+                None,
+            ),
+        ];
+        for (bytes, want) in cases {
+            let mut c = conn(bytes);
+            let (status, _, headers) = read_head(&mut c).unwrap();
+            let result = body_kind("GET", status, &headers, c)
+                .map_err(|e| e.to_string())
+                .and_then(|mut body| {
+                    let mut text = String::new();
+                    body.read_to_string(&mut text).map_err(|e| e.to_string())?;
+                    Ok(text)
+                });
+            match (want, result) {
+                (None, Ok(text)) => assert_eq!(text, "abc"),
+                (Some(want), Err(e)) => assert!(e.contains(want), "{e}"),
+                (want, got) => panic!(
+                    "{:?}: want {want:?}, got {got:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            }
+        }
         assert!(read_head(&mut conn(b"")).is_err());
     }
 }
