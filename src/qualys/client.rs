@@ -42,6 +42,8 @@ pub struct QualysOptions {
     pub deadline: Duration,
     /// Tries of one call on 409/5xx/network trouble, and of a truncated download.
     pub retries: u32,
+    /// The longest single wait Qualys may ask for (`qualys_max_wait`, qualys.md §3).
+    pub max_wait: Duration,
 }
 
 /// A failed download, with what Qualys said.
@@ -79,6 +81,18 @@ pub enum DownloadError {
         tries: u32,
         reason: String,
     },
+    /// Qualys asked for a wait longer than `qualys_max_wait` (qualys.md §3).
+    #[error(
+        "Qualys {call}: the server asked to wait {secs} s, more than qualys_max_wait ({max} s); raise qualys_max_wait or run later"
+    )]
+    WaitTooLong {
+        call: &'static str,
+        secs: u64,
+        max: u64,
+    },
+    /// A signal or `max_run_seconds` ended the download (src/stop.rs).
+    #[error("{0}")]
+    Stopped(#[from] crate::stop::Stopped),
     #[error("cannot store the download in {path}: {source}")]
     Local {
         path: PathBuf,
@@ -191,7 +205,9 @@ impl Limits {
         self.state.lock().map_or(1, |s| s.concurrency)
     }
 
-    fn acquire(&self) -> Permit<'_> {
+    /// Waits for a free slot and for the rate-limit window; a wait longer than `max_wait`
+    /// is refused, and every wait ends early on a stop.
+    fn acquire(&self, call: &'static str, max_wait: Duration) -> Result<Permit<'_>, DownloadError> {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -207,14 +223,16 @@ impl Limits {
             .not_before
             .and_then(|t| t.checked_duration_since(Instant::now()));
         drop(state);
+        let permit = Permit { limits: self };
         if let Some(wait) = wait {
+            check_wait(call, wait, max_wait)?;
             log::info!(
                 "Qualys API rate limit: waiting {:.0?} before the next call",
                 wait
             );
-            std::thread::sleep(wait);
+            crate::stop::sleep(wait)?;
         }
-        Permit { limits: self }
+        Ok(permit)
     }
 
     /// Reads the limit headers of a response.
@@ -401,7 +419,7 @@ impl Qualys {
                     "Qualys is busy ({}); launching again in {wait:.0?}",
                     doc.text
                 );
-                std::thread::sleep(wait);
+                crate::stop::sleep(wait)?;
                 wait = (wait * 2).min(Duration::from_secs(300));
                 continue;
             }
@@ -467,7 +485,7 @@ impl Qualys {
                     state: last_state,
                 });
             }
-            std::thread::sleep(wait);
+            crate::stop::sleep(wait)?;
             // Back off: reports take minutes to hours (qualys.md §2).
             wait = (wait.mul_f64(1.5)).clamp(Duration::from_millis(10), Duration::from_secs(60));
         }
@@ -535,7 +553,7 @@ impl Qualys {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let permit = self.limits.acquire();
+            let permit = self.limits.acquire(call, self.options.max_wait)?;
             let result = self
                 .http
                 .send(&self.options.url, method, path, &headers, body);
@@ -545,7 +563,7 @@ impl Qualys {
                     drop(permit);
                     let wait = backoff(attempt);
                     log::warn!("Qualys {call}: {e}; trying again in {wait:.1?}");
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -564,6 +582,7 @@ impl Qualys {
                     let wait = to_wait
                         .or_else(|| seconds_in(&doc.text))
                         .map_or_else(|| backoff(attempt), Duration::from_secs);
+                    check_wait(call, wait, self.options.max_wait)?;
                     log::warn!(
                         "Qualys {call}: HTTP 409{}: {}; trying again in {wait:.0?}",
                         doc.code
@@ -572,7 +591,7 @@ impl Qualys {
                             .unwrap_or_default(),
                         doc.text
                     );
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                 }
                 500..=599 if attempt <= self.options.retries => {
                     let wait = backoff(attempt);
@@ -581,7 +600,7 @@ impl Qualys {
                         response.status,
                         response.reason
                     );
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                 }
                 status => {
                     let text = response.text(ANSWER_LIMIT).unwrap_or_default();
@@ -658,7 +677,7 @@ impl Qualys {
                         let doc = Flat::parse(&text).unwrap_or_default();
                         // 7001: report not ready for fetch yet: retryable.
                         if doc.code.as_deref() == Some("7001") && tries <= self.options.retries {
-                            std::thread::sleep(backoff(tries));
+                            crate::stop::sleep(backoff(tries))?;
                             continue;
                         }
                         return Err(DownloadError::Qualys {
@@ -689,9 +708,22 @@ impl Qualys {
                 });
             }
             log::warn!("download of report {report} incomplete ({problem}); fetching again");
-            std::thread::sleep(backoff(tries));
+            crate::stop::sleep(backoff(tries))?;
         }
     }
+}
+
+/// Refuses a wait longer than `qualys_max_wait`: a server asking for 999999 s would
+/// otherwise hold the run for days (qualys.md §3).
+fn check_wait(call: &'static str, wait: Duration, max: Duration) -> Result<(), DownloadError> {
+    if wait > max {
+        return Err(DownloadError::WaitTooLong {
+            call,
+            secs: wait.as_secs(),
+            max: max.as_secs(),
+        });
+    }
+    Ok(())
 }
 
 /// 1 s, 2 s, 4 s ... capped at 60 s, with up to 50% jitter so that several clients do
@@ -1115,6 +1147,35 @@ mod tests {
     }
 
     #[test]
+    fn waits_beyond_qualys_max_wait_are_refused() {
+        let max = Duration::from_secs(60);
+        // (asked, refused)
+        let cases = [(0, false), (60, false), (61, true), (999_999, true)];
+        for (secs, refused) in cases {
+            let result = check_wait("launch", Duration::from_secs(secs), max);
+            assert_eq!(result.is_err(), refused, "{secs} s");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("qualys_max_wait (60 s)"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_download_exits_as_the_stop() {
+        use crate::exit::Failure;
+        use crate::stop::Stopped;
+        let cases = [
+            (Stopped::Signal(15), 143),
+            (Stopped::Signal(2), 130),
+            (Stopped::Deadline(Duration::from_secs(5)), 7),
+        ];
+        for (stopped, code) in cases {
+            let failure = Failure::Download(Box::new(DownloadError::Stopped(stopped)));
+            assert_eq!(failure.code() as i32, code, "{stopped}");
+        }
+    }
+
+    #[test]
     fn limits_bound_concurrency() {
         let limits = Arc::new(Limits::new(2));
         let peak = Arc::new(Mutex::new((0u32, 0u32)));
@@ -1123,7 +1184,7 @@ mod tests {
                 let limits = Arc::clone(&limits);
                 let peak = Arc::clone(&peak);
                 std::thread::spawn(move || {
-                    let _permit = limits.acquire();
+                    let _permit = limits.acquire("test", Duration::from_secs(1)).unwrap();
                     {
                         let mut p = peak.lock().unwrap();
                         p.0 += 1;

@@ -70,6 +70,7 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
         poll_interval: config.poll_interval,
         deadline: config.report_deadline,
         retries: config.qualys_retries,
+        max_wait: config.qualys_max_wait,
     };
     Ok(Qualys::new(http, options, limits))
 }

@@ -189,6 +189,24 @@ fn qualys_errors() {
             wants: &["GENERIC_RETURN CODE"],
         },
         Case {
+            name: "rate-limit wait beyond qualys_max_wait (default 3600 s)",
+            configure: |o| {
+                o.rate_limit_first = 1;
+                o.to_wait_sec = 999_999;
+            },
+            yaml: "",
+            wants: &["asked to wait 999999 s", "qualys_max_wait (3600 s)"],
+        },
+        Case {
+            name: "rate-limit wait beyond a configured qualys_max_wait",
+            configure: |o| {
+                o.rate_limit_first = 1;
+                o.to_wait_sec = 61;
+            },
+            yaml: "qualys_max_wait: 60\n",
+            wants: &["asked to wait 61 s", "raise qualys_max_wait"],
+        },
+        Case {
             name: "server errors beyond the retries",
             configure: |o| o.server_error_first = 100,
             yaml: "qualys_retries: 1\n",
