@@ -162,6 +162,10 @@ pub enum HttpError {
     },
     #[error("{host} sent an invalid HTTP response: {message}")]
     Protocol { host: String, message: String },
+    #[error(
+        "{host} sent the answer compressed (Content-Encoding: {encoding}) although the request asked for none (Accept-Encoding: identity); a proxy or load balancer on the way recompresses it: have it pass Qualys answers unchanged"
+    )]
+    Compressed { host: String, encoding: String },
 }
 
 impl HttpError {
@@ -424,8 +428,9 @@ impl Client {
             Some(_) => format!("http://{}{}", base.authority(), target_path),
             None => target_path,
         };
+        // Accept-Encoding: identity: the report is parsed as it arrives, uncompressed.
         let mut head = format!(
-            "{method} {request_target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: qualys-connector/{}\r\n",
+            "{method} {request_target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept-Encoding: identity\r\nUser-Agent: qualys-connector/{}\r\n",
             base.authority(),
             env!("CARGO_PKG_VERSION")
         );
@@ -452,6 +457,12 @@ impl Client {
         let idle_secs = self.idle_timeout.as_secs();
         let (status, reason, headers) =
             read_head(&mut conn).map_err(|e| head_error(&base.host, idle_secs, e))?;
+        if let Some(encoding) = compressed(&headers) {
+            return Err(HttpError::Compressed {
+                host: base.host.clone(),
+                encoding,
+            });
+        }
         let body =
             body_kind(method, status, &headers, conn).map_err(|message| HttpError::Protocol {
                 host: base.host.clone(),
@@ -660,8 +671,13 @@ fn base64(input: &[u8]) -> String {
 
 type Head = (u16, String, Vec<(String, String)>);
 
+/// Interim (1xx) responses accepted before the real one: a server sending `100 Continue`
+/// forever would otherwise hold the run (RFC 9110 §15.2 allows several, not endless ones).
+const MAX_INTERIM: u32 = 16;
+
 /// Reads the status line and headers.
 fn read_head(conn: &mut Conn) -> io::Result<Head> {
+    let mut interim = 0u32;
     loop {
         let mut raw = Vec::new();
         loop {
@@ -697,6 +713,13 @@ fn read_head(conn: &mut Conn) -> io::Result<Head> {
         let status = response.code.unwrap_or(0);
         // 1xx answers precede the real one.
         if (100..200).contains(&status) {
+            interim += 1;
+            if interim > MAX_INTERIM {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("more than {MAX_INTERIM} interim (1xx) responses"),
+                ));
+            }
             continue;
         }
         let reason = response.reason.unwrap_or("").to_string();
@@ -722,6 +745,16 @@ fn head_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
         },
         _ => read_error(host, idle_secs, e),
     }
+}
+
+/// The `Content-Encoding` of a body that is not plain (escaped, as it is server text).
+fn compressed(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Encoding"))
+        .map(|(_, v)| v.trim())
+        .find(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+        .map(|v| crate::servertext::escape(v.as_bytes(), crate::servertext::MAX_TEXT_CHARS))
 }
 
 fn body_kind(
@@ -881,6 +914,34 @@ mod tests {
         assert!(body.read_to_string(&mut String::new()).is_err());
 
         assert!(read_head(&mut conn(b"garbage\r\n\r\n")).is_err());
+    }
+
+    #[test]
+    fn endless_interim_responses_are_refused() {
+        let mut many = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(17);
+        many.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut c = BufReader::new(Box::new(io::Cursor::new(many)) as Box<dyn Stream>);
+        let err = read_head(&mut c).unwrap_err();
+        assert!(err.to_string().contains("interim (1xx)"), "{err}");
+        let mut few = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(16);
+        few.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut c = BufReader::new(Box::new(io::Cursor::new(few)) as Box<dyn Stream>);
+        assert_eq!(read_head(&mut c).unwrap().0, 200);
+    }
+
+    #[test]
+    fn compressed_bodies_are_named() {
+        let h = |v: &str| vec![("content-encoding".to_string(), v.to_string())];
+        let cases = [
+            (h("gzip"), Some("gzip")),
+            (h("br"), Some("br")),
+            (h("identity"), None),
+            (h("IDENTITY"), None),
+            (vec![], None),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(compressed(&headers).as_deref(), want, "{headers:?}");
+        }
     }
 
     #[test]

@@ -207,6 +207,12 @@ fn qualys_errors() {
             wants: &["asked to wait 61 s", "raise qualys_max_wait"],
         },
         Case {
+            name: "compressed report (Content-Encoding: gzip)",
+            configure: |o| o.content_encoding = Some("gzip".into()),
+            yaml: "",
+            wants: &["Content-Encoding: gzip", "Accept-Encoding: identity"],
+        },
+        Case {
             name: "server errors beyond the retries",
             configure: |o| o.server_error_first = 100,
             yaml: "qualys_retries: 1\n",

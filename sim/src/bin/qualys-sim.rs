@@ -193,6 +193,7 @@ usage: qualys-sim serve --user U --password P [--listen 127.0.0.1:0]
                         [--to-wait-sec N] [--trickle-ms N] [--cut-body-once] [--stuck]
                         [--errors-state] [--expired-account] [--busy-first K]
                         [--concurrency-limit N] [--server-error-first K]
+                        [--content-encoding NAME]
                         [--requests-out FILE] [--exit-after-requests N]
 
 Serves the Qualys Report API v2 (/api/<version>/fo/report/: launch, list, fetch,
@@ -223,6 +224,7 @@ writes the recorded requests to --requests-out as JSON lines.
   --concurrency-limit N     X-Concurrency-Limit-Limit; calls beyond it get HTTP 409,
                             CODE 1960 (default 2; 0 = no limit)
   --server-error-first K    the first K requests get HTTP 503
+  --content-encoding NAME   report downloads say Content-Encoding: NAME (body unchanged)
   --requests-out FILE       write the recorded requests as JSON lines when stopping
   --exit-after-requests N   stop once N requests have been answered
 
@@ -274,6 +276,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 | "--busy-first"
                 | "--concurrency-limit"
                 | "--server-error-first"
+                | "--content-encoding"
                 | "--requests-out"
                 | "--exit-after-requests"
         ) {
@@ -330,6 +333,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--busy-first" => options.busy_first = number(name, &value)?,
             "--concurrency-limit" => options.concurrency_limit = number(name, &value)?,
             "--server-error-first" => options.server_error_first = number(name, &value)?,
+            "--content-encoding" => options.content_encoding = Some(value.to_string()),
             "--requests-out" => {
                 if value.is_empty() {
                     return Err("--requests-out needs a file name".into());

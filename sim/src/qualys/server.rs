@@ -152,6 +152,9 @@ pub struct ServerOptions {
     /// The first report download (v2 fetch or v1) stops halfway through its body and the
     /// connection is dropped without ending the body (no final chunk, no TLS close_notify).
     pub cut_body_once: bool,
+    /// Report downloads carry `Content-Encoding: <this>` (the body is sent as it is), as
+    /// behind a proxy that recompresses answers.
+    pub content_encoding: Option<String>,
     /// Reports never leave Running.
     pub stuck: bool,
     /// Reports end in state Errors instead of Finished.
@@ -185,6 +188,7 @@ impl fmt::Debug for ServerOptions {
             .field("to_wait_sec", &self.to_wait_sec)
             .field("trickle_ms", &self.trickle_ms)
             .field("cut_body_once", &self.cut_body_once)
+            .field("content_encoding", &self.content_encoding)
             .field("stuck", &self.stuck)
             .field("errors_state", &self.errors_state)
             .field("expired_account", &self.expired_account)
@@ -210,6 +214,7 @@ impl ServerOptions {
             to_wait_sec: 1,
             trickle_ms: 0,
             cut_body_once: false,
+            content_encoding: None,
             stuck: false,
             errors_state: false,
             expired_account: false,
@@ -1323,6 +1328,9 @@ fn send_report(
     match sized {
         Some(len) => headers.push(("Content-Length".into(), len.to_string())),
         None => headers.push(("Transfer-Encoding".into(), "chunked".into())),
+    }
+    if let Some(encoding) = &options.content_encoding {
+        headers.push(("Content-Encoding".into(), encoding.clone()));
     }
     headers.extend(call.limit_headers());
     if close {
