@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use super::bounds::{Bounded, Bounds, Exceeded};
 use super::follow::{Follow, Tapped};
 use super::http::{self, Client, HttpError, Response, Url};
 use crate::secret::Secret;
@@ -44,6 +45,8 @@ pub struct QualysOptions {
     pub retries: u32,
     /// The longest single wait Qualys may ask for (`qualys_max_wait`, qualys.md §3).
     pub max_wait: Duration,
+    /// Size, duration and free-space bounds of the report download.
+    pub bounds: Bounds,
 }
 
 /// A failed download, with what Qualys said.
@@ -93,7 +96,12 @@ pub enum DownloadError {
     /// A signal or `max_run_seconds` ended the download (src/stop.rs).
     #[error("{0}")]
     Stopped(#[from] crate::stop::Stopped),
-    #[error("cannot store the download in {path}: {source}")]
+    /// A bound of the download (`max_report_bytes`, `download_deadline`, `tmp_min_free`).
+    #[error("{0}")]
+    Bound(#[from] Exceeded),
+    #[error(
+        "cannot store the download in {path}: {source}; free space there (keep tmp_min_free above what a report needs) or set TMPDIR to a larger file system"
+    )]
     Local {
         path: PathBuf,
         #[source]
@@ -644,6 +652,9 @@ impl Qualys {
             source,
         };
         let method = if body.is_some() { "POST" } else { "GET" };
+        // One deadline for the whole transfer, retries included.
+        let until = Instant::now() + self.options.bounds.deadline;
+        let space = out.try_clone().map_err(local)?;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -662,7 +673,9 @@ impl Qualys {
                     follow,
                 };
                 let mut writer = BufWriter::with_capacity(256 * 1024, tapped);
-                let copied = response.copy_to(&mut writer);
+                let bounds = self.options.bounds;
+                let mut bounded = Bounded::new(&mut writer, &space, path, bounds, until);
+                let copied = response.copy_to(&mut bounded);
                 writer.flush().map_err(local)?;
                 copied
             };
@@ -693,9 +706,11 @@ impl Qualys {
                     }
                     Completeness::Truncated(reason) => reason,
                 },
-                Err(e) if matches!(e, HttpError::Io { ref host, .. } if host == "the local file") =>
-                {
-                    return Err(e.into());
+                Err(HttpError::Io { host, source }) if host == "the local file" => {
+                    return Err(match Exceeded::take(source) {
+                        Ok(exceeded) => exceeded.into(),
+                        Err(source) => local(source),
+                    });
                 }
                 Err(e) => e.to_string(),
             };

@@ -1,5 +1,6 @@
 //! The Qualys side (qualys.md): reading the ASSET_DATA_REPORT into the neutral model.
 
+pub mod bounds;
 pub mod client;
 pub mod follow;
 pub mod html;

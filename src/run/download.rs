@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::config::{Config, ReportApi};
 use crate::exit::Failure;
 use crate::logging;
+use crate::qualys::bounds::Bounds;
 use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
 use crate::qualys::follow::Follow;
 use crate::qualys::http::{Client as HttpClient, Proxy as HttpProxy, Scheme, Url};
@@ -71,6 +72,11 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
         deadline: config.report_deadline,
         retries: config.qualys_retries,
         max_wait: config.qualys_max_wait,
+        bounds: Bounds {
+            max_bytes: config.max_report_bytes,
+            deadline: config.download_deadline,
+            min_free: config.tmp_min_free,
+        },
     };
     Ok(Qualys::new(http, options, limits))
 }

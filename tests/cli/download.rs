@@ -241,6 +241,50 @@ fn qualys_errors() {
     }
 }
 
+/// A download that never ends stops at each bound with exit 6 naming the key, within a
+/// generous time, and leaves nothing in TMPDIR.
+#[test]
+fn endless_downloads_end_at_their_bound() {
+    // (trickle ms, YAML, wanted in the output)
+    let cases = [
+        (0, "max_report_bytes: 2MB\n", "max_report_bytes"),
+        (20, "download_deadline: 2\n", "download_deadline (2 s)"),
+        (0, "tmp_min_free: 1000TB\n", "less than tmp_min_free"),
+    ];
+    for (trickle, extra, want) in cases {
+        let server = qualys(|o| {
+            o.endless_body = true;
+            o.trickle_ms = trickle;
+        });
+        let t = Test::new().config(&yaml(&server, extra));
+        let tmp = t.path("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let t = t
+            .env("TMPDIR", &tmp.display().to_string())
+            .args(&["-csvfile=Output.csv"]);
+        let started = Instant::now();
+        let out = t.run();
+        assert_eq!(out.code, 6, "{extra}: {}", out.output());
+        assert!(
+            out.output().contains(want),
+            "{extra}: lacks {want:?}\n{}",
+            out.output()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{extra}: finished in {:?}\n{}",
+            started.elapsed(),
+            out.output()
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{extra}: TMPDIR empty afterwards: {left:?}"
+        );
+        assert!(!t.exists("Output.csv"), "{extra}: nothing written");
+    }
+}
+
 #[test]
 fn unreachable_qualys_says_what_to_check() {
     let port = TcpListener::bind("127.0.0.1:0")

@@ -193,7 +193,7 @@ usage: qualys-sim serve --user U --password P [--listen 127.0.0.1:0]
                         [--to-wait-sec N] [--trickle-ms N] [--cut-body-once] [--stuck]
                         [--errors-state] [--expired-account] [--busy-first K]
                         [--concurrency-limit N] [--server-error-first K]
-                        [--content-encoding NAME]
+                        [--content-encoding NAME] [--endless-body]
                         [--requests-out FILE] [--exit-after-requests N]
 
 Serves the Qualys Report API v2 (/api/<version>/fo/report/: launch, list, fetch,
@@ -225,6 +225,7 @@ writes the recorded requests to --requests-out as JSON lines.
                             CODE 1960 (default 2; 0 = no limit)
   --server-error-first K    the first K requests get HTTP 503
   --content-encoding NAME   report downloads say Content-Encoding: NAME (body unchanged)
+  --endless-body            report downloads never end (XML head, then comments forever)
   --requests-out FILE       write the recorded requests as JSON lines when stopping
   --exit-after-requests N   stop once N requests have been answered
 
@@ -250,6 +251,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
         let (name, inline) = split_option(arg);
         let flag = match name {
             "--cut-body-once" => Some(&mut options.cut_body_once),
+            "--endless-body" => Some(&mut options.endless_body),
             "--stuck" => Some(&mut options.stuck),
             "--errors-state" => Some(&mut options.errors_state),
             "--expired-account" => Some(&mut options.expired_account),

@@ -155,6 +155,9 @@ pub struct ServerOptions {
     /// Report downloads carry `Content-Encoding: <this>` (the body is sent as it is), as
     /// behind a proxy that recompresses answers.
     pub content_encoding: Option<String>,
+    /// Report downloads never end: the XML head, then keep-alive comments, chunked, until
+    /// the client hangs up (a server stuck in a loop); slowly with `trickle_ms`.
+    pub endless_body: bool,
     /// Reports never leave Running.
     pub stuck: bool,
     /// Reports end in state Errors instead of Finished.
@@ -189,6 +192,7 @@ impl fmt::Debug for ServerOptions {
             .field("trickle_ms", &self.trickle_ms)
             .field("cut_body_once", &self.cut_body_once)
             .field("content_encoding", &self.content_encoding)
+            .field("endless_body", &self.endless_body)
             .field("stuck", &self.stuck)
             .field("errors_state", &self.errors_state)
             .field("expired_account", &self.expired_account)
@@ -215,6 +219,7 @@ impl ServerOptions {
             trickle_ms: 0,
             cut_body_once: false,
             content_encoding: None,
+            endless_body: false,
             stuck: false,
             errors_state: false,
             expired_account: false,
@@ -1301,7 +1306,7 @@ fn send_report(
     };
     let trickle = options.trickle_ms > 0;
     let sized = match &file {
-        Some((len, _)) if !trickle => Some(*len),
+        Some((len, _)) if !trickle && !options.endless_body => Some(*len),
         _ => None,
     };
     let cut_at = if cut {
@@ -1352,7 +1357,9 @@ fn send_report(
     let mut buffered = BufWriter::with_capacity(BODY_BUFFER, &mut framed);
     let (written, was_cut) = {
         let mut cutter = Cut::new(&mut buffered, cut_at);
-        let written = if trickle {
+        let written = if options.endless_body {
+            write_endless(&mut cutter, options.trickle_ms, &shared.stop)
+        } else if trickle {
             let mut trickled = Trickle::new(&mut cutter, options.trickle_ms, label, &shared.stop);
             write_source(source, file, &mut trickled).and_then(|()| trickled.finish())
         } else {
@@ -1379,6 +1386,26 @@ fn send_report(
         Ok(()) => (200, Outcome::KeepAlive, format!(" ({label})")),
         Err(e) => (200, Outcome::Abort, format!(" ({label}: send failed: {e})")),
     }
+}
+
+/// The XML head, then keep-alive comments until the client hangs up or the server stops:
+/// one comment every `ms` milliseconds, or as fast as possible when `ms` is 0.
+fn write_endless(out: &mut impl Write, ms: u64, stop: &AtomicBool) -> io::Result<()> {
+    out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<ASSET_DATA_REPORT>\n")?;
+    let comment = b"<!-- keep-alive -->\n";
+    let block = if ms > 0 {
+        comment.to_vec()
+    } else {
+        comment.repeat(1000)
+    };
+    while !stop.load(Ordering::Relaxed) {
+        out.write_all(&block)?;
+        if ms > 0 {
+            out.flush()?;
+            thread::sleep(Duration::from_millis(ms));
+        }
+    }
+    Ok(())
 }
 
 /// Copies the report into `out` (a file up to the length announced; a generated report
