@@ -53,7 +53,7 @@ pub struct QualysOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     #[error("{0}")]
-    Http(#[from] HttpError),
+    Http(HttpError),
     #[error("Qualys answered {call} with {doc}")]
     Qualys { call: &'static str, doc: ErrorDoc },
     #[error("Qualys answered {call} with HTTP {status}{detail}")]
@@ -107,6 +107,16 @@ pub enum DownloadError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<HttpError> for DownloadError {
+    /// A stop inside an exchange is the run's stop, not an HTTP failure.
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Stopped(stopped) => DownloadError::Stopped(stopped),
+            e => DownloadError::Http(e),
+        }
+    }
 }
 
 impl DownloadError {
@@ -712,6 +722,7 @@ impl Qualys {
                         Err(source) => local(source),
                     });
                 }
+                Err(HttpError::Stopped(stopped)) => return Err(stopped.into()),
                 Err(e) => e.to_string(),
             };
             let report = id.unwrap_or("(v1)");

@@ -11,12 +11,13 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::secret::Secret;
+use crate::timed::TimedStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -166,6 +167,9 @@ pub enum HttpError {
         "{host} sent the answer compressed (Content-Encoding: {encoding}) although the request asked for none (Accept-Encoding: identity); a proxy or load balancer on the way recompresses it: have it pass Qualys answers unchanged"
     )]
     Compressed { host: String, encoding: String },
+    /// A signal or `max_run_seconds` ended the exchange (src/timed.rs).
+    #[error("{0}")]
+    Stopped(crate::stop::Stopped),
 }
 
 impl HttpError {
@@ -255,6 +259,9 @@ impl Read for Response {
 }
 
 fn read_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
+    if let Some(stopped) = crate::timed::stopped(&e) {
+        return HttpError::Stopped(stopped);
+    }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Idle {
             host: host.to_string(),
@@ -480,9 +487,27 @@ impl Client {
 
     /// TCP (to the proxy or the server), the proxy's TLS and tunnel if any, then the
     /// server's TLS for https.
+    /// Connect, the proxy's TLS, the CONNECT and the server's TLS share one bound, the
+    /// connect timeout: a server sending a byte every few seconds cannot stretch the
+    /// handshake (qualys.md §4). The body then has the idle timeout on every read.
     fn connect(&self, base: &Url) -> Result<Box<dyn Stream>, HttpError> {
+        let started = Instant::now();
         let first_hop = self.proxy.as_ref().map_or(base, |p| &p.url);
         let tcp = self.tcp(first_hop)?;
+        let (timed, timing) = TimedStream::new(tcp, self.idle_timeout);
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        timing.set_deadline(left.max(Duration::from_millis(1)));
+        let stream = self.handshake(timed, first_hop, base)?;
+        timing.clear_deadline();
+        Ok(stream)
+    }
+
+    fn handshake(
+        &self,
+        tcp: TimedStream,
+        first_hop: &Url,
+        base: &Url,
+    ) -> Result<Box<dyn Stream>, HttpError> {
         let mut stream: Box<dyn Stream> = match first_hop.scheme {
             Scheme::Https => Box::new(self.tls(tcp, first_hop)?),
             Scheme::Http => Box::new(tcp),
@@ -520,8 +545,6 @@ impl Client {
                         host: url.host.clone(),
                         source,
                     };
-                    tcp.set_read_timeout(Some(self.idle_timeout)).map_err(io)?;
-                    tcp.set_write_timeout(Some(self.idle_timeout)).map_err(io)?;
                     tcp.set_nodelay(true).map_err(io)?;
                     return Ok(tcp);
                 }
@@ -562,6 +585,9 @@ impl Client {
         let mut tls = StreamOwned::new(conn, stream);
         while tls.conn.is_handshaking() {
             if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                if let Some(stopped) = crate::timed::stopped(&e) {
+                    return Err(HttpError::Stopped(stopped));
+                }
                 let message = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     Some(rustls::Error::InvalidCertificate(c)) => format!(
                         "the certificate of {} is not trusted ({c:?}); if a proxy inspects TLS, add its CA with ca_bundle",
