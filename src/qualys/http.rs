@@ -36,48 +36,19 @@ pub struct Url {
 }
 
 impl Url {
+    /// Parses by the configuration's own rules (`config::parse_url`): one URL parser, one
+    /// set of messages.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let (scheme, rest) = if let Some(rest) = strip_prefix_ci(text, "https://") {
-            (Scheme::Https, rest)
-        } else if let Some(rest) = strip_prefix_ci(text, "http://") {
-            (Scheme::Http, rest)
-        } else {
-            return Err(format!("{text:?} is not an http:// or https:// URL"));
+        let parts = crate::config::parse_url(text)?;
+        let (scheme, default_port) = match parts.scheme {
+            crate::config::ProxyScheme::Http => (Scheme::Http, 80),
+            crate::config::ProxyScheme::Https => (Scheme::Https, 443),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err("credentials in URLs are not accepted".into());
-        }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6
-                .find(']')
-                .ok_or_else(|| format!("{text:?}: unclosed '['"))?;
-            let port = match &v6[end + 1..] {
-                "" => default_port,
-                p => parse_port(p.strip_prefix(':').unwrap_or(p), text)?,
-            };
-            (v6[..end].to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), parse_port(p, text)?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
         Ok(Url {
             scheme,
-            host,
-            port,
-            path: path.to_string(),
+            host: parts.host,
+            port: parts.port.unwrap_or(default_port),
+            path: parts.rest.trim_end_matches('/').to_string(),
         })
     }
 
@@ -99,17 +70,6 @@ impl fmt::Display for Url {
         };
         write!(f, "{scheme}://{}{}", self.authority(), self.path)
     }
-}
-
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
-}
-
-fn parse_port(p: &str, text: &str) -> Result<u16, String> {
-    p.parse()
-        .map_err(|_| format!("{text:?}: port {p:?} is not a number from 0 to 65535"))
 }
 
 /// The proxy to go through (guide Table ii-4).
