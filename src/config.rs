@@ -964,19 +964,25 @@ fn set_description_length(config: &mut Config, value: &Value) -> Result<(), Fail
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug)]
-struct UrlParts<'a> {
-    scheme: ProxyScheme,
+pub struct UrlParts<'a> {
+    pub scheme: ProxyScheme,
     /// As written (host and port), for rebuilding the URL.
-    authority: &'a str,
+    pub authority: &'a str,
     /// Without IPv6 brackets.
-    host: String,
-    port: Option<u16>,
+    pub host: String,
+    pub port: Option<u16>,
     /// Path, query and fragment, as written.
-    rest: &'a str,
+    pub rest: &'a str,
 }
 
 /// Splits `scheme://host[:port]rest`, checking scheme, host and port. Credentials in the
 /// URL are refused (`credentials_hint` says where they go) and never quoted back.
+/// A URL split by the same rules and messages as the configuration check, for the
+/// connection code (one URL parser for both).
+pub fn parse_url(text: &str) -> Result<UrlParts<'_>, String> {
+    split_url(text, "give the credentials as their own keys").map_err(|f| f.message)
+}
+
 fn split_url<'a>(text: &'a str, credentials_hint: &str) -> Result<UrlParts<'a>, Fail> {
     if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(fail(format!(

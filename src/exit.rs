@@ -200,7 +200,11 @@ impl Failure {
             Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
             Failure::Sink(SinkError::Stopped { stopped, .. }) => Code::of_stop(*stopped),
-            Failure::Download(_) => Code::Download,
+            // A stop during the download exits as the stop does (128+n, or 7).
+            Failure::Download(e) => match e.as_ref() {
+                DownloadError::Stopped(stopped) => Code::of_stop(*stopped),
+                _ => Code::Download,
+            },
             Failure::Check { code, .. } => *code,
             Failure::Stopped(stopped) => Code::of_stop(*stopped),
         }

@@ -20,6 +20,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::advice;
+use super::bounds::{Bounded, Bounds, Exceeded};
 use super::follow::{Follow, Tapped, Verdict};
 use super::http::{self, Client, HttpError, Response, Url};
 use super::report;
@@ -45,13 +46,17 @@ pub struct QualysOptions {
     pub deadline: Duration,
     /// Tries of one call on 409/5xx/network trouble, and of a truncated download.
     pub retries: u32,
+    /// The longest single wait Qualys may ask for (`qualys_max_wait`, qualys.md §3).
+    pub max_wait: Duration,
+    /// Size, duration and free-space bounds of the report download.
+    pub bounds: Bounds,
 }
 
 /// A failed download, with what Qualys said.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     #[error("{0}")]
-    Http(#[from] HttpError),
+    Http(HttpError),
     #[error("Qualys answered {call} with {doc}")]
     Qualys { call: &'static str, doc: ErrorDoc },
     #[error("Qualys answered {call} with HTTP {status}{detail}")]
@@ -82,12 +87,39 @@ pub enum DownloadError {
         tries: u32,
         reason: String,
     },
-    #[error("cannot store the download in {path}: {source}")]
+    /// Qualys asked for a wait longer than `qualys_max_wait` (qualys.md §3).
+    #[error(
+        "Qualys {call}: the server asked to wait {secs} s, more than qualys_max_wait ({max} s); raise qualys_max_wait or run later"
+    )]
+    WaitTooLong {
+        call: &'static str,
+        secs: u64,
+        max: u64,
+    },
+    /// A signal or `max_run_seconds` ended the download (src/stop.rs).
+    #[error("{0}")]
+    Stopped(#[from] crate::stop::Stopped),
+    /// A bound of the download (`max_report_bytes`, `download_deadline`, `tmp_min_free`).
+    #[error("{0}")]
+    Bound(#[from] Exceeded),
+    #[error(
+        "cannot store the download in {path}: {source}; free space there (keep tmp_min_free above what a report needs) or set TMPDIR to a larger file system"
+    )]
     Local {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+impl From<HttpError> for DownloadError {
+    /// A stop inside an exchange is the run's stop, not an HTTP failure.
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Stopped(stopped) => DownloadError::Stopped(stopped),
+            e => DownloadError::Http(e),
+        }
+    }
 }
 
 impl DownloadError {
@@ -201,7 +233,9 @@ impl Limits {
         self.state.lock().map_or(1, |s| s.concurrency)
     }
 
-    fn acquire(&self) -> Permit<'_> {
+    /// Waits for a free slot and for the rate-limit window; a wait longer than `max_wait`
+    /// is refused, and every wait ends early on a stop.
+    fn acquire(&self, call: &'static str, max_wait: Duration) -> Result<Permit<'_>, DownloadError> {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -217,14 +251,16 @@ impl Limits {
             .not_before
             .and_then(|t| t.checked_duration_since(Instant::now()));
         drop(state);
+        let permit = Permit { limits: self };
         if let Some(wait) = wait {
+            check_wait(call, wait, max_wait)?;
             log::info!(
                 "Qualys API rate limit: waiting {:.0?} before the next call",
                 wait
             );
-            std::thread::sleep(wait);
+            crate::stop::sleep(wait)?;
         }
-        Permit { limits: self }
+        Ok(permit)
     }
 
     /// Reads the limit headers of a response.
@@ -423,7 +459,7 @@ impl Qualys {
                     "Qualys is busy ({}); launching again in {wait:.0?}",
                     escaped(&doc.text)
                 );
-                std::thread::sleep(wait);
+                crate::stop::sleep(wait)?;
                 wait = (wait * 2).min(Duration::from_secs(300));
                 continue;
             }
@@ -493,7 +529,7 @@ impl Qualys {
                     state: last_state,
                 });
             }
-            std::thread::sleep(wait);
+            crate::stop::sleep(wait)?;
             // Back off: reports take minutes to hours (qualys.md §2).
             wait = (wait.mul_f64(1.5)).clamp(Duration::from_millis(10), Duration::from_secs(60));
         }
@@ -523,6 +559,60 @@ impl Qualys {
         }
     }
 
+    /// Deletes report `id` with one call that a stop does not cut short, bounded as a
+    /// whole (connect to the end of the answer) by `within`; no retries and no rate-limit
+    /// wait. For the cleanup after a signal or `max_run_seconds` (qualys.md §2: delete
+    /// every report launched).
+    pub fn delete_within(&self, id: &str, within: Duration) -> Result<(), DownloadError> {
+        let mut http = self.http.clone();
+        http.after_stop = Some(within);
+        let body = format!("action=delete&id={}", form_encode(id));
+        let path = self.report_path();
+        let headers = self.headers(true);
+        let response = http.send(
+            &self.options.url,
+            "POST",
+            &path,
+            &headers,
+            Some(body.as_bytes()),
+        )?;
+        let status = response.status;
+        let text = response.text(ANSWER_LIMIT)?;
+        if !(200..300).contains(&status) {
+            return Err(DownloadError::Status {
+                call: "delete",
+                status,
+                detail: String::new(),
+            });
+        }
+        let doc = Flat::parse(&text).map_err(|message| DownloadError::Unexpected {
+            call: "delete",
+            message,
+        })?;
+        match doc.code {
+            Some(_) => Err(DownloadError::Qualys {
+                call: "delete",
+                doc: doc.into_error(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Basic auth, `X-Requested-With`, and the form type for a call with a body.
+    fn headers(&self, form: bool) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            (
+                "Authorization",
+                http::basic_auth(&self.options.user, &self.options.password),
+            ),
+            ("X-Requested-With", "qualys-connector".to_string()),
+        ];
+        if form {
+            headers.push(("Content-Type", "application/x-www-form-urlencoded".into()));
+        }
+        headers
+    }
+
     /// One v2 call answered by a small XML document (launch, list, delete).
     fn call_xml(&self, call: &'static str, body: &str) -> Result<Flat, DownloadError> {
         let path = self.report_path();
@@ -548,20 +638,11 @@ impl Qualys {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Response, DownloadError> {
-        let mut headers = vec![
-            (
-                "Authorization",
-                http::basic_auth(&self.options.user, &self.options.password),
-            ),
-            ("X-Requested-With", "qualys-connector".to_string()),
-        ];
-        if body.is_some() {
-            headers.push(("Content-Type", "application/x-www-form-urlencoded".into()));
-        }
+        let headers = self.headers(body.is_some());
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let permit = self.limits.acquire();
+            let permit = self.limits.acquire(call, self.options.max_wait)?;
             let result = self
                 .http
                 .send(&self.options.url, method, path, &headers, body);
@@ -571,7 +652,7 @@ impl Qualys {
                     drop(permit);
                     let wait = backoff(attempt);
                     log::warn!("Qualys {call}: {e}; trying again in {wait:.1?}");
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -590,6 +671,7 @@ impl Qualys {
                     let wait = to_wait
                         .or_else(|| seconds_in(&doc.text))
                         .map_or_else(|| backoff(attempt), Duration::from_secs);
+                    check_wait(call, wait, self.options.max_wait)?;
                     log::warn!(
                         "Qualys {call}: HTTP 409{}: {}; trying again in {wait:.0?}",
                         doc.code
@@ -598,7 +680,7 @@ impl Qualys {
                             .unwrap_or_default(),
                         escaped(&doc.text)
                     );
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                 }
                 500..=599 if attempt <= self.options.retries => {
                     let wait = backoff(attempt);
@@ -607,7 +689,7 @@ impl Qualys {
                         response.status,
                         escaped(&response.reason)
                     );
-                    std::thread::sleep(wait);
+                    crate::stop::sleep(wait)?;
                 }
                 status => return Err(refused(call, status, response)),
             }
@@ -630,6 +712,9 @@ impl Qualys {
             source,
         };
         let method = if body.is_some() { "POST" } else { "GET" };
+        // One deadline for the whole transfer, retries included.
+        let until = Instant::now() + self.options.bounds.deadline;
+        let space = out.try_clone().map_err(local)?;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -648,7 +733,9 @@ impl Qualys {
                     follow,
                 };
                 let mut writer = BufWriter::with_capacity(256 * 1024, tapped);
-                let copied = response.copy_to(&mut writer);
+                let bounds = self.options.bounds;
+                let mut bounded = Bounded::new(&mut writer, &space, path, bounds, until);
+                let copied = response.copy_to(&mut bounded);
                 writer.flush().map_err(local)?;
                 copied
             };
@@ -678,7 +765,7 @@ impl Qualys {
                         }
                         // 7001: report not ready for fetch yet: retryable.
                         if doc.code.as_deref() == Some("7001") && tries <= self.options.retries {
-                            std::thread::sleep(backoff(tries));
+                            crate::stop::sleep(backoff(tries))?;
                             continue;
                         }
                         return Err(DownloadError::Qualys {
@@ -694,10 +781,13 @@ impl Qualys {
                     }
                     Completeness::Truncated(reason) => reason,
                 },
-                Err(e) if matches!(e, HttpError::Io { ref host, .. } if host == "the local file") =>
-                {
-                    return Err(e.into());
+                Err(HttpError::Io { host, source }) if host == "the local file" => {
+                    return Err(match Exceeded::take(source) {
+                        Ok(exceeded) => exceeded.into(),
+                        Err(source) => local(source),
+                    });
                 }
+                Err(HttpError::Stopped(stopped)) => return Err(stopped.into()),
                 Err(e) => e.to_string(),
             };
             let report = id.unwrap_or("(v1)");
@@ -709,7 +799,7 @@ impl Qualys {
                 });
             }
             log::warn!("download of report {report} incomplete ({problem}); fetching again");
-            std::thread::sleep(backoff(tries));
+            crate::stop::sleep(backoff(tries))?;
         }
     }
 }
@@ -763,6 +853,19 @@ fn limits_of(response: &Response) -> advice::Limits {
         window_sec: number("X-RateLimit-Window-Sec"),
         calls: number("X-RateLimit-Limit"),
     }
+}
+
+/// Refuses a wait longer than `qualys_max_wait`: a server asking for 999999 s would
+/// otherwise hold the run for days (qualys.md §3).
+fn check_wait(call: &'static str, wait: Duration, max: Duration) -> Result<(), DownloadError> {
+    if wait > max {
+        return Err(DownloadError::WaitTooLong {
+            call,
+            secs: wait.as_secs(),
+            max: max.as_secs(),
+        });
+    }
+    Ok(())
 }
 
 /// 1 s, 2 s, 4 s ... capped at 60 s, with up to 50% jitter so that several clients do
@@ -1326,6 +1429,35 @@ mod tests {
     }
 
     #[test]
+    fn waits_beyond_qualys_max_wait_are_refused() {
+        let max = Duration::from_secs(60);
+        // (asked, refused)
+        let cases = [(0, false), (60, false), (61, true), (999_999, true)];
+        for (secs, refused) in cases {
+            let result = check_wait("launch", Duration::from_secs(secs), max);
+            assert_eq!(result.is_err(), refused, "{secs} s");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("qualys_max_wait (60 s)"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_download_exits_as_the_stop() {
+        use crate::exit::Failure;
+        use crate::stop::Stopped;
+        let cases = [
+            (Stopped::Signal(15), 143),
+            (Stopped::Signal(2), 130),
+            (Stopped::Deadline(Duration::from_secs(5)), 7),
+        ];
+        for (stopped, code) in cases {
+            let failure = Failure::Download(Box::new(DownloadError::Stopped(stopped)));
+            assert_eq!(failure.code() as i32, code, "{stopped}");
+        }
+    }
+
+    #[test]
     fn limits_bound_concurrency() {
         let limits = Arc::new(Limits::new(2));
         let peak = Arc::new(Mutex::new((0u32, 0u32)));
@@ -1334,7 +1466,7 @@ mod tests {
                 let limits = Arc::clone(&limits);
                 let peak = Arc::clone(&peak);
                 std::thread::spawn(move || {
-                    let _permit = limits.acquire();
+                    let _permit = limits.acquire("test", Duration::from_secs(1)).unwrap();
                     {
                         let mut p = peak.lock().unwrap();
                         p.0 += 1;

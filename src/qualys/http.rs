@@ -11,12 +11,13 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::secret::Secret;
+use crate::timed::TimedStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -35,48 +36,19 @@ pub struct Url {
 }
 
 impl Url {
+    /// Parses by the configuration's own rules (`config::parse_url`): one URL parser, one
+    /// set of messages.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let (scheme, rest) = if let Some(rest) = strip_prefix_ci(text, "https://") {
-            (Scheme::Https, rest)
-        } else if let Some(rest) = strip_prefix_ci(text, "http://") {
-            (Scheme::Http, rest)
-        } else {
-            return Err(format!("{text:?} is not an http:// or https:// URL"));
+        let parts = crate::config::parse_url(text)?;
+        let (scheme, default_port) = match parts.scheme {
+            crate::config::ProxyScheme::Http => (Scheme::Http, 80),
+            crate::config::ProxyScheme::Https => (Scheme::Https, 443),
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err("credentials in URLs are not accepted".into());
-        }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6
-                .find(']')
-                .ok_or_else(|| format!("{text:?}: unclosed '['"))?;
-            let port = match &v6[end + 1..] {
-                "" => default_port,
-                p => parse_port(p.strip_prefix(':').unwrap_or(p), text)?,
-            };
-            (v6[..end].to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), parse_port(p, text)?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
         Ok(Url {
             scheme,
-            host,
-            port,
-            path: path.to_string(),
+            host: parts.host,
+            port: parts.port.unwrap_or(default_port),
+            path: parts.rest.trim_end_matches('/').to_string(),
         })
     }
 
@@ -100,17 +72,6 @@ impl fmt::Display for Url {
     }
 }
 
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
-}
-
-fn parse_port(p: &str, text: &str) -> Result<u16, String> {
-    p.parse()
-        .map_err(|_| format!("{text:?}: port {p:?} is not a number from 0 to 65535"))
-}
-
 /// The proxy to go through (guide Table ii-4).
 #[derive(Debug, Clone)]
 pub struct Proxy {
@@ -126,6 +87,9 @@ pub struct Client {
     pub connect_timeout: Duration,
     /// No byte for this long while waiting for or reading a response is an error.
     pub idle_timeout: Duration,
+    /// `Some(d)`: each exchange (connect to the end of the answer) is one a stop does not
+    /// cut short, bounded as a whole by `d`: the report delete after a stop.
+    pub after_stop: Option<Duration>,
 }
 
 /// What goes wrong talking HTTP, with what to check.
@@ -162,6 +126,13 @@ pub enum HttpError {
     },
     #[error("{host} sent an invalid HTTP response: {message}")]
     Protocol { host: String, message: String },
+    #[error(
+        "{host} sent the answer compressed (Content-Encoding: {encoding}) although the request asked for none (Accept-Encoding: identity); a proxy or load balancer on the way recompresses it: have it pass Qualys answers unchanged"
+    )]
+    Compressed { host: String, encoding: String },
+    /// A signal or `max_run_seconds` ended the exchange (src/timed.rs).
+    #[error("{0}")]
+    Stopped(crate::stop::Stopped),
 }
 
 impl HttpError {
@@ -251,6 +222,9 @@ impl Read for Response {
 }
 
 fn read_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
+    if let Some(stopped) = crate::timed::stopped(&e) {
+        return HttpError::Stopped(stopped);
+    }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HttpError::Idle {
             host: host.to_string(),
@@ -381,15 +355,28 @@ fn read_line(conn: &mut Conn) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
+/// Reads a chunk-size line (RFC 9112 §7.1) with `httparse`, which takes only hex digits:
+/// `+a`, `-1`, `0x10` or an empty size are a malformed response, not a size.
 fn read_chunk_size(conn: &mut Conn) -> io::Result<u64> {
     let line = read_line(conn)?;
-    let hex = line.split(';').next().unwrap_or("").trim();
-    u64::from_str_radix(hex, 16).map_err(|_| {
+    let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("bad chunk size \"{}\"", quoted(hex)),
+            format!(
+                "bad chunk size \"{}\"",
+                quoted(line.split(';').next().unwrap_or(""))
+            ),
         )
-    })
+    };
+    // httparse reads an empty line as size 0, the last chunk: that would end the body early.
+    if !line.starts_with(|c: char| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let framed = format!("{line}\r\n");
+    match httparse::parse_chunk_size(framed.as_bytes()) {
+        Ok(httparse::Status::Complete((_, size))) => Ok(size),
+        _ => Err(bad()),
+    }
 }
 
 /// A header value or status line quoted in a message: the server's text, so one escaped,
@@ -420,8 +407,9 @@ impl Client {
             Some(_) => format!("http://{}{}", base.authority(), target_path),
             None => target_path,
         };
+        // Accept-Encoding: identity: the report is parsed as it arrives, uncompressed.
         let mut head = format!(
-            "{method} {request_target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: qualys-connector/{}\r\n",
+            "{method} {request_target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept-Encoding: identity\r\nUser-Agent: qualys-connector/{}\r\n",
             base.authority(),
             env!("CARGO_PKG_VERSION")
         );
@@ -448,6 +436,12 @@ impl Client {
         let idle_secs = self.idle_timeout.as_secs();
         let (status, reason, headers) =
             read_head(&mut conn).map_err(|e| head_error(&base.host, idle_secs, e))?;
+        if let Some(encoding) = compressed(&headers) {
+            return Err(HttpError::Compressed {
+                host: base.host.clone(),
+                encoding,
+            });
+        }
         let body =
             body_kind(method, status, &headers, conn).map_err(|message| HttpError::Protocol {
                 host: base.host.clone(),
@@ -465,9 +459,34 @@ impl Client {
 
     /// TCP (to the proxy or the server), the proxy's TLS and tunnel if any, then the
     /// server's TLS for https.
+    /// Connect, the proxy's TLS, the CONNECT and the server's TLS share one bound, the
+    /// connect timeout: a server sending a byte every few seconds cannot stretch the
+    /// handshake (qualys.md §4). The body then has the idle timeout on every read.
     fn connect(&self, base: &Url) -> Result<Box<dyn Stream>, HttpError> {
+        let started = Instant::now();
         let first_hop = self.proxy.as_ref().map_or(base, |p| &p.url);
         let tcp = self.tcp(first_hop)?;
+        let (timed, timing) = TimedStream::new(tcp, self.idle_timeout);
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        timing.set_deadline(left.max(Duration::from_millis(1)));
+        if let Some(within) = self.after_stop {
+            timing.set_grace(Some(within));
+            timing.set_deadline(within.min(self.connect_timeout));
+        }
+        let stream = self.handshake(timed, first_hop, base)?;
+        match self.after_stop {
+            Some(within) => timing.set_deadline(within.saturating_sub(started.elapsed())),
+            None => timing.clear_deadline(),
+        }
+        Ok(stream)
+    }
+
+    fn handshake(
+        &self,
+        tcp: TimedStream,
+        first_hop: &Url,
+        base: &Url,
+    ) -> Result<Box<dyn Stream>, HttpError> {
         let mut stream: Box<dyn Stream> = match first_hop.scheme {
             Scheme::Https => Box::new(self.tls(tcp, first_hop)?),
             Scheme::Http => Box::new(tcp),
@@ -505,8 +524,6 @@ impl Client {
                         host: url.host.clone(),
                         source,
                     };
-                    tcp.set_read_timeout(Some(self.idle_timeout)).map_err(io)?;
-                    tcp.set_write_timeout(Some(self.idle_timeout)).map_err(io)?;
                     tcp.set_nodelay(true).map_err(io)?;
                     return Ok(tcp);
                 }
@@ -547,6 +564,9 @@ impl Client {
         let mut tls = StreamOwned::new(conn, stream);
         while tls.conn.is_handshaking() {
             if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                if let Some(stopped) = crate::timed::stopped(&e) {
+                    return Err(HttpError::Stopped(stopped));
+                }
                 let message = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     Some(rustls::Error::InvalidCertificate(c)) => format!(
                         "the certificate of {} is not trusted ({c:?}); if a proxy inspects TLS, add its CA with ca_bundle",
@@ -650,30 +670,19 @@ pub fn basic_auth(user: &str, password: &Secret) -> String {
 }
 
 fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 type Head = (u16, String, Vec<(String, String)>);
 
+/// Interim (1xx) responses accepted before the real one: a server sending `100 Continue`
+/// forever would otherwise hold the run (RFC 9110 §15.2 allows several, not endless ones).
+const MAX_INTERIM: u32 = 16;
+
 /// Reads the status line and headers.
 fn read_head(conn: &mut Conn) -> io::Result<Head> {
+    let mut interim = 0u32;
     loop {
         let mut raw = Vec::new();
         loop {
@@ -709,6 +718,13 @@ fn read_head(conn: &mut Conn) -> io::Result<Head> {
         let status = response.code.unwrap_or(0);
         // 1xx answers precede the real one.
         if (100..200).contains(&status) {
+            interim += 1;
+            if interim > MAX_INTERIM {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("more than {MAX_INTERIM} interim (1xx) responses"),
+                ));
+            }
             continue;
         }
         let reason = response.reason.unwrap_or("").to_string();
@@ -736,6 +752,16 @@ fn head_error(host: &str, idle_secs: u64, e: io::Error) -> HttpError {
     }
 }
 
+/// The `Content-Encoding` of a body that is not plain (escaped, as it is server text).
+fn compressed(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Encoding"))
+        .map(|(_, v)| v.trim())
+        .find(|v| !v.is_empty() && !v.eq_ignore_ascii_case("identity"))
+        .map(|v| crate::servertext::escape(v.as_bytes(), crate::servertext::MAX_TEXT_CHARS))
+}
+
 fn body_kind(
     method: &str,
     status: u16,
@@ -758,7 +784,20 @@ fn body_kind(
             done: false,
         });
     }
-    match get("Content-Length") {
+    // Two different lengths leave the body's end unknown (RFC 9112 §6.3): refuse rather
+    // than guess which one frames it.
+    let mut lengths = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, v)| v.trim());
+    let first = lengths.next();
+    if let Some(other) = lengths.find(|v| Some(*v) != first) {
+        return Err(format!(
+            "two different Content-Length headers ({:?} and {other:?})",
+            first.unwrap_or("")
+        ));
+    }
+    match first {
         Some(len) => len
             .parse()
             .map(|remaining| Body::Length { conn, remaining })
@@ -880,6 +919,88 @@ mod tests {
         assert!(body.read_to_string(&mut String::new()).is_err());
 
         assert!(read_head(&mut conn(b"garbage\r\n\r\n")).is_err());
+    }
+
+    #[test]
+    fn endless_interim_responses_are_refused() {
+        let mut many = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(17);
+        many.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut c = BufReader::new(Box::new(io::Cursor::new(many)) as Box<dyn Stream>);
+        let err = read_head(&mut c).unwrap_err();
+        assert!(err.to_string().contains("interim (1xx)"), "{err}");
+        let mut few = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(16);
+        few.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut c = BufReader::new(Box::new(io::Cursor::new(few)) as Box<dyn Stream>);
+        assert_eq!(read_head(&mut c).unwrap().0, 200);
+    }
+
+    #[test]
+    fn compressed_bodies_are_named() {
+        let h = |v: &str| vec![("content-encoding".to_string(), v.to_string())];
+        let cases = [
+            (h("gzip"), Some("gzip")),
+            (h("br"), Some("br")),
+            (h("identity"), None),
+            (h("IDENTITY"), None),
+            (vec![], None),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(compressed(&headers).as_deref(), want, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_framing_is_refused() {
+        // (response, error text expected, or None for a body read fine)
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n",
+                Some("bad chunk size"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 ;x=y\r\nabc\r\n0\r\n\r\n",
+                None,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\nabc",
+                Some("two different Content-Length headers"),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+                None,
+            ),
+        ];
+        for (bytes, want) in cases {
+            let mut c = conn(bytes);
+            let (status, _, headers) = read_head(&mut c).unwrap();
+            let result = body_kind("GET", status, &headers, c)
+                .map_err(|e| e.to_string())
+                .and_then(|mut body| {
+                    let mut text = String::new();
+                    body.read_to_string(&mut text).map_err(|e| e.to_string())?;
+                    Ok(text)
+                });
+            match (want, result) {
+                (None, Ok(text)) => assert_eq!(text, "abc"),
+                (Some(want), Err(e)) => assert!(e.contains(want), "{e}"),
+                (want, got) => panic!(
+                    "{:?}: want {want:?}, got {got:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            }
+        }
         assert!(read_head(&mut conn(b"")).is_err());
     }
 

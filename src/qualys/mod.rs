@@ -1,6 +1,7 @@
 //! The Qualys side (qualys.md): reading the ASSET_DATA_REPORT into the neutral model.
 
 pub mod advice;
+pub mod bounds;
 pub mod client;
 pub mod entities;
 pub mod follow;

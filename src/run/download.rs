@@ -9,6 +9,7 @@ use crate::config::{Config, ReportApi};
 use crate::exit::Failure;
 use crate::files;
 use crate::logging;
+use crate::qualys::bounds::Bounds;
 use crate::qualys::client::{Api, Limits, Qualys, QualysOptions};
 use crate::qualys::follow::Follow;
 use crate::qualys::http::{Client as HttpClient, Proxy as HttpProxy, Scheme, Url};
@@ -58,6 +59,7 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
         proxy,
         connect_timeout: config.fmc_connect_timeout,
         idle_timeout: config.download_idle_timeout,
+        after_stop: None,
     };
     let options = QualysOptions {
         url,
@@ -71,6 +73,12 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
         poll_interval: config.poll_interval,
         deadline: config.report_deadline,
         retries: config.qualys_retries,
+        max_wait: config.qualys_max_wait,
+        bounds: Bounds {
+            max_bytes: config.max_report_bytes,
+            deadline: config.download_deadline,
+            min_free: config.tmp_min_free,
+        },
     };
     Ok(Qualys::new(http, options, limits))
 }

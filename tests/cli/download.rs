@@ -189,6 +189,30 @@ fn qualys_errors() {
             wants: &["GENERIC_RETURN CODE"],
         },
         Case {
+            name: "rate-limit wait beyond qualys_max_wait (default 3600 s)",
+            configure: |o| {
+                o.rate_limit_first = 1;
+                o.to_wait_sec = 999_999;
+            },
+            yaml: "",
+            wants: &["asked to wait 999999 s", "qualys_max_wait (3600 s)"],
+        },
+        Case {
+            name: "rate-limit wait beyond a configured qualys_max_wait",
+            configure: |o| {
+                o.rate_limit_first = 1;
+                o.to_wait_sec = 61;
+            },
+            yaml: "qualys_max_wait: 60\n",
+            wants: &["asked to wait 61 s", "raise qualys_max_wait"],
+        },
+        Case {
+            name: "compressed report (Content-Encoding: gzip)",
+            configure: |o| o.content_encoding = Some("gzip".into()),
+            yaml: "",
+            wants: &["Content-Encoding: gzip", "Accept-Encoding: identity"],
+        },
+        Case {
             name: "server errors beyond the retries",
             configure: |o| o.server_error_first = 100,
             yaml: "qualys_retries: 1\n",
@@ -214,6 +238,50 @@ fn qualys_errors() {
             "{}: no report left on Qualys",
             case.name
         );
+    }
+}
+
+/// A download that never ends stops at each bound with exit 6 naming the key, within a
+/// generous time, and leaves nothing in TMPDIR.
+#[test]
+fn endless_downloads_end_at_their_bound() {
+    // (trickle ms, YAML, wanted in the output)
+    let cases = [
+        (0, "max_report_bytes: 2MB\n", "max_report_bytes"),
+        (20, "download_deadline: 2\n", "download_deadline (2 s)"),
+        (0, "tmp_min_free: 1000TB\n", "less than tmp_min_free"),
+    ];
+    for (trickle, extra, want) in cases {
+        let server = qualys(|o| {
+            o.endless_body = true;
+            o.trickle_ms = trickle;
+        });
+        let t = Test::new().config(&yaml(&server, extra));
+        let tmp = t.path("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let t = t
+            .env("TMPDIR", &tmp.display().to_string())
+            .args(&["-csvfile=Output.csv"]);
+        let started = Instant::now();
+        let out = t.run();
+        assert_eq!(out.code, 6, "{extra}: {}", out.output());
+        assert!(
+            out.output().contains(want),
+            "{extra}: lacks {want:?}\n{}",
+            out.output()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{extra}: finished in {:?}\n{}",
+            started.elapsed(),
+            out.output()
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "{extra}: TMPDIR empty afterwards: {left:?}"
+        );
+        assert!(!t.exists("Output.csv"), "{extra}: nothing written");
     }
 }
 
@@ -735,4 +803,64 @@ fn more_qualys_codes() {
     out.assert_code(0)
         .assert_output_contains("HTTP 409 CODE 1960");
     assert_eq!(t.read("Output.csv"), reference_csv());
+}
+
+/// A relay to `target` that passes the client's bytes at once and the server's one byte
+/// every 500 ms (a server, or a middlebox, stretching the TLS handshake). Returns its port.
+fn slow_relay(target: std::net::SocketAddr) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = std::net::TcpStream::connect(target) else {
+                return;
+            };
+            let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone())
+            else {
+                return;
+            };
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                while let Ok(1) = server.read(&mut byte) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    if client.write_all(&byte).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Connect and TLS handshake together are bounded by the connect timeout, not per read.
+#[test]
+fn a_slow_tls_handshake_ends_at_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qualys(|o| o.tls_dir = Some(dir.path().to_path_buf()));
+    let port = slow_relay(server.addr());
+    let relayed = server
+        .url()
+        .replace(&format!(":{}", server.addr().port()), &format!(":{port}"));
+    let text = yaml(&server, "fmc_connect_timeout: 2\nqualys_retries: 0\n")
+        .replace(&server.url(), &relayed);
+    let t = Test::new().config(&text).args(&["-csvfile=Output.csv"]);
+    let started = Instant::now();
+    let out = t.run();
+    assert_eq!(out.code, 6, "{}", out.output());
+    assert!(
+        out.output()
+            .contains("TLS with 127.0.0.1 failed: not finished within 2"),
+        "{}",
+        out.output()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "finished within the timeout and a margin: {:?}",
+        started.elapsed()
+    );
+    assert!(!t.exists("Output.csv"));
 }

@@ -193,8 +193,8 @@ usage: qualys-sim serve --user U --password P [--listen 127.0.0.1:0]
                         [--to-wait-sec N] [--trickle-ms N] [--cut-body-once] [--stuck]
                         [--errors-state] [--expired-account] [--busy-first K]
                         [--concurrency-limit N] [--server-error-first K]
-                        [--delete-delay-ms N] [--requests-out FILE]
-                        [--exit-after-requests N]
+                        [--delete-delay-ms N] [--content-encoding NAME] [--endless-body]
+                        [--requests-out FILE] [--exit-after-requests N]
 
 Serves the Qualys Report API v2 (/api/<version>/fo/report/: launch, list, fetch,
 delete) and the v1 calls /msp/asset_data_report.php and /msp/report_template_list.php
@@ -225,6 +225,8 @@ writes the recorded requests to --requests-out as JSON lines.
                             CODE 1960 (default 2; 0 = no limit)
   --server-error-first K    the first K requests get HTTP 503
   --delete-delay-ms N       a delete waits N ms before it deletes and answers
+  --content-encoding NAME   report downloads say Content-Encoding: NAME (body unchanged)
+  --endless-body            report downloads never end (XML head, then comments forever)
   --requests-out FILE       write the recorded requests as JSON lines when stopping
   --exit-after-requests N   stop once N requests have been answered
 
@@ -250,6 +252,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
         let (name, inline) = split_option(arg);
         let flag = match name {
             "--cut-body-once" => Some(&mut options.cut_body_once),
+            "--endless-body" => Some(&mut options.endless_body),
             "--stuck" => Some(&mut options.stuck),
             "--errors-state" => Some(&mut options.errors_state),
             "--expired-account" => Some(&mut options.expired_account),
@@ -277,6 +280,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 | "--concurrency-limit"
                 | "--server-error-first"
                 | "--delete-delay-ms"
+                | "--content-encoding"
                 | "--requests-out"
                 | "--exit-after-requests"
         ) {
@@ -334,6 +338,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--concurrency-limit" => options.concurrency_limit = number(name, &value)?,
             "--server-error-first" => options.server_error_first = number(name, &value)?,
             "--delete-delay-ms" => options.delete_delay_ms = number(name, &value)?,
+            "--content-encoding" => options.content_encoding = Some(value.to_string()),
             "--requests-out" => {
                 if value.is_empty() {
                     return Err("--requests-out needs a file name".into());

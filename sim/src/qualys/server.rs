@@ -158,6 +158,12 @@ pub struct ServerOptions {
     /// end, e.g. right after a CDATA that holds `</ASSET_DATA_REPORT>`. The file is read
     /// into memory: for small test files.
     pub cut_body_after: Option<Vec<u8>>,
+    /// Report downloads carry `Content-Encoding: <this>` (the body is sent as it is), as
+    /// behind a proxy that recompresses answers.
+    pub content_encoding: Option<String>,
+    /// Report downloads never end: the XML head, then keep-alive comments, chunked, until
+    /// the client hangs up (a server stuck in a loop); slowly with `trickle_ms`.
+    pub endless_body: bool,
     /// Reports never leave Running.
     pub stuck: bool,
     /// A delete call waits this many ms before it deletes and answers (0: at once).
@@ -198,6 +204,8 @@ impl fmt::Debug for ServerOptions {
             .field("trickle_ms", &self.trickle_ms)
             .field("cut_body_once", &self.cut_body_once)
             .field("cut_body_after", &self.cut_body_after.is_some())
+            .field("content_encoding", &self.content_encoding)
+            .field("endless_body", &self.endless_body)
             .field("stuck", &self.stuck)
             .field("delete_delay_ms", &self.delete_delay_ms)
             .field("errors_state", &self.errors_state)
@@ -227,6 +235,8 @@ impl ServerOptions {
             trickle_ms: 0,
             cut_body_once: false,
             cut_body_after: None,
+            content_encoding: None,
+            endless_body: false,
             stuck: false,
             delete_delay_ms: 0,
             errors_state: false,
@@ -1345,7 +1355,7 @@ fn send_report(
     };
     let trickle = options.trickle_ms > 0;
     let sized = match &file {
-        Some((len, _)) if !trickle => Some(*len),
+        Some((len, _)) if !trickle && !options.endless_body => Some(*len),
         _ => None,
     };
     let cut_at = if cut {
@@ -1373,6 +1383,9 @@ fn send_report(
         Some(len) => headers.push(("Content-Length".into(), len.to_string())),
         None => headers.push(("Transfer-Encoding".into(), "chunked".into())),
     }
+    if let Some(encoding) = &options.content_encoding {
+        headers.push(("Content-Encoding".into(), encoding.clone()));
+    }
     headers.extend(call.limit_headers());
     if close {
         headers.push(("Connection".into(), "close".into()));
@@ -1393,7 +1406,9 @@ fn send_report(
     let mut buffered = BufWriter::with_capacity(BODY_BUFFER, &mut framed);
     let (written, was_cut) = {
         let mut cutter = Cut::new(&mut buffered, cut_at);
-        let written = if trickle {
+        let written = if options.endless_body {
+            write_endless(&mut cutter, options.trickle_ms, &shared.stop)
+        } else if trickle {
             let mut trickled = Trickle::new(&mut cutter, options.trickle_ms, label, &shared.stop);
             write_source(source, file, &mut trickled).and_then(|()| trickled.finish())
         } else {
@@ -1428,6 +1443,26 @@ fn cut_prefix(path: &std::path::Path, after: &[u8]) -> Option<Vec<u8>> {
     let at = bytes.windows(after.len().max(1)).position(|w| w == after)?;
     bytes.truncate(at + after.len());
     Some(bytes)
+}
+
+/// The XML head, then keep-alive comments until the client hangs up or the server stops:
+/// one comment every `ms` milliseconds, or as fast as possible when `ms` is 0.
+fn write_endless(out: &mut impl Write, ms: u64, stop: &AtomicBool) -> io::Result<()> {
+    out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<ASSET_DATA_REPORT>\n")?;
+    let comment = b"<!-- keep-alive -->\n";
+    let block = if ms > 0 {
+        comment.to_vec()
+    } else {
+        comment.repeat(1000)
+    };
+    while !stop.load(Ordering::Relaxed) {
+        out.write_all(&block)?;
+        if ms > 0 {
+            out.flush()?;
+            thread::sleep(Duration::from_millis(ms));
+        }
+    }
+    Ok(())
 }
 
 /// Copies the report into `out` (a file up to the length announced; a generated report
