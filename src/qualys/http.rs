@@ -1045,6 +1045,7 @@ mod tests {
             }),
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
+            after_stop: None,
         };
         let target = Url::parse("https://qualysapi.example:443").unwrap();
         let err = client.send(&target, "GET", "/", &[], None).unwrap_err();
