@@ -559,45 +559,6 @@ impl Qualys {
         }
     }
 
-    /// Deletes report `id` with one call that a stop does not cut short, bounded as a
-    /// whole (connect to the end of the answer) by `within`; no retries and no rate-limit
-    /// wait. For the cleanup after a signal or `max_run_seconds` (qualys.md §2: delete
-    /// every report launched).
-    pub fn delete_within(&self, id: &str, within: Duration) -> Result<(), DownloadError> {
-        let mut http = self.http.clone();
-        http.after_stop = Some(within);
-        let body = format!("action=delete&id={}", form_encode(id));
-        let path = self.report_path();
-        let headers = self.headers(true);
-        let response = http.send(
-            &self.options.url,
-            "POST",
-            &path,
-            &headers,
-            Some(body.as_bytes()),
-        )?;
-        let status = response.status;
-        let text = response.text(ANSWER_LIMIT)?;
-        if !(200..300).contains(&status) {
-            return Err(DownloadError::Status {
-                call: "delete",
-                status,
-                detail: String::new(),
-            });
-        }
-        let doc = Flat::parse(&text).map_err(|message| DownloadError::Unexpected {
-            call: "delete",
-            message,
-        })?;
-        match doc.code {
-            Some(_) => Err(DownloadError::Qualys {
-                call: "delete",
-                doc: doc.into_error(),
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// Basic auth, `X-Requested-With`, and the form type for a call with a body.
     fn headers(&self, form: bool) -> Vec<(&'static str, String)> {
         let mut headers = vec![

@@ -87,9 +87,6 @@ pub struct Client {
     pub connect_timeout: Duration,
     /// No byte for this long while waiting for or reading a response is an error.
     pub idle_timeout: Duration,
-    /// `Some(d)`: each exchange (connect to the end of the answer) is one a stop does not
-    /// cut short, bounded as a whole by `d`: the report delete after a stop.
-    pub after_stop: Option<Duration>,
 }
 
 /// What goes wrong talking HTTP, with what to check.
@@ -469,15 +466,8 @@ impl Client {
         let (timed, timing) = TimedStream::new(tcp, self.idle_timeout);
         let left = self.connect_timeout.saturating_sub(started.elapsed());
         timing.set_deadline(left.max(Duration::from_millis(1)));
-        if let Some(within) = self.after_stop {
-            timing.set_grace(Some(within));
-            timing.set_deadline(within.min(self.connect_timeout));
-        }
         let stream = self.handshake(timed, first_hop, base)?;
-        match self.after_stop {
-            Some(within) => timing.set_deadline(within.saturating_sub(started.elapsed())),
-            None => timing.clear_deadline(),
-        }
+        timing.clear_deadline();
         Ok(stream)
     }
 
@@ -1045,7 +1035,6 @@ mod tests {
             }),
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
-            after_stop: None,
         };
         let target = Url::parse("https://qualysapi.example:443").unwrap();
         let err = client.send(&target, "GET", "/", &[], None).unwrap_err();

@@ -59,7 +59,6 @@ pub fn qualys_client(config: &Config, limits: Arc<Limits>) -> Result<Qualys, Fai
         proxy,
         connect_timeout: config.fmc_connect_timeout,
         idle_timeout: config.download_idle_timeout,
-        after_stop: None,
     };
     let options = QualysOptions {
         url,
