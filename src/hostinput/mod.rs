@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod csvfile;
 pub mod fmc;
+pub mod fmccert;
 pub mod framing;
 pub mod pkcs12;
 pub mod tls;
