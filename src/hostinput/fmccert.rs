@@ -191,3 +191,97 @@ pub fn verify_handshake_with_key(
     }
     Err(Error::InvalidCertificate(CertificateError::BadSignature))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair, KeyUsagePurpose as U};
+
+    fn cert_with(usages: Option<Vec<U>>) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["fmc".into()]).unwrap();
+        if let Some(usages) = usages {
+            params.key_usages = usages;
+        }
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn key_usage_follows_rfc_5280() {
+        // (KeyUsage, None when accepted or the words of the refusal)
+        let cases: [(Option<Vec<U>>, Option<&str>); 7] = [
+            (None, None),
+            (Some(vec![U::DigitalSignature]), None),
+            (Some(vec![U::KeyEncipherment]), None),
+            (Some(vec![U::DigitalSignature, U::KeyCertSign]), None),
+            (
+                Some(vec![U::KeyCertSign]),
+                Some(
+                    "may only sign certificates or CRLs (KeyUsage keyCertSign): it cannot be a server certificate",
+                ),
+            ),
+            (
+                Some(vec![U::KeyCertSign, U::CrlSign]),
+                Some("(KeyUsage keyCertSign, cRLSign)"),
+            ),
+            (
+                Some(vec![U::KeyAgreement]),
+                Some("does not allow TLS server use (KeyUsage keyAgreement;"),
+            ),
+        ];
+        for (usages, want) in cases {
+            let label = format!("{usages:?}");
+            let got = check_key_usage(&cert_with(usages));
+            match want {
+                None => assert_eq!(got, Ok(()), "{label}"),
+                Some(words) => {
+                    let text = got.unwrap_err().to_string();
+                    assert!(text.contains(words), "{label}: {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_real_fmc_generated_file_passes_the_key_usage_rule() {
+        let path = std::path::Path::new("../shared/fixtures/fmc/fmc_generated_client.pkcs12");
+        if !path.exists() {
+            println!("SKIP: {} is absent", path.display());
+            return;
+        }
+        let password = crate::secret::Secret::new("test12345");
+        let identity = crate::hostinput::pkcs12::load(path, Some(&password)).unwrap();
+        let all: Vec<_> = identity.chain.iter().chain(&identity.ca_certs).collect();
+        assert!(all.len() >= 2, "client and CA certificates");
+        for cert in all {
+            let parsed = parse(cert).unwrap();
+            assert!(
+                parsed.key_usage().unwrap().is_none(),
+                "no KeyUsage in the file"
+            );
+            assert_eq!(check_key_usage(cert), Ok(()));
+        }
+    }
+
+    #[test]
+    fn unreadable_certificates_are_named() {
+        let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]);
+        assert!(!is_v1(&junk));
+        let text = check_key_usage(&junk).unwrap_err().to_string();
+        assert!(
+            text.starts_with("cannot be read as an X.509 certificate"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn explain_words_each_problem() {
+        let text = crate::hostinput::tls::explain(&CertProblem::V1UnknownIssuer.into_error());
+        assert!(
+            text.starts_with(
+                "the FMC's certificate is an X.509 v1 certificate not issued by the CA"
+            ),
+            "{text}"
+        );
+    }
+}
