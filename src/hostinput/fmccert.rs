@@ -42,7 +42,7 @@ pub enum CertProblem {
     )]
     V1WeakSignature(&'static str),
     #[error(
-        "is an X.509 v1 certificate whose signature does not verify with the CA in the PKCS#12 file ({0}) (verify_fmc_certificate: n skips the check)"
+        "is an X.509 v1 certificate whose signature does not verify with the CA in the PKCS#12 file ({0}): is this the FMC that issued the file? (verify_fmc_certificate: n skips the check)"
     )]
     V1BadSignature(String),
 }

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -17,6 +17,8 @@ use rcgen::{
     SanType, SerialNumber, SigningKey,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
@@ -265,6 +267,30 @@ impl Authority {
             &sig_alg,
             &der::bit_string(&signature),
         ]))
+    }
+}
+
+/// Presents one certificate to every client. rustls's `with_single_cert` parses the
+/// certificate with webpki, which refuses v1, so the certified key is assembled here.
+#[derive(Debug)]
+pub(crate) struct OneServerCert(Arc<CertifiedKey>);
+
+impl OneServerCert {
+    pub(crate) fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<Arc<OneServerCert>> {
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| invalid(format!("server key: {e}")))?;
+        Ok(Arc::new(OneServerCert(Arc::new(CertifiedKey::new(
+            chain, signing,
+        )))))
+    }
+}
+
+impl ResolvesServerCert for OneServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
     }
 }
 

@@ -22,7 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::command::{self, CommandRef, LineRef};
 use super::map::{FlushScope, NetworkMap};
-use super::pki::{Authority, ServerCert};
+use super::pki::{Authority, OneServerCert, ServerCert};
 use super::store::{Commit, Finding, Store};
 use super::verify::CaClientVerifier;
 
@@ -196,8 +196,10 @@ impl Server {
             .with_protocol_versions(&[&version::TLS13, &version::TLS12])
             .map_err(io::Error::other)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![server_der, authority.ca_der.clone()], server_key)
-            .map_err(io::Error::other)?;
+            .with_cert_resolver(OneServerCert::new(
+                vec![server_der, authority.ca_der.clone()],
+                server_key,
+            )?);
 
         let listener = TcpListener::bind(options.listen)?;
         listener.set_nonblocking(true)?;
