@@ -264,6 +264,37 @@ mod tests {
     }
 
     #[test]
+    fn v1_chain_needs_the_files_ca_and_the_validity_period() {
+        use qualys_connector_sim::fmc::{CertVersion, EnrollOptions, enroll};
+        // fmc-sim's v1 client certificate: a v1 certificate signed by its CA.
+        let dir = tempfile::tempdir().unwrap();
+        let options = EnrollOptions {
+            cert_version: CertVersion::V1,
+            ..EnrollOptions::default()
+        };
+        let file = enroll(dir.path(), "127.0.0.1", &options).unwrap();
+        let identity = crate::hostinput::pkcs12::load(&file, None).unwrap();
+        let v1 = &identity.chain[0];
+        assert!(is_v1(v1));
+        let now = UnixTime::now();
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + 3 * 365 * 86_400,
+        ));
+        let epoch = UnixTime::since_unix_epoch(std::time::Duration::ZERO);
+        let other = tempfile::tempdir().unwrap();
+        let other_file = enroll(other.path(), "127.0.0.1", &options).unwrap();
+        let other_ca = crate::hostinput::pkcs12::load(&other_file, None)
+            .unwrap()
+            .ca_certs;
+        let words = |r: Result<(), Error>| crate::hostinput::tls::explain(&r.unwrap_err());
+        assert!(verify_v1_chain(v1, &identity.ca_certs, now).is_ok());
+        assert!(words(verify_v1_chain(v1, &[], now)).contains("not issued by the CA"));
+        assert!(words(verify_v1_chain(v1, &other_ca, now)).contains("does not verify"));
+        assert!(words(verify_v1_chain(v1, &identity.ca_certs, later)).contains("has expired"));
+        assert!(words(verify_v1_chain(v1, &identity.ca_certs, epoch)).contains("not valid yet"));
+    }
+
+    #[test]
     fn unreadable_certificates_are_named() {
         let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]);
         assert!(!is_v1(&junk));
