@@ -7,6 +7,8 @@
 //! verified the server at all; `verify_fmc_certificate: n` restores that behaviour for
 //! servers whose chain does not match). The client certificate may be X.509 v1, which
 //! rustls's `with_client_auth_cert` refuses, so the certified key is assembled here.
+//! The FMC's own certificate may be v1 as well, which webpki refuses: `fmccert` checks
+//! that chain and the KeyUsage rule webpki does not apply.
 
 use std::fmt;
 use std::sync::Arc;
