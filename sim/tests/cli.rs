@@ -165,6 +165,7 @@ fn bad_arguments_exit_with_code_2() {
         vec!["serve", "--dir", d, "--listen", "nope"],
         vec!["serve", "--dir", d, "--strict=yes"],
         vec!["serve", "--dir", d, "--flush-clears", "some"],
+        vec!["serve", "--dir", d, "--server-cert", "v2"],
         vec!["serve", "--dir", d, "--known-host", "example.com"],
         vec!["serve", "--dir", d, "--error-on", "0"],
         vec!["serve", "--dir", d, "--delay-ms"],

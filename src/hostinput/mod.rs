@@ -9,6 +9,7 @@ pub mod client;
 pub mod commands;
 pub mod csvfile;
 pub mod fmc;
+pub mod fmccert;
 pub mod framing;
 mod pack;
 pub mod pkcs12;

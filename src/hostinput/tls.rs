@@ -7,6 +7,8 @@
 //! verified the server at all; `verify_fmc_certificate: n` restores that behaviour for
 //! servers whose chain does not match). The client certificate may be X.509 v1, which
 //! rustls's `with_client_auth_cert` refuses, so the certified key is assembled here.
+//! The FMC's own certificate may be v1 as well, which webpki refuses: `fmccert` checks
+//! that chain and the KeyUsage rule webpki does not apply.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use rustls::{
     SignatureScheme,
 };
 
+use super::fmccert;
 use super::pkcs12::Identity;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,7 @@ pub fn client_config(
     };
     let verifier = Arc::new(FmcVerifier {
         roots,
+        cas: identity.ca_certs.clone(),
         algorithms: provider.signature_verification_algorithms,
     });
 
@@ -105,6 +109,8 @@ impl ResolvesClientCert for OneCertificate {
 /// checked either way: the server must hold the key of the certificate it presents.
 struct FmcVerifier {
     roots: Option<RootCertStore>,
+    /// The file's CA certificates, for the chain check of a v1 server certificate.
+    cas: Vec<CertificateDer<'static>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -125,16 +131,23 @@ impl ServerCertVerifier for FmcVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        if let Some(roots) = &self.roots {
-            let cert = ParsedCertificate::try_from(end_entity)?;
-            verify_server_cert_signed_by_trust_anchor(
-                &cert,
-                roots,
-                intermediates,
-                now,
-                self.algorithms.all,
-            )?;
+        let Some(roots) = &self.roots else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki refuses v1 certificates, which the FMC may use (host-input.md §1).
+        if fmccert::is_v1(end_entity) {
+            fmccert::verify_v1_chain(end_entity, &self.cas, now)?;
+            return Ok(ServerCertVerified::assertion());
         }
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        fmccert::check_key_usage(end_entity).map_err(fmccert::CertProblem::into_error)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -144,6 +157,9 @@ impl ServerCertVerifier for FmcVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if fmccert::is_v1(cert) {
+            return fmccert::verify_handshake_with_key(message, cert, dss, &self.algorithms, false);
+        }
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -153,6 +169,9 @@ impl ServerCertVerifier for FmcVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if fmccert::is_v1(cert) {
+            return fmccert::verify_handshake_with_key(message, cert, dss, &self.algorithms, true);
+        }
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -199,6 +218,7 @@ pub fn explain(error: &Error) -> String {
                 CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                     "is not valid yet (check this host's clock)"
                 }
+                CertificateError::Other(other) => return explain_other(&other.0),
                 _ => "was refused",
             };
             format!("the FMC's certificate {what} ({cert_error:?})")
@@ -210,6 +230,17 @@ pub fn explain(error: &Error) -> String {
         Error::PeerMisbehaved(reason) => format!("the FMC broke the TLS protocol: {reason:?}"),
         other => format!("TLS error: {other}"),
     }
+}
+
+/// Our own problems are in words already; webpki's are named here.
+fn explain_other(other: &Arc<dyn std::error::Error + Send + Sync>) -> String {
+    if let Some(problem) = other.downcast_ref::<fmccert::CertProblem>() {
+        return format!("the FMC's certificate {problem}");
+    }
+    if let Some(webpki::Error::UnsupportedCertVersion) = other.downcast_ref::<webpki::Error>() {
+        return "the FMC's certificate chain holds an X.509 version this client cannot check (a v2 certificate, or a v1 intermediate): set verify_fmc_certificate: n to connect without verifying the FMC".into();
+    }
+    format!("the FMC's certificate was refused ({other})")
 }
 
 fn alert_name(alert: AlertDescription) -> String {

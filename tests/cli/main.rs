@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod certs;
 mod check;
 mod config;
 #[cfg(feature = "demo")]

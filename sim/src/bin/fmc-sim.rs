@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use qualys_connector_sim::fmc::{
-    CertVersion, EnrollOptions, FlushScope, KeyType, NetworkMap, P12Scheme, Server, ServerOptions,
-    enroll,
+    CertVersion, EnrollOptions, FlushScope, KeyType, NetworkMap, P12Scheme, Server, ServerCert,
+    ServerOptions, enroll,
 };
 
 const USAGE: &str = "\
@@ -25,8 +25,9 @@ usage:
   fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--max-size-after N]
                 [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
-                [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict] [--exit-after N] [--known-host IP]...
-                [--flush-clears source|all]
+                [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict]
+                [--exit-after N] [--known-host IP]... [--flush-clears source|all]
+                [--server-cert standard|ca-only|v1]
 
 enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12; prints its path.
 serve   runs the Host Input server (default --listen 127.0.0.1:8307); prints
@@ -150,6 +151,18 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
             "--reject-version" => {
                 no_value(&name, inline)?;
                 options.reject_version = true;
+            }
+            "--server-cert" => {
+                options.server_cert = match args.value(&name, inline)?.as_str() {
+                    "standard" => ServerCert::Standard,
+                    "ca-only" => ServerCert::CaOnly,
+                    "v1" => ServerCert::V1,
+                    v => {
+                        return Err(Usage(format!(
+                            "--server-cert: {v:?} is not standard, ca-only or v1"
+                        )));
+                    }
+                }
             }
             "--delay-ms" => options.delay_ms = args.number(&name, inline)?,
             "--error-on" => options.error_on = Some(positive(&name, args.number(&name, inline)?)?),

@@ -33,7 +33,7 @@ mod verify;
 
 pub use map::{FlushScope, HostEntry, NetworkMap, ScanResult};
 pub use pkcs12::P12Scheme;
-pub use pki::{CertVersion, EnrollOptions, KeyType, enroll};
+pub use pki::{CertVersion, EnrollOptions, KeyType, ServerCert, enroll};
 pub use server::{
     DEFAULT_MAX_SIZE, Server, ServerOptions, Stats, TYPE_DATA, TYPE_ERROR, TYPE_MAX_SIZE,
     TYPE_VERSION,

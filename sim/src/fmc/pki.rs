@@ -9,7 +9,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -17,6 +17,8 @@ use rcgen::{
     SanType, SerialNumber, SigningKey,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
@@ -33,6 +35,19 @@ pub enum CertVersion {
     /// With key usage and extended key usage (clientAuth).
     #[default]
     V3,
+}
+
+/// Which certificate the server presents (`fmc-sim serve --server-cert`), to test the
+/// connector's check of the FMC's certificate (RFC 5280 §4.2.1.3, host-input.md §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServerCert {
+    /// The directory's v3 server certificate (KeyUsage digitalSignature, serverAuth).
+    #[default]
+    Standard,
+    /// A v3 certificate whose KeyUsage allows only keyCertSign: a CA's, not a server's.
+    CaOnly,
+    /// An X.509 v1 certificate (no extensions), signed by the directory's CA.
+    V1,
 }
 
 /// The client's key type.
@@ -136,6 +151,44 @@ impl Authority {
         })
     }
 
+    /// The certificate and key the server presents; the variants are made fresh, signed
+    /// by this CA.
+    pub(crate) fn server_identity(
+        &self,
+        kind: ServerCert,
+    ) -> io::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+        let now = OffsetDateTime::now_utc();
+        let (not_before, not_after) = (now - Duration::days(1), now + Duration::days(365));
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
+        let der = match kind {
+            ServerCert::Standard => {
+                return Ok((self.server_der.clone(), self.server_key.clone_key()));
+            }
+            ServerCert::CaOnly => {
+                let mut params = CertificateParams::default();
+                params.distinguished_name = common_name("fmc-sim");
+                params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                params.not_before = not_before;
+                params.not_after = not_after;
+                params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+                let issuer =
+                    Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
+                params
+                    .signed_by(&key, &issuer)
+                    .map_err(rcgen_err)?
+                    .der()
+                    .to_vec()
+            }
+            ServerCert::V1 => {
+                self.v1_certificate("fmc-sim", &key, &random_serial()?, not_before, not_after)?
+            }
+        };
+        let key =
+            PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| invalid(e.to_string()))?;
+        Ok((CertificateDer::from(der), key))
+    }
+
     /// Issues a client certificate for `client` and returns (certificate DER, PKCS#8 key DER).
     fn issue_client(
         &self,
@@ -214,6 +267,30 @@ impl Authority {
             &sig_alg,
             &der::bit_string(&signature),
         ]))
+    }
+}
+
+/// Presents one certificate to every client. rustls's `with_single_cert` parses the
+/// certificate with webpki, which refuses v1, so the certified key is assembled here.
+#[derive(Debug)]
+pub(crate) struct OneServerCert(Arc<CertifiedKey>);
+
+impl OneServerCert {
+    pub(crate) fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<Arc<OneServerCert>> {
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| invalid(format!("server key: {e}")))?;
+        Ok(Arc::new(OneServerCert(Arc::new(CertifiedKey::new(
+            chain, signing,
+        )))))
+    }
+}
+
+impl ResolvesServerCert for OneServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
     }
 }
 

@@ -22,7 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::command::{self, CommandRef, LineRef};
 use super::map::{FlushScope, NetworkMap};
-use super::pki::Authority;
+use super::pki::{Authority, OneServerCert, ServerCert};
 use super::store::{Commit, Finding, Store};
 use super::verify::CaClientVerifier;
 
@@ -83,6 +83,8 @@ pub struct ServerOptions {
     pub known_hosts: Vec<IpAddr>,
     /// What `ScanFlush` replaces (host-input.md §6).
     pub flush_clears: FlushScope,
+    /// Which certificate the server presents.
+    pub server_cert: ServerCert,
 }
 
 impl Default for ServerOptions {
@@ -103,6 +105,7 @@ impl Default for ServerOptions {
             exit_after: None,
             known_hosts: Vec::new(),
             flush_clears: FlushScope::ThisSource,
+            server_cert: ServerCert::Standard,
         }
     }
 }
@@ -199,17 +202,17 @@ impl Server {
     /// Loads (or creates) the CA of `options.dir`, binds, and starts accepting.
     pub fn start(options: ServerOptions) -> io::Result<Server> {
         let authority = Authority::load_or_create(&options.dir)?;
+        let (server_der, server_key) = authority.server_identity(options.server_cert)?;
         let verifier = CaClientVerifier::new(&authority.ca_der).map_err(io::Error::other)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&version::TLS13, &version::TLS12])
             .map_err(io::Error::other)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![authority.server_der.clone(), authority.ca_der.clone()],
-                authority.server_key.clone_key(),
-            )
-            .map_err(io::Error::other)?;
+            .with_cert_resolver(OneServerCert::new(
+                vec![server_der, authority.ca_der.clone()],
+                server_key,
+            )?);
 
         let listener = TcpListener::bind(options.listen)?;
         listener.set_nonblocking(true)?;
