@@ -805,43 +805,13 @@ fn more_qualys_codes() {
     assert_eq!(t.read("Output.csv"), reference_csv());
 }
 
-/// A relay to `target` that passes the client's bytes at once and the server's one byte
-/// every 500 ms (a server, or a middlebox, stretching the TLS handshake). Returns its port.
-fn slow_relay(target: std::net::SocketAddr) -> u16 {
-    use std::io::{Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(mut client) = client else { return };
-            let Ok(mut server) = std::net::TcpStream::connect(target) else {
-                return;
-            };
-            let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone())
-            else {
-                return;
-            };
-            std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
-            std::thread::spawn(move || {
-                let mut byte = [0u8; 1];
-                while let Ok(1) = server.read(&mut byte) {
-                    std::thread::sleep(Duration::from_millis(500));
-                    if client.write_all(&byte).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// Connect and TLS handshake together are bounded by the connect timeout, not per read.
 #[test]
 fn a_slow_tls_handshake_ends_at_the_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = qualys(|o| o.tls_dir = Some(dir.path().to_path_buf()));
-    let port = slow_relay(server.addr());
+    let relay = crate::relay::Relay::start(server.addr(), Duration::from_millis(500));
+    let port = relay.addr().port();
     let relayed = server
         .url()
         .replace(&format!(":{}", server.addr().port()), &format!(":{port}"));
