@@ -240,10 +240,13 @@ impl Limits {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Other calls of this run hold the slots; they end within their own bounds. The
+        // wait looks at the run's stop every slice, so it ends with the run.
         while state.running >= state.concurrency {
-            state = match self.freed.wait(state) {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
+            crate::stop::check()?;
+            state = match self.freed.wait_timeout(state, crate::stop::SLICE) {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
             };
         }
         state.running += 1;
