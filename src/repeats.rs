@@ -12,7 +12,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::runsort::{Record, Sorted, Sorter, RECORD};
+use crate::runsort::{RECORD, Record, Sorted, Sorter};
 
 const SEQ: usize = 17;
 const NOTHING: usize = SEQ + 8;
@@ -163,7 +163,8 @@ mod tests {
                     return false;
                 }
                 repeats += 1;
-                !(!nothing && cleared.remove(&ip))
+                // Replaced (not merged) when it has findings and the host was cleared.
+                nothing || !cleared.remove(&ip)
             })
             .collect();
         (merges, repeats)
@@ -212,11 +213,20 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         // (listings, merges, repeats)
-        let cases: [(Vec<(IpAddr, bool)>, Vec<bool>, u64); 5] = [
+        type Case = (Vec<(IpAddr, bool)>, Vec<bool>, u64);
+        let cases: [Case; 5] = [
             (vec![(a, false), (b, false)], vec![false, false], 0),
-            (vec![(a, false), (b, false), (a, false)], vec![false, false, true], 1),
+            (
+                vec![(a, false), (b, false), (a, false)],
+                vec![false, false, true],
+                1,
+            ),
             (vec![(a, false), (a, true)], vec![false, true], 1),
-            (vec![(a, true), (b, true), (a, false)], vec![false, false, false], 1),
+            (
+                vec![(a, true), (b, true), (a, false)],
+                vec![false, false, false],
+                1,
+            ),
             (
                 vec![(a, true), (a, true), (a, false), (a, false)],
                 vec![false, true, false, true],

@@ -129,10 +129,11 @@ impl Merge {
     }
 
     fn refill(&mut self, run: usize) -> io::Result<()> {
-        if let Some(input) = self.runs.get_mut(run) {
-            if let Some(record) = read_record(input)? {
-                self.heads.push(Reverse((record, run)));
-            }
+        let Some(input) = self.runs.get_mut(run) else {
+            return Ok(());
+        };
+        if let Some(record) = read_record(input)? {
+            self.heads.push(Reverse((record, run)));
         }
         Ok(())
     }
@@ -157,7 +158,7 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "temporary sort file is truncated",
-                ))
+                ));
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
