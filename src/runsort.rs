@@ -12,6 +12,8 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
+use crate::spill::temp_file;
+
 /// One record.
 pub type Record = [u8; RECORD];
 pub const RECORD: usize = 32;
@@ -166,18 +168,6 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
         }
     }
     Ok(Some(record))
-}
-
-fn temp_file() -> io::Result<File> {
-    tempfile::tempfile().map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot create a temporary file in {}: {e}",
-                std::env::temp_dir().display()
-            ),
-        )
-    })
 }
 
 fn rewound(out: BufWriter<File>) -> io::Result<File> {

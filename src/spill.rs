@@ -26,17 +26,8 @@ pub struct SpillWriter {
 impl SpillWriter {
     /// A new anonymous file in the system's temporary directory (`TMPDIR`).
     pub fn new() -> io::Result<SpillWriter> {
-        let file = tempfile::tempfile().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot create a temporary file in {}: {e}",
-                    std::env::temp_dir().display()
-                ),
-            )
-        })?;
         Ok(SpillWriter {
-            out: BufWriter::with_capacity(BUFFER, file),
+            out: BufWriter::with_capacity(BUFFER, temp_file()?),
             hosts: 0,
         })
     }
@@ -89,6 +80,19 @@ impl SpillWriter {
             remaining: hosts,
         })
     }
+}
+
+/// A new anonymous file in `TMPDIR`, unlinked on creation; the error names the directory.
+pub fn temp_file() -> io::Result<File> {
+    tempfile::tempfile().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create a temporary file in {}: {e}",
+                std::env::temp_dir().display()
+            ),
+        )
+    })
 }
 
 #[derive(Debug)]
