@@ -19,6 +19,7 @@ use crate::progress::{self, Stage};
 use crate::qualys::lossy::LossyUtf8;
 use crate::qualys::readahead::Utf8Source;
 use crate::qualys::report::{self, ParseOptions, ReportError, ReportStats, ReportVisitor};
+use crate::repeats::{Listings, Merges};
 use crate::spill::{SpillReader, SpillWriter};
 
 /// What to send, from the configuration.
@@ -98,8 +99,7 @@ pub fn parse_source(input: impl Utf8Source, settings: &Settings) -> Result<Parse
         glossary: HashMap::new(),
         summary: Summary::default(),
         kept: Vec::new(),
-        seen: HashSet::new(),
-        cleared: HashSet::new(),
+        listings: Listings::default(),
     };
     let options = ParseOptions {
         description_length: settings.description_length,
@@ -109,12 +109,16 @@ pub fn parse_source(input: impl Utf8Source, settings: &Settings) -> Result<Parse
         spill,
         glossary,
         mut summary,
+        listings,
         ..
     } = collector;
+    let (merges, repeats) = listings.resolve().map_err(PipelineError::Spill)?;
+    summary.repeated_hosts = repeats;
     summary.report = stats;
     summary.parse_time = started.elapsed();
     Ok(Parsed {
         spill,
+        merges,
         glossary,
         summary,
     })
@@ -124,6 +128,7 @@ pub fn parse_source(input: impl Utf8Source, settings: &Settings) -> Result<Parse
 #[derive(Debug)]
 pub struct Parsed {
     spill: SpillWriter,
+    merges: Merges,
     glossary: HashMap<u32, Encoded>,
     summary: Summary,
 }
@@ -137,6 +142,7 @@ impl Parsed {
     ) -> Result<Summary, PipelineError> {
         let Parsed {
             spill,
+            mut merges,
             glossary,
             mut summary,
         } = self;
@@ -146,7 +152,7 @@ impl Parsed {
         let started = Instant::now();
         progress::stage(Stage::Deliver, summary.hosts_in_range);
         let reader = spill.into_reader().map_err(PipelineError::Spill)?;
-        send(reader, &glossary, settings, sink, &mut summary)?;
+        send(reader, &mut merges, &glossary, settings, sink, &mut summary)?;
         summary.delivery = sink.finish()?;
         summary.send_time = started.elapsed();
         Ok(summary)
@@ -173,13 +179,9 @@ struct Collector<'a> {
     glossary: HashMap<u32, Encoded>,
     summary: Summary,
     kept: Vec<Finding>,
-    /// Hosts already spilled (about 20 bytes a host: the one thing that grows with the
-    /// report, kept to catch repeated hosts).
-    seen: HashSet<IpAddr>,
-    /// Hosts whose only listing so far had nothing to send (they get the generic result
-    /// and `ScanFlush`): a later listing with findings flushes again, replacing the
-    /// generic result instead of merging with it.
-    cleared: HashSet<IpAddr>,
+    /// Every listing spilled, to find the hosts listed more than once (on disk: a set of
+    /// addresses in memory would grow with the report).
+    listings: Listings,
 }
 
 impl ReportVisitor for Collector<'_> {
@@ -203,8 +205,11 @@ impl ReportVisitor for Collector<'_> {
             }
         }
         self.summary.findings_selected += self.kept.len() as u64;
-        let merge = self.merges(host.ip);
-        self.spill.push(host.ip, merge, self.kept.iter())
+        // Only a ScanFlush with nothing to send stages the generic result that a later
+        // listing with findings replaces (see `repeats`).
+        let nothing = self.kept.is_empty() && self.settings.commit == Commit::Flush;
+        self.listings.push(host.ip, nothing)?;
+        self.spill.push(host.ip, self.kept.iter())
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
@@ -223,34 +228,6 @@ impl ReportVisitor for Collector<'_> {
                 tail,
             },
         );
-    }
-}
-
-impl Collector<'_> {
-    /// Whether this listing of `ip` (its findings in `kept`) commits with `ScanUpdate`.
-    /// A host listed twice must not lose its first findings to the second ScanFlush: its
-    /// later listings merge. Except after listings with nothing to send, which only
-    /// staged the generic result: the first listing with findings replaces it.
-    fn merges(&mut self, ip: IpAddr) -> bool {
-        let repeat = !self.seen.insert(ip);
-        let nothing = self.kept.is_empty() && self.settings.commit == Commit::Flush;
-        if !repeat {
-            if nothing {
-                self.cleared.insert(ip);
-            }
-            return false;
-        }
-        self.summary.repeated_hosts += 1;
-        if !self.kept.is_empty() && self.cleared.remove(&ip) {
-            log::warn!(
-                "host {ip} appears more than once in the report: its earlier listing had no findings to send, this one replaces it (ScanFlush)"
-            );
-            return false;
-        }
-        log::warn!(
-            "host {ip} appears more than once in the report: its later findings are merged with the earlier ones (ScanUpdate)"
-        );
-        true
     }
 }
 
@@ -292,6 +269,7 @@ fn log_parse_results(s: &Summary) {
 /// Second stage: turns each spilled host into its command block and hands it to the sink.
 fn send(
     mut reader: SpillReader,
+    merges: &mut Merges,
     glossary: &HashMap<u32, Encoded>,
     settings: &Settings,
     sink: &mut dyn CommandSink,
@@ -323,8 +301,11 @@ fn send(
         ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         findings: Vec::new(),
     };
-    while let Some(repeat) = reader.next_into(&mut host).map_err(PipelineError::Spill)? {
+    let mut seq = 0;
+    while reader.next_into(&mut host).map_err(PipelineError::Spill)? {
         buf.clear();
+        let repeat = merges.merges(seq).map_err(PipelineError::Spill)?;
+        seq += 1;
         let commit = if repeat {
             Commit::Update
         } else {

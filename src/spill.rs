@@ -6,8 +6,7 @@
 //! parsing has succeeded. Memory stays flat whatever the number of hosts; the file is
 //! anonymous (unlinked on creation) and vanishes with the process.
 //!
-//! Record: family (4 or 6, plus 0x80 when the host appeared earlier in the report),
-//! address (4 or 16 bytes), finding count (u32), then per finding: QID (u32), port (u16,
+//! Record: family (4 or 6), address (4 or 16 bytes), finding count (u32), then per finding: QID (u32), port (u16,
 //! 0 = none), protocol (u8, 0 = none), type (u8). All little-endian.
 
 use std::fs::File;
@@ -17,8 +16,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::model::{Finding, FindingType, Host, Protocol, VulnStatus};
 
 const BUFFER: usize = 256 * 1024;
-/// Family-byte flag: the host appeared earlier in the report.
-const REPEAT: u8 = 0x80;
 
 #[derive(Debug)]
 pub struct SpillWriter {
@@ -29,37 +26,25 @@ pub struct SpillWriter {
 impl SpillWriter {
     /// A new anonymous file in the system's temporary directory (`TMPDIR`).
     pub fn new() -> io::Result<SpillWriter> {
-        let file = tempfile::tempfile().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot create a temporary file in {}: {e}",
-                    std::env::temp_dir().display()
-                ),
-            )
-        })?;
         Ok(SpillWriter {
-            out: BufWriter::with_capacity(BUFFER, file),
+            out: BufWriter::with_capacity(BUFFER, temp_file()?),
             hosts: 0,
         })
     }
 
-    /// Appends a host with the given findings; `repeat` marks a host the report already
-    /// listed.
+    /// Appends a host with the given findings.
     pub fn push<'a>(
         &mut self,
         ip: IpAddr,
-        repeat: bool,
         findings: impl ExactSizeIterator<Item = &'a Finding>,
     ) -> io::Result<()> {
-        let flag = if repeat { REPEAT } else { 0 };
         match ip {
             IpAddr::V4(v4) => {
-                self.out.write_all(&[4 | flag])?;
+                self.out.write_all(&[4])?;
                 self.out.write_all(&v4.octets())?;
             }
             IpAddr::V6(v6) => {
-                self.out.write_all(&[6 | flag])?;
+                self.out.write_all(&[6])?;
                 self.out.write_all(&v6.octets())?;
             }
         }
@@ -97,6 +82,19 @@ impl SpillWriter {
     }
 }
 
+/// A new anonymous file in `TMPDIR`, unlinked on creation; the error names the directory.
+pub fn temp_file() -> io::Result<File> {
+    tempfile::tempfile().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create a temporary file in {}: {e}",
+                std::env::temp_dir().display()
+            ),
+        )
+    })
+}
+
 #[derive(Debug)]
 pub struct SpillReader {
     input: BufReader<File>,
@@ -104,17 +102,15 @@ pub struct SpillReader {
 }
 
 impl SpillReader {
-    /// Reads the next host into `host` (reusing its allocation): `Ok(None)` at the end,
-    /// else whether the host is a repeat.
-    pub fn next_into(&mut self, host: &mut Host) -> io::Result<Option<bool>> {
+    /// Reads the next host into `host` (reusing its allocation): `false` at the end.
+    pub fn next_into(&mut self, host: &mut Host) -> io::Result<bool> {
         if self.remaining == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.remaining -= 1;
         let mut family = [0u8; 1];
         self.input.read_exact(&mut family)?;
-        let repeat = family[0] & REPEAT != 0;
-        host.ip = match family[0] & !REPEAT {
+        host.ip = match family[0] {
             4 => {
                 let mut a = [0u8; 4];
                 self.input.read_exact(&mut a)?;
@@ -152,7 +148,7 @@ impl SpillReader {
                 status: VulnStatus::Unknown,
             });
         }
-        Ok(Some(repeat))
+        Ok(true)
     }
 }
 
@@ -205,8 +201,8 @@ mod tests {
             },
         ];
         let mut w = SpillWriter::new().unwrap();
-        for (i, h) in hosts.iter().enumerate() {
-            w.push(h.ip, i == 2, h.findings.iter()).unwrap();
+        for h in &hosts {
+            w.push(h.ip, h.findings.iter()).unwrap();
         }
         assert_eq!(w.hosts(), 3);
         let mut r = w.into_reader().unwrap();
@@ -215,12 +211,9 @@ mod tests {
             ip: "0.0.0.0".parse().unwrap(),
             findings: vec![],
         };
-        let mut repeats = Vec::new();
-        while let Some(repeat) = r.next_into(&mut h).unwrap() {
+        while r.next_into(&mut h).unwrap() {
             got.push(h.clone());
-            repeats.push(repeat);
         }
         assert_eq!(got, hosts);
-        assert_eq!(repeats, vec![false, false, true]);
     }
 }
