@@ -834,3 +834,44 @@ fn a_slow_tls_handshake_ends_at_the_connect_timeout() {
     );
     assert!(!t.exists("Output.csv"));
 }
+
+/// A `TMPDIR` on a file system that fills up (a 512 KiB tmpfs) while `tmp_min_free` lets
+/// the download start: the write error names the file and says what to change; nothing
+/// is left behind. Needs root for the mount (CI runs as root); skipped otherwise.
+#[test]
+fn a_full_tmpdir_is_named() {
+    let server = qualys(|o| o.endless_body = true);
+    let t = Test::new().config(&yaml(&server, "tmp_min_free: 0\nqualys_retries: 0\n"));
+    let tmp = t.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        println!("SKIP: a_full_tmpdir_is_named needs to mount a tmpfs (root)");
+        return;
+    }
+    /// Unmounts however the test ends.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(tmp.clone());
+    let t = t
+        .env("TMPDIR", &tmp.display().to_string())
+        .args(&["-csvfile=Output.csv"]);
+    let out = t.run();
+    assert_eq!(out.code, 6, "{}", out.output());
+    let text = out.output();
+    assert!(
+        text.contains(&tmp.display().to_string()) && text.contains("TMPDIR"),
+        "the full directory and TMPDIR are named:\n{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "TMPDIR empty afterwards: {left:?}");
+    assert!(!t.exists("Output.csv"));
+}
