@@ -172,13 +172,7 @@ impl Authority {
                 params.not_before = not_before;
                 params.not_after = not_after;
                 params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-                let issuer =
-                    Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
-                params
-                    .signed_by(&key, &issuer)
-                    .map_err(rcgen_err)?
-                    .der()
-                    .to_vec()
+                self.sign(&params, &key)?
             }
             ServerCert::V1 => {
                 self.v1_certificate("fmc-sim", &key, &random_serial()?, not_before, not_after)?
@@ -187,6 +181,16 @@ impl Authority {
         let key =
             PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| invalid(e.to_string()))?;
         Ok((CertificateDer::from(der), key))
+    }
+
+    /// `params` with `key`'s public key, signed by the CA (DER).
+    fn sign(&self, params: &CertificateParams, key: &KeyPair) -> io::Result<Vec<u8>> {
+        let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
+        Ok(params
+            .signed_by(key, &issuer)
+            .map_err(rcgen_err)?
+            .der()
+            .to_vec())
     }
 
     /// Issues a client certificate for `client` and returns (certificate DER, PKCS#8 key DER).
@@ -221,13 +225,7 @@ impl Authority {
                 ];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
                 params.use_authority_key_identifier_extension = true;
-                let issuer =
-                    Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
-                params
-                    .signed_by(&key, &issuer)
-                    .map_err(rcgen_err)?
-                    .der()
-                    .to_vec()
+                self.sign(&params, &key)?
             }
             CertVersion::V1 => self.v1_certificate(client, &key, &serial, not_before, not_after)?,
         };
