@@ -844,7 +844,7 @@ fn a_full_tmpdir_is_named() {
     let t = Test::new().config(&yaml(&server, "tmp_min_free: 0\nqualys_retries: 0\n"));
     let tmp = t.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let mounted = std::process::Command::new("mount")
+    let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
         .arg(&tmp)
         .status()
@@ -854,10 +854,10 @@ fn a_full_tmpdir_is_named() {
         return;
     }
     /// Unmounts however the test ends.
-    struct Unmount(std::path::PathBuf);
+    struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = Command::new("umount").arg(&self.0).status();
         }
     }
     let _unmount = Unmount(tmp.clone());
