@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, EXAMPLE, eventually, example_map, fixture};
 use qualys_connector_sim::fmc::{
-    FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions,
+    CountRule, FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -80,16 +80,78 @@ fn done_processing_counts_the_commands_of_each_block() {
         ("# only a comment\n", 0),
         ("\n\n", 0),
         ("AddHost,192.0.2.1\n# comment\n\nAddHost,192.0.2.2\n", 2),
-        // Unparseable lines are commands too (the FMC counts, then discards them).
-        ("AddHost,not-an-ip\nScanUpdate\n", 2),
+        // A dropped (unparseable) line is not counted: the client can see it.
+        ("AddHost,not-an-ip\nScanUpdate\n", 1),
         (EXAMPLE, 8),
     ];
     for (block, n) in cases {
         client.ok_block(block, n);
     }
     client.close();
-    assert_eq!(server.stats().commands, 13);
+    assert_eq!(server.stats().commands, 12);
     assert_eq!(server.stats().unparseable_lines, 1);
+}
+
+/// host-input.md §6: how N is counted is unknown; each rule gives its own N for the
+/// same block, a `reply_prefix` line comes first, and a rejected line is not counted.
+#[test]
+fn count_rules_reply_prefix_and_rejected_lines() {
+    let block =
+        "SetSource,QualysGuard\nAddHost,192.0.2.1\nScanFlush\nAddHost,192.0.2.2\nScanUpdate\n";
+    // (rule, reject_line, N)
+    let cases = [
+        (CountRule::All, None, 5),
+        (CountRule::NoSetSource, None, 4),
+        (CountRule::NoCommit, None, 3),
+        (CountRule::DataOnly, None, 2),
+        (CountRule::All, Some(2), 4),
+        (CountRule::DataOnly, Some(4), 1),
+        // A rejected commit: not counted by data-only anyway.
+        (CountRule::DataOnly, Some(3), 2),
+    ];
+    for (rule, reject, n) in cases {
+        let fx = fixture();
+        let server = fx.start(|o| {
+            o.count_rule = rule;
+            o.reject_line = reject;
+            o.reply_prefix = Some("Warning: simulated".into());
+        });
+        let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+        let (kind, reply) = c.block(block).unwrap();
+        assert_eq!(
+            (kind, reply),
+            (
+                3,
+                format!("Warning: simulated\nDone processing {n} commands.")
+            ),
+            "{rule} {reject:?}"
+        );
+        c.close();
+        wait_closed(&server, 1);
+        let hosts = server.map().hosts.len();
+        let want = if reject == Some(2) || reject == Some(4) {
+            1
+        } else {
+            2
+        };
+        assert_eq!(
+            hosts, want,
+            "{rule} {reject:?}: a rejected line is not applied"
+        );
+        assert_eq!(server.stats().rejected_lines, u64::from(reject.is_some()));
+    }
+}
+
+/// `count_rule_after`: the second session counts by another rule.
+#[test]
+fn the_count_rule_can_change_between_sessions() {
+    let fx = fixture();
+    let server = fx.start(|o| o.count_rule_after = Some(CountRule::NoSetSource));
+    for n in [2, 1] {
+        let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+        c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.1\n", n);
+        c.close();
+    }
 }
 
 #[test]
@@ -316,7 +378,7 @@ fn commands_before_set_source_are_unparseable() {
         "AddHost,192.0.2.70\n{}\nScanFlush\nSetSource,QualysGuard\nAddHost,192.0.2.71\n",
         line("192.0.2.70", 1, None, "x")
     );
-    c.ok_block(&block, 5);
+    c.ok_block(&block, 2);
     c.close();
     wait_closed(&server, 1);
     assert_eq!(server.stats().unparseable_lines, 3);
@@ -345,7 +407,7 @@ fn lenient_drops_bad_lines_strict_refuses_the_block() {
             c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.81\n", 2);
             assert_eq!(server.stats().errors_sent, 1);
         } else {
-            assert_eq!((kind, reply.as_str()), (3, "Done processing 5 commands."));
+            assert_eq!((kind, reply.as_str()), (3, "Done processing 4 commands."));
             let host = &server.map().hosts[&ip("192.0.2.80")];
             assert_eq!(host.results, vec![result("QualysGuard", 1, None, "good")]);
         }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use qualys_connector_sim::fmc::{
-    CertVersion, EnrollOptions, FlushScope, KeyType, NetworkMap, P12Scheme, Server, ServerCert,
-    ServerOptions, enroll,
+    CertVersion, CountRule, EnrollOptions, FlushScope, KeyType, NetworkMap, P12Scheme, Server,
+    ServerCert, ServerOptions, enroll,
 };
 
 const USAGE: &str = "\
@@ -28,6 +28,9 @@ usage:
                 [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict]
                 [--exit-after N] [--known-host IP]... [--flush-clears source|all]
                 [--server-cert standard|ca-only|v1]
+                [--count-rule all|no-setsource|no-commit|data-only]
+                [--count-rule-after RULE] [--reply-prefix TEXT] [--reject-line K]
+                [--split-writes] [--tls12-only]
 
 enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12; prints its path.
 serve   runs the Host Input server (default --listen 127.0.0.1:8307); prints
@@ -178,6 +181,24 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
                 options.reply_text = Some(args.value(&name, inline)?.replace("\\n", "\n"))
             }
             "--trickle-ms" => options.trickle_ms = args.number(&name, inline)?,
+            "--count-rule" => options.count_rule = count_rule(&name, args.value(&name, inline)?)?,
+            "--count-rule-after" => {
+                options.count_rule_after = Some(count_rule(&name, args.value(&name, inline)?)?)
+            }
+            "--reply-prefix" => {
+                options.reply_prefix = Some(args.value(&name, inline)?.replace("\\n", "\n"))
+            }
+            "--reject-line" => {
+                options.reject_line = Some(positive(&name, args.number(&name, inline)?)?)
+            }
+            "--split-writes" => {
+                no_value(&name, inline)?;
+                options.split_writes = true;
+            }
+            "--tls12-only" => {
+                no_value(&name, inline)?;
+                options.tls12_only = true;
+            }
             "--strict" => {
                 no_value(&name, inline)?;
                 options.strict = true;
@@ -208,6 +229,10 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
     }
     options.dir = dir.ok_or_else(|| Usage("serve needs --dir DIR".into()))?;
     Ok((options, map_out))
+}
+
+fn count_rule(name: &str, value: String) -> Result<CountRule, Usage> {
+    value.parse().map_err(|e| Usage(format!("{name}: {e}")))
 }
 
 fn positive(name: &str, n: u64) -> Result<u64, Usage> {

@@ -7,8 +7,9 @@
 //! - `max` is 524288 unless `max_size` says otherwise; a larger block, a block that does
 //!   not end with `\n`, a wrong message type or a version other than 1 gets a type-4
 //!   error and the server closes the connection.
-//! - The reply is exactly `Done processing N commands.`, N counting the non-empty,
-//!   non-comment lines of the block, unparseable ones included.
+//! - The reply is exactly `Done processing N commands.`, N counting the block's processed
+//!   command lines under the `count_rule` ([`CountRule`]: all of them by default, or
+//!   without SetSource, without the commits, or neither); dropped lines never count.
 //! - Unparseable lines (including any command before the first `SetSource`) are logged
 //!   and dropped; with `strict` the block gets a type-4 reply and is not applied.
 //! - Staged results persist across blocks of one connection; `ScanFlush` replaces the
@@ -21,6 +22,7 @@
 //! connector's `-csvfile` output line by line.
 
 pub mod command;
+mod count;
 mod der;
 mod map;
 pub mod pkcs12;
@@ -31,6 +33,7 @@ mod server;
 mod store;
 mod verify;
 
+pub use count::CountRule;
 pub use map::{FlushScope, HostEntry, NetworkMap, ScanResult};
 pub use pkcs12::P12Scheme;
 pub use pki::{CertVersion, EnrollOptions, KeyType, ServerCert, enroll};

@@ -21,6 +21,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::command::{self, CommandRef, LineRef};
+use super::count::CountRule;
 use super::map::{FlushScope, NetworkMap};
 use super::pki::{Authority, OneServerCert, ServerCert};
 use super::store::{Commit, Finding, Store};
@@ -85,6 +86,21 @@ pub struct ServerOptions {
     pub flush_clears: FlushScope,
     /// Which certificate the server presents.
     pub server_cert: ServerCert,
+    /// How N of `Done processing N commands.` is counted (host-input.md §6).
+    pub count_rule: CountRule,
+    /// The rule from the second session on (a server whose counting changed between
+    /// connections).
+    pub count_rule_after: Option<CountRule>,
+    /// A warning line put before the count line of every successful reply.
+    pub reply_prefix: Option<String>,
+    /// Drop the K-th command line the server receives (1-based, over its lifetime): not
+    /// applied, not counted, logged; no error is sent (host-input.md §4: the FMC
+    /// silently discards lines it cannot parse).
+    pub reject_line: Option<u64>,
+    /// Cut every message into pieces at random byte positions, each its own TLS record.
+    pub split_writes: bool,
+    /// Offer TLS 1.2 only.
+    pub tls12_only: bool,
 }
 
 impl Default for ServerOptions {
@@ -106,6 +122,12 @@ impl Default for ServerOptions {
             known_hosts: Vec::new(),
             flush_clears: FlushScope::ThisSource,
             server_cert: ServerCert::Standard,
+            count_rule: CountRule::All,
+            count_rule_after: None,
+            reply_prefix: None,
+            reject_line: None,
+            split_writes: false,
+            tls12_only: false,
         }
     }
 }
@@ -135,6 +157,11 @@ pub struct Stats {
     pub blocks: u64,
     /// Commands (non-empty, non-comment lines) in blocks that were processed.
     pub commands: u64,
+    /// Command lines (non-empty, non-comment) received in data blocks, parsed or not:
+    /// the count `reject_line` uses.
+    pub lines: u64,
+    /// Lines dropped by `reject_line`.
+    pub rejected_lines: u64,
     /// Lines that did not parse (host-input.md §4: the FMC discards them).
     pub unparseable_lines: u64,
     /// Type-4 error frames sent.
@@ -205,8 +232,13 @@ impl Server {
         let (server_der, server_key) = authority.server_identity(options.server_cert)?;
         let verifier = CaClientVerifier::new(&authority.ca_der).map_err(io::Error::other)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
+            &[&version::TLS12]
+        } else {
+            &[&version::TLS13, &version::TLS12]
+        };
         let tls = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&version::TLS13, &version::TLS12])
+            .with_protocol_versions(versions)
             .map_err(io::Error::other)?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(OneServerCert::new(
@@ -364,6 +396,7 @@ fn serve_connection(tcp: TcpStream, id: u64, shared: &Arc<Shared>) {
                 block: Vec::new(),
                 blocks: 0,
                 first: false,
+                rule: shared.options.count_rule,
             };
             let end = session.run();
             session.finish(end);
@@ -576,6 +609,8 @@ struct Session<'a> {
     blocks: u64,
     /// Whether this is the server's first session (`close_after`).
     first: bool,
+    /// How this session counts N (`count_rule`, `count_rule_after`).
+    rule: CountRule,
 }
 
 enum Header {
@@ -676,6 +711,12 @@ impl Session<'_> {
             stats.sessions += 1;
             stats.sessions == 1
         };
+        if let Some(after) = self.shared.options.count_rule_after
+            && !self.first
+        {
+            self.rule = after;
+        }
+        self.log(&format!("replies count N by the rule {}", self.rule));
 
         // §3.4: blocks, one reply each.
         loop {
@@ -786,12 +827,20 @@ impl Session<'_> {
         // Parse every line first, so a strict refusal leaves the map untouched.
         let mut has_source = self.source.is_some();
         let mut commands = Vec::new();
-        let mut counted = 0u64;
         let mut bad = Vec::new();
+        // Command lines of the server's lifetime before this block, for `reject_line`.
+        let before = self.shared.stats().lines;
+        let mut seen = 0u64;
+        let mut rejected = Vec::new();
+        let reject = opts.reject_line;
         let mut line = |i: usize, raw: &'b [u8], parsed: LineRef<'b>| match parsed {
             LineRef::Blank | LineRef::Comment => {}
             LineRef::Command(cmd) => {
-                counted += 1;
+                seen += 1;
+                if reject == Some(before + seen) {
+                    rejected.push((i + 1, raw));
+                    return;
+                }
                 if matches!(cmd, CommandRef::SetSource(_)) {
                     has_source = true;
                 } else if !has_source {
@@ -805,7 +854,7 @@ impl Session<'_> {
                 commands.push(cmd);
             }
             LineRef::Bad(reason) => {
-                counted += 1;
+                seen += 1;
                 bad.push((i + 1, reason, raw));
             }
         };
@@ -825,7 +874,18 @@ impl Session<'_> {
                 }
             }
         }
-        self.shared.stats().unparseable_lines += bad.len() as u64;
+        {
+            let mut stats = self.shared.stats();
+            stats.lines += seen;
+            stats.unparseable_lines += bad.len() as u64;
+            stats.rejected_lines += rejected.len() as u64;
+        }
+        for (line_no, raw) in &rejected {
+            self.log(&format!(
+                "block {number} line {line_no}: dropped, not applied and not counted (reject_line): {}",
+                String::from_utf8_lossy(raw).escape_debug()
+            ));
+        }
         for (line_no, reason, raw) in &bad {
             self.log(&format!(
                 "block {number} line {line_no}: unparseable ({reason}): {}",
@@ -846,21 +906,19 @@ impl Session<'_> {
         }
 
         self.apply(&commands, number);
-        self.shared.stats().commands += counted;
+        let rule = self.rule;
+        let counted = commands.iter().filter(|c| rule.counts(c)).count() as u64;
+        self.shared.stats().commands += commands.len() as u64;
         self.log(&format!(
-            "block {number} ({} bytes): {counted} command(s), {} unparseable, {} result(s) staged",
+            "block {number} ({} bytes): {} command(s) applied, N = {counted} ({rule}), {} unparseable, {} dropped, {} result(s) staged",
             block.len(),
+            commands.len(),
             bad.len(),
+            rejected.len(),
             self.staged.len()
         ));
         self.shared.sleep(opts.delay_ms);
-        let reply = if opts.garbage_reply {
-            b"\x00\x01fmc-sim garbage reply (garbage_reply)\xff".to_vec()
-        } else if let Some(text) = &opts.reply_text {
-            text.replace("{n}", &counted.to_string()).into_bytes()
-        } else {
-            format!("Done processing {counted} commands.").into_bytes()
-        };
+        let reply = self.reply_text(counted);
         let sent = if opts.trickle_ms > 0 {
             self.trickle_frame(TYPE_DATA, &reply)
         } else {
@@ -870,6 +928,23 @@ impl Session<'_> {
             return Some(End::ClientClosed(format!("cannot send the reply: {e}")));
         }
         None
+    }
+
+    /// The text of a successful reply with N = `counted` (`garbage_reply`, `reply_text`,
+    /// `reply_prefix`).
+    fn reply_text(&self, counted: u64) -> Vec<u8> {
+        let opts = &self.shared.options;
+        if opts.garbage_reply {
+            return b"\x00\x01fmc-sim garbage reply (garbage_reply)\xff".to_vec();
+        }
+        let count = match &opts.reply_text {
+            Some(text) => text.replace("{n}", &counted.to_string()),
+            None => format!("Done processing {counted} commands."),
+        };
+        match &opts.reply_prefix {
+            Some(prefix) => format!("{prefix}\n{count}").into_bytes(),
+            None => count.into_bytes(),
+        }
     }
 
     /// Applies a block's commands to the map, under its lock for the whole block.
