@@ -7,13 +7,16 @@
 //! the connection and works through a bounded channel, so producing commands and waiting
 //! for the server overlap while memory stays flat.
 //!
-//! A block is confirmed only when one line of its reply is exactly "Done processing N
-//! commands." with N the commands in that block and no line starts with "Error"; a type-4
-//! reply, a missing or misspelt count line or a wrong N fails that block's hosts. A lost
-//! connection is reopened (bounded, with back-off) and the unconfirmed block is sent
-//! again, packed again if the new connection announces a smaller maximum; confirmed
-//! blocks are never resent. Every new connection starts with SetSource. When the run must
-//! stop, no new block is sent and the stop is reported with what was confirmed.
+//! Every new connection starts with a calibration block (the SetSource preamble and two
+//! empty ScanUpdates, `count.rs`) whose reply tells how this FMC counts N in "Done
+//! processing N commands."; the first connection learns the rule, later ones must show
+//! the same. A block is confirmed only when one line of its reply is exactly "Done
+//! processing N commands." with N what the learned rule counts for that block, and no line
+//! starts with "Error"; a type-4 reply, a missing or misspelt count line or a wrong N fails
+//! that block's hosts. A lost connection is reopened (bounded, with back-off) and the
+//! unconfirmed block is sent again, packed again if the new connection announces a smaller
+//! maximum; confirmed blocks are never resent. When the run must stop, no new block is
+//! sent and the stop is reported with what was confirmed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +29,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 
 use super::client::{ConnectError, Connection, Endpoint, Reply, Timeouts, TransportError, quote};
+use super::count::{CALIBRATION_COMMITS, CountRule, Learner, Tally};
 use super::framing;
 use super::pack::{self, Block, HostPart};
 use super::{CommandSink, Delivery, HostBlock, SinkError};
@@ -52,23 +56,21 @@ const CHANNEL_DEPTH: usize = 4;
 pub const MAX_BLOCK: usize = 16 * 1024 * 1024;
 
 /// Room for host commands in a block: the smaller of the server's maximum and
-/// [`MAX_BLOCK`], less the SetSource line every connection starts with.
-fn block_limit(announced: u32, source_line: usize) -> usize {
+/// [`MAX_BLOCK`] (the SetSource line travels in the calibration block, not here).
+fn block_limit(announced: u32) -> usize {
     let announced = announced as usize;
     if announced > MAX_BLOCK {
         log::debug!(
             "the FMC accepts blocks of {announced} bytes; blocks are capped at {MAX_BLOCK} bytes to keep memory bounded"
         );
     }
-    announced.min(MAX_BLOCK).saturating_sub(source_line)
+    announced.min(MAX_BLOCK)
 }
 
 pub struct FmcSink {
     options: FmcOptions,
-    /// The SetSource line every connection starts with.
-    source_line: Vec<u8>,
-    /// Largest block (from the server, capped), less room for the SetSource line; the
-    /// sender lowers it when a new connection announces a smaller maximum.
+    /// Largest block (from the server, capped); the sender lowers it when a new
+    /// connection announces a smaller maximum.
     limit: Arc<AtomicUsize>,
     current: Block,
     tx: Option<SyncSender<Block>>,
@@ -106,7 +108,6 @@ impl FmcSink {
     pub fn new(options: FmcOptions) -> FmcSink {
         FmcSink {
             options,
-            source_line: Vec::new(),
             limit: Arc::new(AtomicUsize::new(0)),
             current: Block::default(),
             tx: None,
@@ -174,32 +175,26 @@ impl FmcSink {
 impl CommandSink for FmcSink {
     /// Connects (so a wrong address or certificate fails before any host is handled) and
     /// starts the sender thread.
+    /// The connection is calibrated (`count.rs`) here, so a server whose replies the
+    /// connector cannot judge fails before any host is sent.
     fn preamble(&mut self, bytes: &[u8], _commands: usize) -> Result<(), SinkError> {
-        self.source_line = bytes.to_vec();
-        let connection = connect_with_retries(&self.options, None).map_err(|e| match e {
-            ConnectError::Stopped(stopped) => SinkError::Stopped {
-                stopped,
-                delivery: Delivery::default(),
-            },
-            other => SinkError::Delivery(other.to_string()),
-        })?;
-        let max = connection.max_size() as usize;
-        log::info!(
-            "connected to the FMC at {} (maximum block {max} bytes)",
-            connection.addr()
-        );
-        self.limit.store(
-            block_limit(connection.max_size(), self.source_line.len()),
-            Ordering::Relaxed,
-        );
+        let calibration = calibration_block(bytes);
+        let mut learner = Learner::default();
+        let connection = open_first(&self.options, &calibration, &mut learner)?;
+        self.limit
+            .store(block_limit(connection.max_size()), Ordering::Relaxed);
         let (tx, rx) = sync_channel(CHANNEL_DEPTH);
         let options = self.options.clone();
-        let source_line = self.source_line.clone();
         let check = self.stop;
         let limit = Arc::clone(&self.limit);
+        let link = Link {
+            connection,
+            calibration,
+            learner,
+        };
         let handle = std::thread::Builder::new()
             .name("fmc-sender".into())
-            .spawn(move || send_all(rx, connection, &options, &source_line, check, &limit))
+            .spawn(move || send_all(rx, link, &options, check, &limit))
             .map_err(|e| SinkError::Delivery(format!("cannot start the sender thread: {e}")))?;
         self.tx = Some(tx);
         self.sender = Some(handle);
@@ -242,6 +237,103 @@ impl CommandSink for FmcSink {
             }
             None => Ok(delivery),
         }
+    }
+}
+
+/// The block every connection starts with: the preamble and two empty commits.
+fn calibration_block(preamble: &[u8]) -> Vec<u8> {
+    let mut block = preamble.to_vec();
+    if !block.is_empty() && !block.ends_with(b"\n") {
+        block.push(b'\n');
+    }
+    block.extend_from_slice(CALIBRATION_COMMITS);
+    block
+}
+
+/// Why a calibration did not give the rule.
+#[derive(Debug, thiserror::Error)]
+enum Calibration {
+    #[error("{0}")]
+    Transport(TransportError),
+    /// The reply to the calibration block was an error, unreadable, or fit no rule (or
+    /// not the rule learned before).
+    #[error(
+        "the reply to the calibration block (the SetSource line and two ScanUpdate lines) cannot be used: {0}"
+    )]
+    Refused(String),
+}
+
+/// Sends the calibration block on a new connection and checks its reply with `learner`:
+/// the first connection learns the rule, a later one must fit it.
+fn calibrate(
+    connection: &mut Connection,
+    block: &[u8],
+    learner: &mut Learner,
+) -> Result<CountRule, Calibration> {
+    let reply = connection.exchange(block).map_err(Calibration::Transport)?;
+    let (n, warnings) = reply_count(&reply).map_err(Calibration::Refused)?;
+    for warning in warnings {
+        log::warn!("the FMC warns about the calibration block: {warning}");
+    }
+    let quoted = |e: &dyn std::fmt::Display| {
+        Calibration::Refused(format!("{e} (reply: {})", quote_reply(&reply)))
+    };
+    learner
+        .check(&Tally::of(block), n)
+        .map_err(|e| quoted(&e))?;
+    learner
+        .learned()
+        .ok_or_else(|| quoted(&"the reply leaves more than one counting rule possible"))
+}
+
+/// Opens the first connection and learns the counting rule from its calibration reply;
+/// a connection lost before that reply is tried again like a failed connect.
+fn open_first(
+    options: &FmcOptions,
+    calibration: &[u8],
+    learner: &mut Learner,
+) -> Result<Connection, SinkError> {
+    let stopped = |stopped| SinkError::Stopped {
+        stopped,
+        delivery: Delivery::default(),
+    };
+    let mut attempt = 0;
+    loop {
+        let mut connection = connect_with_retries(options, None).map_err(|e| match e {
+            ConnectError::Stopped(s) => stopped(s),
+            other => SinkError::Delivery(other.to_string()),
+        })?;
+        log::info!(
+            "connected to the FMC at {} (maximum block {} bytes)",
+            connection.addr(),
+            connection.max_size()
+        );
+        let e = match calibrate(&mut connection, calibration, learner) {
+            Ok(rule) => {
+                log::info!(
+                    "the FMC counts {} in its replies (rule {rule})",
+                    rule.describe()
+                );
+                return Ok(connection);
+            }
+            Err(Calibration::Transport(TransportError::Stopped(s))) => return Err(stopped(s)),
+            Err(e) => e,
+        };
+        connection.close();
+        let retry = matches!(e, Calibration::Transport(_)) && attempt < options.retries;
+        if !retry {
+            return Err(SinkError::Delivery(format!(
+                "the FMC at {}: {e}; no host was sent",
+                options.endpoint.host
+            )));
+        }
+        attempt += 1;
+        log::warn!(
+            "connection to the FMC lost before it answered the calibration block ({e}); retry {attempt} of {} in {:.1?}",
+            options.retries,
+            options.retry_wait * attempt
+        );
+        stop::sleep(options.retry_wait * attempt).map_err(stopped)?;
     }
 }
 
@@ -290,20 +382,18 @@ fn connect_with_retries(
 /// (`client::STOP_GRACE`).
 fn send_all(
     rx: Receiver<Block>,
-    connection: Connection,
+    link: Link,
     options: &FmcOptions,
-    source_line: &[u8],
     check: StopCheck,
     limit: &AtomicUsize,
 ) -> Outcome {
     let mut sender = Sender {
         outcome: Outcome::default(),
-        connection: Some(connection),
-        fresh: true,
+        connection: Some(link.connection),
+        calibration: link.calibration,
+        learner: link.learner,
         failed_split: SplitHosts::new(),
-        frame: Vec::new(),
         options,
-        source_line,
         limit,
     };
     while let Ok(block) = rx.recv() {
@@ -343,17 +433,24 @@ enum End {
     Shrunk,
 }
 
+/// A calibrated connection, and what the next one needs to be calibrated.
+struct Link {
+    connection: Connection,
+    /// The block each new connection starts with (`calibration_block`).
+    calibration: Vec<u8>,
+    /// The learned counting rule.
+    learner: Learner,
+}
+
 /// The sender thread's state.
 struct Sender<'a> {
     outcome: Outcome,
     connection: Option<Connection>,
-    /// No block sent on this connection yet: the next one starts with SetSource.
-    fresh: bool,
+    calibration: Vec<u8>,
+    learner: Learner,
     /// Hosts split over several blocks, until their last part is answered.
     failed_split: SplitHosts,
-    frame: Vec<u8>,
     options: &'a FmcOptions,
-    source_line: &'a [u8],
     /// Shared with the producer (see `FmcSink::limit`).
     limit: &'a AtomicUsize,
 }
@@ -384,17 +481,9 @@ impl Sender<'_> {
             let Some(conn) = self.connection.as_mut() else {
                 return Err(End::Lost);
             };
-            self.frame.clear();
-            let mut expected = block.commands;
-            if self.fresh {
-                // Every stream starts with SetSource (host-input.md §4).
-                self.frame.extend_from_slice(self.source_line);
-                expected += 1;
-            }
-            self.frame.extend_from_slice(&block.bytes);
-            let e = match conn.exchange(&self.frame) {
+            let e = match conn.exchange(&block.bytes) {
                 Ok(reply) => {
-                    self.judged(block, &reply, expected);
+                    self.judged(block, &reply);
                     return Ok(());
                 }
                 Err(TransportError::Stopped(stopped)) => return Err(End::Stopped(stopped)),
@@ -431,11 +520,10 @@ impl Sender<'_> {
         }
     }
 
-    fn judged(&mut self, block: &Block, reply: &Reply, expected: u64) {
-        self.fresh = false;
+    fn judged(&mut self, block: &Block, reply: &Reply) {
         self.outcome.delivery.blocks += 1;
         let number = self.outcome.delivery.blocks;
-        match judge(reply, expected) {
+        match judge(reply, &Tally::of(&block.bytes), &mut self.learner) {
             Ok(warnings) => {
                 for warning in warnings {
                     log::warn!(
@@ -468,9 +556,26 @@ impl Sender<'_> {
         }
         stop::sleep(self.options.retry_wait * attempts).map_err(End::Stopped)?;
         match connect_with_retries(self.options, Some(reason)) {
-            Ok(c) => {
+            Ok(mut c) => {
                 log::info!("reconnected to the FMC at {}", c.addr());
-                let limit = block_limit(c.max_size(), self.source_line.len());
+                match calibrate(&mut c, &self.calibration, &mut self.learner) {
+                    Ok(_) => {}
+                    Err(Calibration::Transport(TransportError::Stopped(s))) => {
+                        return Err(End::Stopped(s));
+                    }
+                    Err(Calibration::Transport(e)) => {
+                        c.close();
+                        return self.reconnect(&e.to_string(), attempts + 1);
+                    }
+                    Err(e) => {
+                        c.close();
+                        log::error!(
+                            "giving up on the FMC: after reconnecting, {e}; the hosts not yet confirmed are not sent"
+                        );
+                        return Err(End::Lost);
+                    }
+                }
+                let limit = block_limit(c.max_size());
                 if limit < self.limit.load(Ordering::Relaxed) {
                     log::info!(
                         "the FMC now accepts blocks of {} bytes: the remaining hosts are packed for that",
@@ -479,7 +584,6 @@ impl Sender<'_> {
                     self.limit.store(limit, Ordering::Relaxed);
                 }
                 self.connection = Some(c);
-                self.fresh = true;
                 Ok(())
             }
             Err(ConnectError::Stopped(stopped)) => Err(End::Stopped(stopped)),
@@ -503,12 +607,30 @@ pub fn log_unconfirmed(hosts: &[IpAddr]) {
     }
 }
 
-/// Decides whether a reply confirms a block of `expected` commands: exactly one line
-/// must be `Done processing N commands.` with N = `expected`, and no line may start with
-/// `Error` (host-input.md §3). A block confirmed wrongly loses its hosts for good; one not
-/// confirmed is only sent again by the next run. On success, the other lines (warnings),
-/// escaped, for the log.
-fn judge(reply: &Reply, expected: u64) -> Result<Vec<String>, String> {
+/// Decides whether a reply confirms a block of `tally`'s lines: exactly one line must be
+/// `Done processing N commands.` with N what the learned rule counts, and no line may
+/// start with `Error` (host-input.md §3). A block confirmed wrongly loses its hosts for
+/// good; one not confirmed is only sent again by the next run. On success, the other
+/// lines (warnings), escaped, for the log.
+fn judge(reply: &Reply, tally: &Tally, learner: &mut Learner) -> Result<Vec<String>, String> {
+    let (n, warnings) = reply_count(reply)?;
+    match learner.check(tally, n) {
+        Ok(_) => Ok(warnings),
+        Err(miscount) => Err(format!("{miscount} (reply: {})", quote_reply(reply))),
+    }
+}
+
+/// The reply's text for a message, escaped and trimmed.
+fn quote_reply(reply: &Reply) -> String {
+    match reply {
+        Reply::Text(value) | Reply::Error(value) => quote(value.trim_ascii()),
+        Reply::Unexpected(kind) => format!("a message of type {kind}"),
+    }
+}
+
+/// The N of a reply and its warning lines, or why the reply confirms nothing: a type-4
+/// reply, a line starting with `Error`, no count line or more than one.
+fn reply_count(reply: &Reply) -> Result<(u64, Vec<String>), String> {
     let value = match reply {
         Reply::Text(value) => value,
         Reply::Error(text) => return Err(format!("error reply: {}", quote(text.trim_ascii()))),
@@ -525,11 +647,7 @@ fn judge(reply: &Reply, expected: u64) -> Result<Vec<String>, String> {
         ));
     }
     match lines.counts[..] {
-        [n] if n == expected => Ok(lines.others.iter().map(|l| quote(l)).collect()),
-        [n] => Err(format!(
-            "the FMC processed {n} commands of {expected} (reply: {})",
-            quote(value.trim_ascii())
-        )),
+        [n] => Ok((n, lines.others.iter().map(|l| quote(l)).collect())),
         [] => Err(format!(
             "the reply lacks a line \"Done processing N commands.\": {}",
             quote(value.trim_ascii())
@@ -646,8 +764,17 @@ mod tests {
             ),
             (Reply::Unexpected(1), Err("type 1 instead of a reply")),
         ];
+        // Learned from a calibration reply of 3: every line counts.
+        let mut learner = Learner::default();
+        let calibration = Tally::of(&calibration_block(b"SetSource,Q\n"));
+        assert_eq!(learner.check(&calibration, 3), Ok(Some(CountRule::All)));
+        let block = Tally {
+            lines: 5,
+            sources: 0,
+            commits: 0,
+        };
         for (reply, want) in cases {
-            match (judge(&reply, 5), want) {
+            match (judge(&reply, &block, &mut learner), want) {
                 (Ok(got), Ok(w)) => assert_eq!(got, w, "{reply:?}"),
                 (Err(e), Err(w)) => assert!(e.contains(w), "{reply:?}: {e}"),
                 (got, want) => panic!("{reply:?}: got {got:?}, want {want:?}"),
@@ -658,13 +785,13 @@ mod tests {
     #[test]
     fn block_limits() {
         let cases = [
-            (524_288, 40, 524_248),
-            (300, 40, 260),
-            (16 * 1024 * 1024, 0, MAX_BLOCK),
-            (u32::MAX, 40, MAX_BLOCK - 40),
+            (524_288, 524_288),
+            (300, 300),
+            (16 * 1024 * 1024, MAX_BLOCK),
+            (u32::MAX, MAX_BLOCK),
         ];
-        for (announced, source, want) in cases {
-            assert_eq!(block_limit(announced, source), want, "{announced}");
+        for (announced, want) in cases {
+            assert_eq!(block_limit(announced), want, "{announced}");
         }
     }
 
@@ -694,9 +821,7 @@ mod tests {
             retries: 0,
             retry_wait: Duration::ZERO,
         });
-        let source = b"SetSource,Qualys\n";
-        sink.limit
-            .store(block_limit(u32::MAX, source.len()), Ordering::Relaxed);
+        sink.limit.store(block_limit(u32::MAX), Ordering::Relaxed);
         let (tx, rx) = sync_channel(64);
         sink.tx = Some(tx);
         let host = vec![b'x'; 999]
@@ -719,11 +844,7 @@ mod tests {
         let blocks = collector.join().unwrap();
         assert_eq!(blocks.len(), 2);
         for b in &blocks {
-            assert!(
-                b.bytes.len() + source.len() <= MAX_BLOCK,
-                "{}",
-                b.bytes.len()
-            );
+            assert!(b.bytes.len() <= MAX_BLOCK, "{}", b.bytes.len());
         }
         assert_eq!(blocks.iter().map(|b| b.hosts.len()).sum::<usize>(), hosts);
     }
@@ -789,7 +910,8 @@ mod tests {
         };
         assert_eq!(*stopped, Stopped::Signal(stop::SIGTERM));
         let stats = server.stats();
-        assert_eq!(stats.blocks, 1, "{stats:?}");
+        // The calibration block, then one block of hosts.
+        assert_eq!(stats.blocks, 2, "{stats:?}");
         assert_eq!(delivery.blocks, 1);
         assert!(delivery.hosts >= 1, "{delivery:?}");
         assert_eq!(

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod count;
 pub mod csvfile;
 pub mod fmc;
 pub mod fmccert;
