@@ -111,7 +111,7 @@ fn csv_findings(csv: &str) -> Findings {
     out
 }
 
-fn send(test: Test, fmc: &Fmc, report: &Path, extra: &[&str]) -> (Test, Outcome) {
+pub fn send(test: Test, fmc: &Fmc, report: &Path, extra: &[&str]) -> (Test, Outcome) {
     let mut args = vec![
         format!("-server={}", fmc.addr().ip()),
         format!("-port={}", fmc.addr().port()),

@@ -9,6 +9,7 @@ mod harness;
 mod certs;
 mod check;
 mod config;
+mod countrule;
 #[cfg(feature = "demo")]
 mod demo;
 mod docs;
