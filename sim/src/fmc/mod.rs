@@ -30,6 +30,7 @@ pub(crate) mod pki;
 #[cfg(test)]
 mod reference;
 mod server;
+mod split;
 mod store;
 mod verify;
 

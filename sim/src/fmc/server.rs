@@ -24,6 +24,7 @@ use super::command::{self, CommandRef, LineRef};
 use super::count::CountRule;
 use super::map::{FlushScope, NetworkMap};
 use super::pki::{Authority, OneServerCert, ServerCert};
+use super::split::Splitter;
 use super::store::{Commit, Finding, Store};
 use super::verify::CaClientVerifier;
 
@@ -379,7 +380,14 @@ enum End {
 
 fn serve_connection(tcp: TcpStream, id: u64, shared: &Arc<Shared>) {
     match Tls::handshake(tcp, shared) {
-        Ok(tls) => {
+        Ok(mut tls) => {
+            if shared.options.split_writes {
+                let seed = split_seed(id);
+                log(&format!(
+                    "connection #{id}: split_writes: every message cut at random positions (seed {seed})"
+                ));
+                tls.split = Some(Splitter::new(seed));
+            }
             log(&format!(
                 "connection #{id}: {} handshake done, client certificate CN={}",
                 tls.conn
@@ -421,12 +429,22 @@ fn serve_connection(tcp: TcpStream, id: u64, shared: &Arc<Shared>) {
     }
 }
 
+/// A seed for `split_writes`, different for every connection.
+fn split_seed(id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ id.rotate_left(32)
+}
+
 /// A server-side TLS connection over a blocking socket with a short read timeout, so
 /// that reads can notice the stop flag without losing partial progress.
 struct Tls {
     conn: ServerConnection,
     tcp: TcpStream,
     eof: bool,
+    /// `split_writes`: where writes are cut.
+    split: Option<Splitter>,
 }
 
 #[derive(Debug)]
@@ -452,6 +470,7 @@ impl Tls {
             conn,
             tcp,
             eof: false,
+            split: None,
         };
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         while tls.conn.is_handshaking() {
@@ -563,14 +582,33 @@ impl Tls {
         Ok(())
     }
 
-    /// Sends one frame (host-input.md §2).
+    /// Sends one frame (host-input.md §2): the 8-byte header and the value as separate
+    /// writes, so separate TLS records, as a real server most likely writes them (§6:
+    /// Rapid7's client reads the header and the value with one read each). With
+    /// `split_writes`, each is cut again at random positions.
     fn write_frame(&mut self, kind: u32, value: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(value.len()).map_err(io::Error::other)?;
-        let mut frame = Vec::with_capacity(8 + value.len());
-        frame.extend_from_slice(&kind.to_be_bytes());
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(value);
-        let mut rest = &frame[..];
+        self.write_records(&frame_header(kind, value.len())?)?;
+        if value.is_empty() {
+            return Ok(());
+        }
+        self.write_records(value)
+    }
+
+    /// Writes `bytes` as TLS records of their own (cut first with `split_writes`).
+    fn write_records(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let pieces = match self.split.as_mut() {
+            Some(splitter) => splitter.pieces(bytes),
+            None => vec![bytes],
+        };
+        for piece in pieces {
+            self.write_record(piece)?;
+        }
+        Ok(())
+    }
+
+    /// One write of plaintext, sent out before anything else is written.
+    fn write_record(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut rest = bytes;
         while !rest.is_empty() {
             let n = self.conn.writer().write(rest)?;
             if n == 0 {
@@ -592,6 +630,15 @@ impl Tls {
     fn drop_connection(&mut self) {
         let _ = self.tcp.shutdown(Shutdown::Both);
     }
+}
+
+/// A message's 8-byte header: type and value length, big-endian (host-input.md §2).
+fn frame_header(kind: u32, len: usize) -> io::Result<[u8; 8]> {
+    let len = u32::try_from(len).map_err(io::Error::other)?;
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&kind.to_be_bytes());
+    header[4..].copy_from_slice(&len.to_be_bytes());
+    Ok(header)
 }
 
 /// One Host Input session (host-input.md §3) on an established TLS connection.
@@ -788,9 +835,7 @@ impl Session<'_> {
     /// Sends a frame one byte per TLS record, `trickle_ms` apart (a server that answers,
     /// but never finishes answering).
     fn trickle_frame(&mut self, kind: u32, value: &[u8]) -> io::Result<()> {
-        let mut frame = Vec::with_capacity(8 + value.len());
-        frame.extend_from_slice(&kind.to_be_bytes());
-        frame.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        let mut frame = frame_header(kind, value.len())?.to_vec();
         frame.extend_from_slice(value);
         for byte in frame {
             if self.shared.stopping() {
