@@ -28,4 +28,5 @@ mod report;
 mod results;
 mod signals;
 mod summary;
+mod wire;
 mod words;

@@ -17,6 +17,9 @@
 //!   staged results; a client close is an implicit `ScanUpdate`, a server-side close
 //!   discards what is staged.
 //! - Results for hosts not in the map (not added, not in `known_hosts`) are ignored.
+//! - Every message goes out as its 8-byte header and its value in TLS records of their
+//!   own (`split_writes`: cut again at random byte positions); TLS 1.3 and 1.2 are
+//!   offered (`tls12_only`: 1.2 alone).
 //!
 //! [`command::parse_line`] is the strict parser, usable on its own to check the
 //! connector's `-csvfile` output line by line.
