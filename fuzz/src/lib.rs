@@ -207,7 +207,11 @@ impl CommandSink for CheckingSink<'_> {
                 }
                 LineKind::Host(ip) => {
                     assert!(!last, "block does not end with a commit: {lines:?}");
-                    assert_eq!(ip, block.ip, "line for another host in block: {line:?}");
+                    assert_eq!(
+                        ip,
+                        Some(block.ip),
+                        "line for another host in block: {line:?}"
+                    );
                     if line.starts_with("AddScanResult,") && line.split(',').nth(3) == Some("") {
                         generic += 1;
                     } else if line.starts_with("AddScanResult,") {
@@ -802,14 +806,14 @@ pub fn csv_line(data: &[u8]) {
         match kind {
             LineKind::Commit => assert!(line == "ScanFlush" || line == "ScanUpdate"),
             LineKind::SetSource => assert!(line.starts_with("SetSource,")),
-            LineKind::Host(ip) if line.starts_with("AddScanResult,") => {
+            LineKind::Host(Some(ip)) if line.starts_with("AddScanResult,") => {
                 let full = format!("{line}\n");
                 let max = full.len().saturating_sub(hash(data) as usize % 96);
                 if let Some(short) = commands::shorten_scan_result(full.as_bytes(), max) {
                     check_shortened(&short, max, ip);
                 }
             }
-            LineKind::Host(_) | LineKind::Skip => {}
+            LineKind::Host(_) | LineKind::Stream | LineKind::Skip => {}
         }
     }
 }
@@ -827,7 +831,7 @@ fn check_shortened(short: &[u8], max: usize, ip: IpAddr) {
         panic!("shortened line is not UTF-8: {shown:?}");
     };
     match check_line(text) {
-        Ok(kind) => assert_eq!(kind, LineKind::Host(ip), "{shown:?}"),
+        Ok(kind) => assert_eq!(kind, LineKind::Host(Some(ip)), "{shown:?}"),
         Err(e) => panic!("shortened line is invalid ({e}): {shown:?}"),
     }
 }
@@ -983,7 +987,7 @@ pub fn text(data: &[u8]) {
     let shown = String::from_utf8_lossy(&line);
     assert!(line.ends_with(b"\n"), "{shown:?}");
     match check_line(&shown[..shown.len() - 1]) {
-        Ok(kind) => assert_eq!(kind, LineKind::Host(ip), "{shown:?}"),
+        Ok(kind) => assert_eq!(kind, LineKind::Host(Some(ip)), "{shown:?}"),
         Err(e) => panic!("add_scan_result wrote an invalid line ({e}): {shown:?}"),
     }
     let short_max = line.len().saturating_sub(usize::from(limit) * 2);

@@ -17,22 +17,59 @@ pub enum LineKind {
     /// Blank or `#` comment: not sent.
     Skip,
     SetSource,
-    /// A command about one host (AddHost, AddScanResult, DeleteHost, SetAttributeValue).
-    Host(IpAddr),
+    /// A command about the stream, not a host (`SetSourceType`, `SetMap`): before the
+    /// first host command it joins the SetSource preamble every connection starts with.
+    Stream,
+    /// A command about one host (AddHost, AddScanResult, DeleteHost, SetOS, AddService,
+    /// …), by its address; `None` for one that names the host by its MAC address only.
+    Host(Option<IpAddr>),
     /// ScanFlush or ScanUpdate: closes a block of host commands.
     Commit,
 }
 
-/// Checks one line (without its newline).
+/// Checks one line (without its newline, and without the `\r` of a CRLF ending). The
+/// language is Cisco's Host Input API Guide's (host-input.md §4): fields separated by
+/// commas, spaces after a comma allowed, text fields in double quotes.
 pub fn check_line(line: &str) -> Result<LineKind, String> {
     if line.trim().is_empty() || line.starts_with('#') {
         return Ok(LineKind::Skip);
     }
+    check_characters(line)?;
+    let mut fields = line.split(',').map(|f| f.trim_matches(' '));
+    let command = fields.next().unwrap_or_default();
+    let args: Vec<&str> = fields.collect();
+    match command {
+        "ScanFlush" | "ScanUpdate" => {
+            if line.trim_matches(' ') == command {
+                Ok(LineKind::Commit)
+            } else {
+                Err(format!("{command} takes no fields"))
+            }
+        }
+        "SetSource" => match args[..] {
+            [name] if !name.is_empty() && !name.contains('"') => Ok(LineKind::SetSource),
+            _ => Err("SetSource needs one source name without quotes or commas".into()),
+        },
+        "SetSourceType" => match args[..] {
+            ["2" | "3"] => Ok(LineKind::Stream),
+            _ => Err("SetSourceType takes 2 (scanner) or 3 (application)".into()),
+        },
+        "SetMap" => match args[..] {
+            [name] if !name.is_empty() => Ok(LineKind::Stream),
+            _ => Err("SetMap takes the name of a product map set".into()),
+        },
+        "AddScanResult" => check_scan_result(&args),
+        _ => check_host_command(command, &args),
+    }
+}
+
+/// ASCII only, no carriage return inside the line, no control characters.
+fn check_characters(line: &str) -> Result<(), String> {
     if !line.is_ascii() {
         return Err("contains non-ASCII characters".into());
     }
     if line.contains('\r') {
-        return Err("contains a carriage return (CRLF line endings?)".into());
+        return Err("contains a carriage return inside the line".into());
     }
     // The report path never writes control characters (commands.rs turns tabs into
     // spaces and drops the rest); a NUL or escape inside a field would reach the FMC,
@@ -44,52 +81,87 @@ pub fn check_line(line: &str) -> Result<LineKind, String> {
             column + 1
         ));
     }
-    let (command, rest) = line.split_once(',').unwrap_or((line, ""));
+    Ok(())
+}
+
+/// The other commands about one host (host-input.md §4, both tables).
+fn check_host_command(command: &str, args: &[&str]) -> Result<LineKind, String> {
     match command {
-        "ScanFlush" | "ScanUpdate" => {
-            if line.len() == command.len() {
-                Ok(LineKind::Commit)
-            } else {
-                Err(format!("{command} takes no fields"))
+        "AddHost" | "DeleteHost" => {
+            if args.is_empty() || args.len() > 2 {
+                return Err(format!(
+                    "{command} takes an IP address and an optional MAC address"
+                ));
             }
-        }
-        "SetSource" => {
-            if rest.is_empty() || rest.contains(['"', ',']) {
-                Err("SetSource needs one source name without quotes or commas".into())
-            } else {
-                Ok(LineKind::SetSource)
+            let ip = optional_ip(args[0])?;
+            let mac = args.get(1).copied().unwrap_or_default();
+            if !mac.is_empty() && !is_mac(mac) {
+                return Err(format!("{command}: {mac:?} is not a MAC address"));
             }
-        }
-        "AddHost" => {
-            let mut fields = rest.split(',');
-            let ip = ip_field(fields.next())?;
-            if let Some(mac) = fields.next()
-                && !is_mac(mac)
-            {
-                return Err(format!("AddHost: {mac:?} is not a MAC address"));
-            }
-            if fields.next().is_some() {
-                return Err("AddHost takes an IP address and an optional MAC address".into());
+            if ip.is_none() && mac.is_empty() {
+                return Err(format!("{command} needs an IP address or a MAC address"));
             }
             Ok(LineKind::Host(ip))
         }
-        "DeleteHost" => {
-            if rest.contains(',') {
-                return Err("DeleteHost takes one IP address".into());
+        "SetAttributeValue" => match args {
+            [ip, attribute, _value] if !attribute.is_empty() => host(ip),
+            _ => Err("SetAttributeValue takes an IP address, an attribute and a value".into()),
+        },
+        // SetOS, ip, vendor, product, version, then up to twelve numeric or text
+        // fields (p.3-8); usually only the first four.
+        "SetOS" if (4..=16).contains(&args.len()) => host(args[0]),
+        "SetOS" => Err(
+            "SetOS takes an IP address, a vendor, a product, a version and at most 12 more fields"
+                .into(),
+        ),
+        "UnsetOS" => match args {
+            [ip] => host(ip),
+            _ => Err("UnsetOS takes one IP address".into()),
+        },
+        "AddService" if (3..=14).contains(&args.len()) => {
+            let port = args[1];
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => {}
+                _ => return Err(format!("AddService: port {port:?} is not 1-65535")),
             }
-            Ok(LineKind::Host(ip_field(Some(rest))?))
+            protocol(args[2]).map_err(|e| format!("AddService: {e}"))?;
+            host(args[0])
         }
-        "SetAttributeValue" => {
-            let fields: Vec<&str> = rest.split(',').collect();
-            if fields.len() != 3 || fields[1].is_empty() {
-                return Err(
-                    "SetAttributeValue takes an IP address, an attribute and a value".into(),
-                );
-            }
-            Ok(LineKind::Host(ip_field(Some(fields[0]))?))
+        "AddService" => Err(
+            "AddService takes an IP address, a port, a protocol and at most 11 more fields".into(),
+        ),
+        // The guide's syntax line for DeleteScanResult was not found; this is its
+        // probable form, `DeleteScanResult, ip, scanner_id, vuln_id, port, proto`
+        // (host-input.md §4: uncertain), checked no further than its address.
+        "DeleteScanResult" if (1..=5).contains(&args.len()) => host(args[0]),
+        "DeleteScanResult" => {
+            Err("DeleteScanResult takes an IP address and at most 4 more fields".into())
         }
-        "AddScanResult" => check_scan_result(rest),
         other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn host(field: &str) -> Result<LineKind, String> {
+    ip_field(Some(field)).map(|ip| LineKind::Host(Some(ip)))
+}
+
+fn optional_ip(field: &str) -> Result<Option<IpAddr>, String> {
+    if field.is_empty() {
+        Ok(None)
+    } else {
+        ip_field(Some(field)).map(Some)
+    }
+}
+
+/// `6`/`17`, or `tcp`/`udp` in any case (the Host Input API Guide's examples use both).
+fn protocol(field: &str) -> Result<(), String> {
+    if matches!(field, "6" | "17")
+        || field.eq_ignore_ascii_case("tcp")
+        || field.eq_ignore_ascii_case("udp")
+    {
+        Ok(())
+    } else {
+        Err(format!("protocol {field:?} must be 6 or tcp, 17 or udp"))
     }
 }
 
@@ -103,8 +175,7 @@ fn control_name(byte: u8) -> String {
     }
 }
 
-fn check_scan_result(rest: &str) -> Result<LineKind, String> {
-    let fields: Vec<&str> = rest.split(',').collect();
+fn check_scan_result(fields: &[&str]) -> Result<LineKind, String> {
     if fields.len() != 9 {
         return Err(format!(
             "AddScanResult needs 10 fields, found {} (a comma inside a text field?)",
@@ -112,7 +183,7 @@ fn check_scan_result(rest: &str) -> Result<LineKind, String> {
         ));
     }
     let ip = ip_field(Some(fields[0]))?;
-    quoted(fields[1], "scanner_id", "")?;
+    quoted(fields[1], "scanner_id")?;
     // An empty vuln_id is a generic result (host-input.md §4): no port, no IDs.
     let generic = fields[2].is_empty();
     if !generic {
@@ -132,27 +203,24 @@ fn check_scan_result(rest: &str) -> Result<LineKind, String> {
                 Ok(p) if p > 0 => {}
                 _ => return Err(format!("port {port:?} is not a port number (1-65535)")),
             }
-            if proto != "6" && proto != "17" {
+            if proto.is_empty() {
                 return Err(format!(
                     "protocol {proto:?} must be 6 (tcp) or 17 (udp) with a port"
                 ));
             }
+            protocol(proto)?;
         }
     }
-    quoted(fields[5], "name", "")?;
-    quoted(fields[6], "description", "")?;
-    quoted(fields[7], "cve_ids", "cve_ids: ")?;
-    quoted(fields[8], "bugtraq_ids", "bugtraq_ids: ")?;
-    let no_ids = |field: &str, prefix: &str| {
-        field
-            .trim_matches('"')
-            .strip_prefix(prefix)
-            .is_some_and(|ids| ids.trim().is_empty())
-    };
-    if generic && !(no_ids(fields[7], "cve_ids: ") && no_ids(fields[8], "bugtraq_ids: ")) {
+    quoted(fields[5], "name")?;
+    quoted(fields[6], "description")?;
+    let cves = id_list(fields[7], "cve_ids", is_cve)?;
+    let bugtraqs = id_list(fields[8], "bugtraq_ids", |id| {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+    })?;
+    if generic && cves + bugtraqs > 0 {
         return Err("a generic result (empty vuln_id) has no CVE or Bugtraq IDs".into());
     }
-    Ok(LineKind::Host(ip))
+    Ok(LineKind::Host(Some(ip)))
 }
 
 fn ip_field(field: Option<&str>) -> Result<IpAddr, String> {
@@ -162,7 +230,8 @@ fn ip_field(field: Option<&str>) -> Result<IpAddr, String> {
         .map_err(|_| format!("{field:?} is not an IP address"))
 }
 
-fn quoted(field: &str, name: &str, prefix: &str) -> Result<(), String> {
+/// A text field in double quotes, without one inside; returns its text.
+fn quoted<'a>(field: &'a str, name: &str) -> Result<&'a str, String> {
     let inner = field
         .strip_prefix('"')
         .and_then(|f| f.strip_suffix('"'))
@@ -170,10 +239,42 @@ fn quoted(field: &str, name: &str, prefix: &str) -> Result<(), String> {
     if inner.contains('"') {
         return Err(format!("{name} contains a double quote"));
     }
-    if !inner.starts_with(prefix) {
-        return Err(format!("{name} must start with {prefix:?}"));
+    Ok(inner)
+}
+
+/// `"cve_ids: CVE-1 CVE-2"`: the name and a colon, then IDs separated by spaces; with or
+/// without a space after the colon, and with no ID at all (host-input.md §4). Returns
+/// how many IDs it holds.
+fn id_list(field: &str, name: &str, valid: impl Fn(&str) -> bool) -> Result<usize, String> {
+    let inner = quoted(field, name)?;
+    let Some(ids) = inner
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return Err(format!("{name} must start with \"{name}:\""));
+    };
+    let mut count = 0;
+    for id in ids.split(' ').filter(|id| !id.is_empty()) {
+        if !valid(id) {
+            return Err(format!("{name}: {id:?} is not a valid ID"));
+        }
+        count += 1;
     }
-    Ok(())
+    Ok(count)
+}
+
+/// `CVE-2014-0160`, or the older candidate form `CAN-1999-0524`.
+fn is_cve(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("CVE-").or_else(|| id.strip_prefix("CAN-")) else {
+        return false;
+    };
+    let Some((year, seq)) = rest.split_once('-') else {
+        return false;
+    };
+    year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && seq.len() >= 4
+        && seq.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_mac(s: &str) -> bool {
@@ -206,10 +307,94 @@ const REPORTED_LINES: usize = 20;
 /// Summary of a valid command file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
-    /// The SetSource line, with its newline.
+    /// The preamble every connection starts with: the SetSource line and any stream
+    /// commands (SetSourceType, SetMap) before the first host command, each with its
+    /// newline.
     pub source_line: String,
     pub commands: u64,
     pub chunks: u64,
+    /// Lines that ended with CRLF; they are sent with LF.
+    pub crlf_lines: u64,
+}
+
+/// Where a valid line goes. Both passes place lines with it, so they agree.
+#[derive(Debug, Default)]
+struct Placer {
+    commands: u64,
+    /// Only SetSource and stream commands so far.
+    in_preamble: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Skip,
+    Preamble,
+    Chunk,
+}
+
+impl Placer {
+    fn place(&mut self, kind: LineKind) -> Result<Place, &'static str> {
+        if kind == LineKind::Skip {
+            return Ok(Place::Skip);
+        }
+        self.commands += 1;
+        match kind {
+            LineKind::SetSource if self.commands == 1 => {
+                self.in_preamble = true;
+                Ok(Place::Preamble)
+            }
+            LineKind::SetSource => Err("SetSource may only be the first command"),
+            _ if self.commands == 1 => Err("the stream must start with SetSource"),
+            LineKind::Stream if self.in_preamble => Ok(Place::Preamble),
+            _ => {
+                self.in_preamble = false;
+                Ok(Place::Chunk)
+            }
+        }
+    }
+}
+
+/// A line without its CRLF's `\r`, and whether it had one.
+fn without_cr(line: &[u8]) -> (&[u8], bool) {
+    match line.strip_suffix(b"\r") {
+        Some(line) => (line, true),
+        None => (line, false),
+    }
+}
+
+/// The command of a line: the text before the first comma, spaces trimmed.
+fn command_name(line: &str) -> &str {
+    line.split(',').next().unwrap_or_default().trim_matches(' ')
+}
+
+/// Bad lines, the first [`REPORTED_LINES`] of them with their numbers.
+#[derive(Debug, Default)]
+struct BadLines {
+    count: u64,
+    lines: Vec<String>,
+}
+
+impl BadLines {
+    fn report(&mut self, number: u64, message: &str) {
+        self.count += 1;
+        if self.lines.len() < REPORTED_LINES {
+            self.lines.push(format!("  line {number}: {message}"));
+        }
+    }
+
+    fn into_error(mut self, path: &Path) -> CommandFileError {
+        if self.count as usize > self.lines.len() {
+            self.lines.push(format!(
+                "  ... and {} more",
+                self.count as usize - self.lines.len()
+            ));
+        }
+        CommandFileError::Invalid {
+            path: path.to_path_buf(),
+            count: self.count,
+            lines: self.lines,
+        }
+    }
 }
 
 /// Pass one: validates the whole file. The stream must start with SetSource, and every
@@ -221,136 +406,104 @@ pub fn check_file(path: &Path) -> Result<Checked, CommandFileError> {
     };
     // Only a regular file: a FIFO or device is refused instead of waited on.
     let reader = BufReader::new(crate::files::open_input(path).map_err(io_err)?);
-    let mut bad = Vec::new();
-    let mut count = 0u64;
-    let mut source_line = None;
-    let mut commands = 0u64;
-    let mut chunks = 0u64;
-    let mut open_chunk = false;
-    let report = |number: u64, message: String, bad: &mut Vec<String>, count: &mut u64| {
-        *count += 1;
-        if bad.len() < REPORTED_LINES {
-            bad.push(format!("  line {number}: {message}"));
-        }
-    };
+    let mut bad = BadLines::default();
+    let mut placer = Placer::default();
+    let mut source_line = String::new();
+    let (mut chunks, mut crlf_lines, mut open_chunk) = (0u64, 0u64, false);
     let mut number = 0u64;
     for line in reader.split(b'\n') {
         number += 1;
         let line = line.map_err(io_err)?;
-        let Ok(text) = std::str::from_utf8(&line) else {
-            report(number, "not valid UTF-8 text".into(), &mut bad, &mut count);
+        let (line, crlf) = without_cr(&line);
+        crlf_lines += u64::from(crlf);
+        let Ok(text) = std::str::from_utf8(line) else {
+            bad.report(number, "not valid UTF-8 text");
             continue;
         };
-        match check_line(text) {
-            Ok(LineKind::Skip) => {}
-            Ok(LineKind::SetSource) => {
-                if commands == 0 {
-                    source_line = Some(format!("{text}\n"));
-                } else {
-                    report(
-                        number,
-                        "SetSource may only be the first command".into(),
-                        &mut bad,
-                        &mut count,
-                    );
-                }
-                commands += 1;
+        let kind = match check_line(text) {
+            Ok(kind) => kind,
+            Err(message) => {
+                bad.report(number, &message);
+                continue;
             }
-            Ok(kind) => {
-                if commands == 0 {
-                    report(
-                        number,
-                        "the stream must start with SetSource".into(),
-                        &mut bad,
-                        &mut count,
-                    );
-                }
-                commands += 1;
-                match kind {
-                    LineKind::Commit => {
-                        if open_chunk {
-                            chunks += 1;
-                        }
-                        open_chunk = false;
-                    }
-                    _ => open_chunk = true,
-                }
+        };
+        match placer.place(kind) {
+            Ok(Place::Skip) => {}
+            Ok(Place::Preamble) => {
+                source_line.push_str(text);
+                source_line.push('\n');
             }
-            Err(message) => report(number, message, &mut bad, &mut count),
+            Ok(Place::Chunk) if kind == LineKind::Commit => {
+                chunks += u64::from(open_chunk);
+                open_chunk = false;
+            }
+            Ok(Place::Chunk) => open_chunk = true,
+            Err(message) => bad.report(number, message),
         }
     }
     if open_chunk {
-        report(
+        bad.report(
             number,
-            "the file ends with host commands not followed by ScanFlush or ScanUpdate".into(),
-            &mut bad,
-            &mut count,
+            "the file ends with host commands not followed by ScanFlush or ScanUpdate",
         );
     }
-    match source_line {
-        Some(source_line) if count == 0 => Ok(Checked {
-            source_line,
-            commands,
-            chunks,
-        }),
-        None if count == 0 => Err(CommandFileError::Invalid {
+    if bad.count > 0 {
+        return Err(bad.into_error(path));
+    }
+    if source_line.is_empty() {
+        return Err(CommandFileError::Invalid {
             path: path.to_path_buf(),
             count: 1,
             lines: vec!["  the file holds no SetSource line (is it a command file?)".into()],
-        }),
-        _ => {
-            if count as usize > bad.len() {
-                bad.push(format!("  ... and {} more", count as usize - bad.len()));
-            }
-            Err(CommandFileError::Invalid {
-                path: path.to_path_buf(),
-                count,
-                lines: bad,
-            })
-        }
+        });
     }
+    Ok(Checked {
+        source_line,
+        commands: placer.commands,
+        chunks,
+        crlf_lines,
+    })
 }
 
 /// Pass two: calls `chunk` with each run of host commands up to and including its
-/// ScanFlush/ScanUpdate, with the first IP address in it, the number of commands and of
-/// AddScanResult lines. Only call after `check_file` succeeded.
+/// ScanFlush/ScanUpdate (lines as written, CRLF sent as LF), with the first IP address
+/// in it (`None` when its hosts are named by MAC address only), the number of commands
+/// and of AddScanResult lines. Only call after `check_file` succeeded.
 pub fn for_each_chunk(
     path: &Path,
-    mut chunk: impl FnMut(IpAddr, &[u8], usize, usize) -> Result<(), String>,
+    mut chunk: impl FnMut(Option<IpAddr>, &[u8], usize, usize) -> Result<(), String>,
 ) -> Result<(), String> {
     let reader = BufReader::new(
         crate::files::open_input(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     );
+    let changed = |e: &dyn std::fmt::Display| {
+        format!("{}: changed since it was checked: {e}", path.display())
+    };
+    let mut placer = Placer::default();
     let mut buf = Vec::new();
     let mut first_ip = None;
-    let mut commands = 0;
-    let mut findings = 0;
+    let (mut commands, mut findings) = (0, 0);
     for line in reader.split(b'\n') {
         let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let text = String::from_utf8_lossy(&line);
-        match check_line(&text) {
-            Ok(LineKind::Host(ip)) => {
-                first_ip.get_or_insert(ip);
-                if text.starts_with("AddScanResult,") {
-                    findings += 1;
-                }
-            }
-            Ok(LineKind::Commit) => {}
-            Ok(LineKind::Skip | LineKind::SetSource) => continue,
-            Err(e) => {
-                return Err(format!(
-                    "{}: changed since it was checked: {e}",
-                    path.display()
-                ));
-            }
+        let (line, _) = without_cr(&line);
+        let text = String::from_utf8_lossy(line);
+        let kind = check_line(&text).map_err(|e| changed(&e))?;
+        if placer.place(kind).map_err(|e| changed(&e))? != Place::Chunk {
+            continue;
         }
-        buf.extend_from_slice(&line);
+        if let LineKind::Host(ip) = kind {
+            first_ip = first_ip.or(ip);
+        }
+        if command_name(&text) == "AddScanResult" {
+            findings += 1;
+        }
+        buf.extend_from_slice(line);
         buf.push(b'\n');
         commands += 1;
-        if text.starts_with("ScanFlush") || text.starts_with("ScanUpdate") {
-            if let Some(ip) = first_ip.take() {
-                chunk(ip, &buf, commands, findings)?;
+        if kind == LineKind::Commit {
+            if commands > 1 {
+                chunk(first_ip.take(), &buf, commands, findings)?;
             }
             buf.clear();
             commands = 0;
@@ -367,7 +520,7 @@ mod tests {
     #[test]
     fn lines() {
         let ok = |s: &str| check_line(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        let ip = |s: &str| LineKind::Host(s.parse().unwrap());
+        let ip = |s: &str| LineKind::Host(Some(s.parse().unwrap()));
         let good = [
             ("SetSource,QualysGuard", LineKind::SetSource),
             ("AddHost,192.0.2.10", ip("192.0.2.10")),
@@ -393,6 +546,47 @@ mod tests {
             ("ScanUpdate", LineKind::Commit),
             ("# a comment", LineKind::Skip),
             ("", LineKind::Skip),
+            // Cisco's Host Input API Guide writes a space after each comma.
+            ("AddHost, 10.9.9.1", ip("10.9.9.1")),
+            ("SetSource, QualysGuard", LineKind::SetSource),
+            ("SetSourceType, 2", LineKind::Stream),
+            ("SetMap, Qualys map", LineKind::Stream),
+            ("AddHost,,01:02:03:04:05:06", LineKind::Host(None)),
+            ("DeleteHost, 10.1.1.1, 01:02:03:04:05:06", ip("10.1.1.1")),
+            ("DeleteHost,,01:02:03:04:05:06", LineKind::Host(None)),
+            ("SetOS,10.1.1.1,Microsoft,Windows,\"10\"", ip("10.1.1.1")),
+            (
+                "SetOS, 10.1.1.1, Microsoft, Windows, 10, 1, 2, 10, 0, 0, 19041, 1, x, desktop, 0, 0",
+                ip("10.1.1.1"),
+            ),
+            ("UnsetOS, 10.1.1.1", ip("10.1.1.1")),
+            (
+                "AddService, 10.1.1.1, 22, tcp, ssh, OpenBSD, 8.9",
+                ip("10.1.1.1"),
+            ),
+            ("AddService,10.1.1.1,53,17", ip("10.1.1.1")),
+            (
+                "SetAttributeValue, 10.1.1.1, criticality, High",
+                ip("10.1.1.1"),
+            ),
+            // Probable form only (host-input.md §4: uncertain).
+            (
+                "DeleteScanResult, 10.1.1.1, 'QualysGuard', 38170, 443, 6",
+                ip("10.1.1.1"),
+            ),
+            (
+                "AddScanResult, 10.1.1.1, \"Q\", 1, 443, tcp, \"a\", \"d\", \"cve_ids:CVE-2014-0160\", \"bugtraq_ids:\"",
+                ip("10.1.1.1"),
+            ),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,53,UDP,\"a\",\"d\",\"cve_ids: CAN-1999-0524 CVE-2014-0160\",\"bugtraq_ids: 66690\"",
+                ip("10.1.1.1"),
+            ),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,,,\"a\",\"d\",\"cve_ids:\",\"bugtraq_ids:\"",
+                ip("10.1.1.1"),
+            ),
+            ("ScanFlush ", LineKind::Commit),
         ];
         for (line, want) in good {
             assert_eq!(ok(line), want, "{line}");
@@ -432,7 +626,7 @@ mod tests {
             ),
             (
                 "AddScanResult,192.0.2.1,\"Q\",1,,,\"a\",\"d\",\"CVE-1\",\"bugtraq_ids: \"",
-                "must start with \"cve_ids: \"",
+                "cve_ids must start with \"cve_ids:\"",
             ),
             (
                 "AddScanResult,192.0.2.1,\"Q\",1,,,\"caf\u{e9}\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"",
@@ -462,6 +656,37 @@ mod tests {
             ("AddHost,host.example", "not an IP address"),
             ("Frobnicate,1", "unknown command \"Frobnicate\""),
             ("SetSource,", "SetSource needs one source name"),
+            ("SetSourceType, 4", "SetSourceType takes 2 (scanner) or 3"),
+            ("SetMap,", "SetMap takes the name"),
+            ("AddHost,,", "needs an IP address or a MAC address"),
+            (
+                "SetOS,10.1.1.1,Microsoft",
+                "SetOS takes an IP address, a vendor",
+            ),
+            ("UnsetOS,10.1.1.1,x", "UnsetOS takes one IP address"),
+            ("AddService,10.1.1.1,0,tcp", "AddService: port \"0\""),
+            (
+                "AddService,10.1.1.1,22,icmp",
+                "AddService: protocol \"icmp\"",
+            ),
+            ("DeleteScanResult", "takes an IP address"),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,22,sctp,\"a\",\"d\",\"cve_ids: \",\"bugtraq_ids: \"",
+                "protocol \"sctp\" must be 6 or tcp",
+            ),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,,,\"a\",\"d\",\"cve_ids: CVE-14-1\",\"bugtraq_ids: \"",
+                "cve_ids: \"CVE-14-1\" is not a valid ID",
+            ),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,,,\"a\",\"d\",\"cve_ids: \",\"bugtraq_ids: BID-1\"",
+                "bugtraq_ids: \"BID-1\" is not a valid ID",
+            ),
+            (
+                "AddScanResult,10.1.1.1,\"Q\",1,,,\"a\",\"d\",\"cves: \",\"bugtraq_ids: \"",
+                "cve_ids must start with",
+            ),
+            ("SetOS\r,10.1.1.1", "carriage return inside the line"),
         ];
         for (line, want) in bad {
             let err = check_line(line).unwrap_err();
@@ -486,7 +711,7 @@ mod tests {
         let mut chunks = Vec::new();
         for_each_chunk(&path, |ip, bytes, commands, findings| {
             chunks.push((
-                ip.to_string(),
+                ip.unwrap().to_string(),
                 String::from_utf8_lossy(bytes).into_owned(),
                 commands,
                 findings,
@@ -529,6 +754,51 @@ mod tests {
             assert!(err.contains(want), "{text:?}: {err}");
             assert!(err.contains("Output.csv"), "{err}");
         }
+    }
+
+    /// CRLF endings become LF; stream commands before the first host join the preamble,
+    /// later ones travel with the hosts; a MAC-only host has no address.
+    #[test]
+    fn crlf_preamble_and_other_commands() {
+        let text = "SetSource, QualysGuard\r\nSetSourceType, 2\r\nSetMap, Qualys\r\nAddHost,,01:02:03:04:05:06\r\nScanUpdate\r\nSetOS, 10.1.1.1, Microsoft, Windows, 10\r\nAddService, 10.1.1.1, 22, tcp\r\nSetMap, Other\r\nScanUpdate\r\n";
+        let (_d, path) = file(text);
+        let checked = check_file(&path).unwrap();
+        assert_eq!(
+            checked.source_line,
+            "SetSource, QualysGuard\nSetSourceType, 2\nSetMap, Qualys\n"
+        );
+        assert_eq!(
+            (checked.commands, checked.chunks, checked.crlf_lines),
+            (9, 2, 9)
+        );
+        let mut chunks = Vec::new();
+        for_each_chunk(&path, |ip, bytes, commands, findings| {
+            chunks.push((
+                ip,
+                String::from_utf8(bytes.to_vec()).unwrap(),
+                commands,
+                findings,
+            ));
+            Ok(())
+        })
+        .unwrap();
+        let ip = "10.1.1.1".parse().ok();
+        assert_eq!(
+            chunks,
+            vec![
+                (None, "AddHost,,01:02:03:04:05:06\nScanUpdate\n".to_string(), 2, 0),
+                (
+                    ip,
+                    "SetOS, 10.1.1.1, Microsoft, Windows, 10\nAddService, 10.1.1.1, 22, tcp\nSetMap, Other\nScanUpdate\n".to_string(),
+                    4,
+                    0
+                ),
+            ]
+        );
+        // A carriage return that does not end the line is still refused.
+        let (_d, path) = file("SetSource,Q\r\nAddHost,10.1.1.1\r\r\nScanFlush\n");
+        let err = check_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: contains a carriage return"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `csv` plugin (Cisco's SDK): validates a command file written earlier with
 //! `-csvfile`, then sends it to the FMC. Nothing is sent if any line is invalid.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Instant;
 
@@ -47,12 +48,20 @@ fn send(args: &Args) -> Result<(String, Summary), Failure> {
         checked.commands,
         checked.chunks
     );
+    if checked.crlf_lines > 0 {
+        log::info!(
+            "command file {}: {} lines end with CRLF; they are sent with LF",
+            path.display(),
+            checked.crlf_lines
+        );
+    }
     let mut sink = fmc::target(args, server, &FmcSettings::default())?.sink();
     sink.preamble(checked.source_line.as_bytes(), 1)?;
     let mut sink_error = None;
     validate::for_each_chunk(path, |ip, bytes, commands, findings| {
         sink.host(&HostBlock {
-            ip,
+            // Hosts named by MAC address only: listed as 0.0.0.0 if not confirmed.
+            ip: ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             commands,
             findings,
             bytes,

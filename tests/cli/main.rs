@@ -10,6 +10,7 @@ mod certs;
 mod check;
 mod config;
 mod countrule;
+mod csvplugin;
 #[cfg(feature = "demo")]
 mod demo;
 mod docs;
