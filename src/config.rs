@@ -328,7 +328,10 @@ pub fn load(
         ));
     }
     let text = read_text(path)?;
-    let parsed = parse(path, &text, require_qualys, env)?;
+    let mut parsed = parse(path, &text, require_qualys, env)?;
+    if !parsed.errors.is_empty() {
+        return Err(parsed.errors.remove(0));
+    }
     let mut warnings = parsed.warnings;
     if let Some(warning) = permission_warning(path, &metadata, &parsed.file_secrets) {
         warnings.push(warning);
@@ -343,8 +346,64 @@ pub fn parse_str(
     require_qualys: impl Into<Require>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, Vec<String>), ConfigError> {
-    let parsed = parse(path, text, require_qualys.into(), env)?;
+    let mut parsed = parse(path, text, require_qualys.into(), env)?;
+    if !parsed.errors.is_empty() {
+        return Err(parsed.errors.remove(0));
+    }
     Ok((parsed.config, parsed.warnings))
+}
+
+/// A configuration read as far as it goes, for `check`: every error, and the Config
+/// with the values that were valid (defaults for the others).
+#[derive(Debug)]
+pub struct Partial {
+    pub config: Config,
+    pub warnings: Vec<String>,
+    /// Every error, in file order; empty when the file is valid.
+    pub errors: Vec<ConfigError>,
+    /// The keys in error or missing; every key when the file could not be read at all.
+    pub failed: Vec<&'static str>,
+}
+
+/// `load`, going on past errors: a file that cannot be read or parsed as YAML gives
+/// the defaults and that one error; otherwise every key error is reported.
+pub fn load_partial(
+    path: &Path,
+    require_qualys: impl Into<Require>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Partial {
+    let whole_file = |error: ConfigError| Partial {
+        config: Config::defaults(path),
+        warnings: Vec::new(),
+        errors: vec![error],
+        failed: KEYS.iter().map(|d| d.name).collect(),
+    };
+    let require_qualys = require_qualys.into();
+    let (config, warnings) = match load(path, require_qualys, env) {
+        Ok(loaded) => loaded,
+        Err(first) => {
+            let parsed = fs::metadata(path)
+                .ok()
+                .filter(|m| !m.is_dir())
+                .and_then(|_| read_text(path).ok())
+                .map(|text| parse(path, &text, require_qualys, env));
+            return match parsed {
+                Some(Ok(parsed)) if !parsed.errors.is_empty() => Partial {
+                    config: parsed.config,
+                    warnings: parsed.warnings,
+                    errors: parsed.errors,
+                    failed: parsed.failed,
+                },
+                _ => whole_file(first),
+            };
+        }
+    };
+    Partial {
+        config,
+        warnings,
+        errors: Vec::new(),
+        failed: Vec::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1127,6 +1186,10 @@ struct Parsed {
     warnings: Vec<String>,
     /// The secret keys the file itself holds (for the permission warning).
     file_secrets: Vec<&'static str>,
+    /// Every key error, in file order (`load` reports the first).
+    errors: Vec<ConfigError>,
+    /// The keys in error, and the required keys missing.
+    failed: Vec<&'static str>,
 }
 
 /// Source text and file name, for building located messages.
@@ -1193,100 +1256,170 @@ fn parse(
         path,
         lines: text.lines().collect(),
     };
-    let root = read_document(&source, &text)?;
-    let entries = match root {
-        None => Vec::new(),
-        Some(node) if node.is_null() => Vec::new(),
+    let entries = top_level_entries(&source, &text)?;
+    let mut state = ParseState::new(path);
+    for (key, value) in entries {
+        apply_entry(&source, &key, &value, &mut state);
+    }
+    apply_env_secrets(&source, env, &mut state);
+    if let Require::Download { template } = require_qualys {
+        check_required(&source, template, &mut state);
+    }
+    if let Err(e) = check_proxy_credentials(&source, &state.config, &state.set, &mut state.warnings)
+    {
+        state.errors.push(e);
+    }
+    Ok(Parsed {
+        config: state.config,
+        warnings: state.warnings,
+        file_secrets: state.file_secrets,
+        errors: state.errors,
+        failed: state.failed,
+    })
+}
+
+/// What parsing has found so far.
+struct ParseState {
+    config: Config,
+    warnings: Vec<String>,
+    file_secrets: Vec<&'static str>,
+    /// Every key error, in file order; a key in error keeps its default.
+    errors: Vec<ConfigError>,
+    /// The keys whose values were refused.
+    failed: Vec<&'static str>,
+    /// Where each key was first seen (duplicates).
+    seen: HashMap<String, Pos>,
+    /// Which known keys have a value, and where.
+    set: HashMap<&'static str, Option<Pos>>,
+    /// Unknown keys that look like known ones: (known, as written, where).
+    misspelt: Vec<(&'static str, String, Pos)>,
+}
+
+impl ParseState {
+    fn new(path: &Path) -> ParseState {
+        ParseState {
+            config: Config::defaults(path),
+            warnings: Vec::new(),
+            file_secrets: Vec::new(),
+            errors: Vec::new(),
+            failed: Vec::new(),
+            seen: HashMap::new(),
+            set: HashMap::new(),
+            misspelt: Vec::new(),
+        }
+    }
+}
+
+/// The document's `key: value` pairs; anything else at the top is an error for the file.
+fn top_level_entries(source: &Source<'_>, text: &str) -> Result<Vec<(Node, Node)>, ConfigError> {
+    match read_document(source, text)? {
+        None => Ok(Vec::new()),
+        Some(node) if node.is_null() => Ok(Vec::new()),
         Some(Node {
             value: NodeValue::Map(entries),
             ..
-        }) => entries,
-        Some(node) => {
-            return Err(source.error(
-                Some(node.pos),
+        }) => Ok(entries),
+        Some(node) => Err(source.error(
+            Some(node.pos),
+            None,
+            format!(
+                "expected `key: value` lines (a YAML mapping) at the top level, got {}",
+                node.describe()
+            ),
+        )),
+    }
+}
+
+/// One `key: value` line: checked and applied, or its error recorded.
+fn apply_entry(source: &Source<'_>, key: &Node, value: &Node, state: &mut ParseState) {
+    let name = match &key.value {
+        NodeValue::Scalar { text, .. } => text.clone(),
+        _ => {
+            state.errors.push(source.error(
+                Some(key.pos),
                 None,
-                format!(
-                    "expected `key: value` lines (a YAML mapping) at the top level, got {}",
-                    node.describe()
-                ),
+                format!("expected a key name, got {}", key.describe()),
             ));
+            return;
         }
     };
-
-    let mut config = Config::defaults(path);
-    let mut warnings = Vec::new();
-    let mut file_secrets = Vec::new();
-    // Where each key was first seen (duplicates) and which known keys have a value.
-    let mut seen: HashMap<String, Pos> = HashMap::new();
-    let mut set: HashMap<&'static str, Option<Pos>> = HashMap::new();
-    // Unknown keys that look like known ones: (known, as written, where).
-    let mut misspelt: Vec<(&'static str, String, Pos)> = Vec::new();
-
-    for (key, value) in entries {
-        let name = match &key.value {
-            NodeValue::Scalar { text, .. } => text.clone(),
-            _ => {
-                return Err(source.error(
-                    Some(key.pos),
-                    None,
-                    format!("expected a key name, got {}", key.describe()),
-                ));
-            }
-        };
-        if let Some(first) = seen.get(&name) {
-            return Err(source.error(
-                Some(key.pos),
-                Some(&name),
-                format!(
-                    "duplicate key: set on line {} and again on line {}",
-                    first.line, key.pos.line
-                ),
-            ));
-        }
-        seen.insert(name.clone(), key.pos);
-
-        let Some(def) = KEYS.iter().find(|d| d.name == name) else {
-            let mut message = format!("unknown key {} ignored", quote(&name));
-            if let Some(known) = suggest(&name) {
-                message.push_str(&format!(" (did you mean '{known}'?)"));
-                misspelt.push((known, name.clone(), key.pos));
-            }
-            warnings.push(source.warning(key.pos, &message));
-            continue;
-        };
-        let located = |fail: Fail| {
-            let pos = fail.pos.or(Some(value.pos));
-            let pos = match (pos, &fail.near) {
-                (Some(pos), Some(near)) => Some(source.refine(pos, near)),
-                _ => pos,
-            };
-            source.error(pos, Some(def.name), fail.message)
-        };
-        check_tag(&value).map_err(|fail| {
-            // yaml-rust2 marks a tagged scalar after its tag (on the next line when the
-            // value is empty); point at the '!' when it is on the key's line.
-            let at_bang = source.refine(key.pos, "!");
-            if at_bang == key.pos {
-                located(fail)
-            } else {
-                located(fail.at(Some(at_bang)))
-            }
-        })?;
-        if value.is_null() {
-            // `key:` and `key: ~` leave the default in place.
-            continue;
-        }
-        let input = to_value(&value, def.kind).map_err(located)?;
-        if let Err(fail) = (def.handler)(&mut config, &input) {
-            return Err(located(redact_secret(def, &input, fail)));
-        }
-        set.insert(def.name, Some(key.pos));
-        if matches!(def.kind, Kind::Secret(_)) {
-            file_secrets.push(def.name);
-        }
+    if let Some(first) = state.seen.get(&name) {
+        state.errors.push(source.error(
+            Some(key.pos),
+            Some(&name),
+            format!(
+                "duplicate key: set on line {} and again on line {}",
+                first.line, key.pos.line
+            ),
+        ));
+        return;
     }
+    state.seen.insert(name.clone(), key.pos);
 
-    // Secrets from the environment win over the file, when set and non-empty.
+    let Some(def) = KEYS.iter().find(|d| d.name == name) else {
+        let mut message = format!("unknown key {} ignored", quote(&name));
+        if let Some(known) = suggest(&name) {
+            message.push_str(&format!(" (did you mean '{known}'?)"));
+            state.misspelt.push((known, name.clone(), key.pos));
+        }
+        state.warnings.push(source.warning(key.pos, &message));
+        return;
+    };
+    if let Err(e) = apply_value(source, def, key, value, state) {
+        state.errors.push(e);
+        state.failed.push(def.name);
+        // A key in error counts as set: "missing required key" would be a second,
+        // wrong, message about it.
+        state.set.insert(def.name, Some(key.pos));
+    }
+}
+
+/// Checks and applies the value of a known key.
+fn apply_value(
+    source: &Source<'_>,
+    def: &'static KeyDef,
+    key: &Node,
+    value: &Node,
+    state: &mut ParseState,
+) -> Result<(), ConfigError> {
+    let located = |fail: Fail| {
+        let pos = fail.pos.or(Some(value.pos));
+        let pos = match (pos, &fail.near) {
+            (Some(pos), Some(near)) => Some(source.refine(pos, near)),
+            _ => pos,
+        };
+        source.error(pos, Some(def.name), fail.message)
+    };
+    check_tag(value).map_err(|fail| {
+        // yaml-rust2 marks a tagged scalar after its tag (on the next line when the
+        // value is empty); point at the '!' when it is on the key's line.
+        let at_bang = source.refine(key.pos, "!");
+        if at_bang == key.pos {
+            located(fail)
+        } else {
+            located(fail.at(Some(at_bang)))
+        }
+    })?;
+    if value.is_null() {
+        // `key:` and `key: ~` leave the default in place.
+        return Ok(());
+    }
+    let input = to_value(value, def.kind).map_err(located)?;
+    (def.handler)(&mut state.config, &input)
+        .map_err(|fail| located(redact_secret(def, &input, fail)))?;
+    state.set.insert(def.name, Some(key.pos));
+    if matches!(def.kind, Kind::Secret(_)) {
+        state.file_secrets.push(def.name);
+    }
+    Ok(())
+}
+
+/// Secrets from the environment win over the file, when set and non-empty.
+fn apply_env_secrets(
+    source: &Source<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    state: &mut ParseState,
+) {
     for def in KEYS {
         let Kind::Secret(var) = def.kind else {
             continue;
@@ -1299,58 +1432,55 @@ fn parse(
             origin: SecretOrigin::Env(var),
             form: Form::One(text),
         };
-        if let Err(fail) = (def.handler)(&mut config, &input) {
+        if let Err(fail) = (def.handler)(&mut state.config, &input) {
             let fail = redact_secret(def, &input, fail);
-            return Err(source.error(
+            state.errors.push(source.error(
                 None,
                 Some(def.name),
                 format!("{} (from environment variable {var})", fail.message),
             ));
+            state.failed.push(def.name);
         }
-        set.entry(def.name).or_insert(None);
+        state.set.entry(def.name).or_insert(None);
     }
+}
 
-    if let Require::Download { template } = require_qualys {
-        let missing: Vec<&KeyDef> = KEYS
-            .iter()
-            .filter(|d| d.required && !set.contains_key(d.name))
-            .filter(|d| template || d.name != "template_id")
-            .collect();
-        if !missing.is_empty() {
-            let noun = if missing.len() == 1 { "key" } else { "keys" };
-            let names: Vec<String> = missing
-                .iter()
-                .map(|d| match d.kind {
-                    Kind::Secret(env) => format!("{} (or set {env})", d.name),
-                    _ => d.name.to_string(),
-                })
-                .collect();
-            let mut message = format!(
-                "missing required {noun} {}; needed to download the report from Qualys \
-                 (guide Table ii-2)",
-                names.join(", ")
-            );
-            // The warning about a misspelt key would be lost with this error; a typo is
-            // the likeliest reason for a missing key, so say it here.
-            for (known, written, pos) in &misspelt {
-                if missing.iter().any(|d| d.name == *known) {
-                    message.push_str(&format!(
-                        "; line {} has {}: did you mean '{known}'?",
-                        pos.line,
-                        quote(written)
-                    ));
-                }
-            }
-            return Err(source.error(None, None, message));
+/// The keys a download needs (guide Table ii-2) must be set.
+fn check_required(source: &Source<'_>, template: bool, state: &mut ParseState) {
+    let missing: Vec<&KeyDef> = KEYS
+        .iter()
+        .filter(|d| d.required && !state.set.contains_key(d.name))
+        .filter(|d| template || d.name != "template_id")
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let noun = if missing.len() == 1 { "key" } else { "keys" };
+    let names: Vec<String> = missing
+        .iter()
+        .map(|d| match d.kind {
+            Kind::Secret(env) => format!("{} (or set {env})", d.name),
+            _ => d.name.to_string(),
+        })
+        .collect();
+    let mut message = format!(
+        "missing required {noun} {}; needed to download the report from Qualys \
+         (guide Table ii-2)",
+        names.join(", ")
+    );
+    // The warning about a misspelt key would be lost with this error; a typo is the
+    // likeliest reason for a missing key, so say it here.
+    for (known, written, pos) in &state.misspelt {
+        if missing.iter().any(|d| d.name == *known) {
+            message.push_str(&format!(
+                "; line {} has {}: did you mean '{known}'?",
+                pos.line,
+                quote(written)
+            ));
         }
     }
-
-    check_proxy_credentials(&source, &config, &set, &mut warnings)?;
-    Ok(Parsed {
-        config,
-        warnings,
-        file_secrets,
-    })
+    state.errors.push(source.error(None, None, message));
+    state.failed.extend(missing.iter().map(|d| d.name));
 }
 
 /// Proxy credentials only mean something with a proxy, and a password without a user

@@ -3,6 +3,11 @@
 //! turn (configuration, client certificate, Qualys login and template, FMC connection
 //! and handshake) and prints `ok` or what failed with how to fix it. This replaces the
 //! guide's `telnet FMC 8307` advice with a real TLS and Host Input handshake.
+//!
+//! A preflight reports everything it can in one go: every configuration error, then the
+//! certificate and both connections with the values that were valid. A step that needs a
+//! key in error says it was not checked. Each network check is tried once: no
+//! reconnection, no retry, no waiting for a rate limit.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
@@ -25,29 +30,24 @@ struct Step {
     outcome: Result<String, (String, Option<String>, Code)>,
 }
 
+/// A step that cannot run: reported, but not a failure of its own.
+fn skipped(name: &str, why: String) -> Step {
+    ok(name.to_string(), format!("not checked: {why}"))
+}
+
 /// Runs every check and prints the report; fails with the first failing step's code.
 pub fn run(args: &Args) -> Result<Summary, Failure> {
     let mut steps: Vec<Step> = Vec::new();
-    let config = match qualysguard::load_config(args) {
-        Ok(config) => {
-            steps.push(ok(
-                format!("configuration {}", args.plugininfo.display()),
-                "valid".into(),
-            ));
-            Some(config)
-        }
-        Err(failure) => {
-            steps.push(fail(
-                format!("configuration {}", args.plugininfo.display()),
-                &failure,
-            ));
-            None
-        }
-    };
-    if let Some(config) = &config {
-        check_fmc(args, config, &mut steps);
-        check_qualys(args, config, &mut steps);
+    let partial = qualysguard::load_config_partial(args);
+    let name = format!("configuration {}", args.plugininfo.display());
+    if partial.errors.is_empty() {
+        steps.push(ok(name.clone(), "valid".into()));
     }
+    for error in partial.errors {
+        steps.push(fail(name.clone(), &Failure::Config(error)));
+    }
+    check_fmc(args, &partial.config, &mut steps);
+    check_qualys(args, &partial.config, &partial.failed, &mut steps);
 
     let mut first_failure = None;
     for step in &steps {
@@ -162,7 +162,19 @@ fn check_fmc(args: &Args, config: &Config, steps: &mut Vec<Step>) {
     }
 }
 
-fn check_qualys(args: &Args, config: &Config, steps: &mut Vec<Step>) {
+/// The keys the Qualys step needs.
+const QUALYS_KEYS: [&str; 8] = [
+    "url",
+    "user_id",
+    "password",
+    "template_id",
+    "proxy",
+    "proxy_username",
+    "proxy_password",
+    "ca_bundle",
+];
+
+fn check_qualys(args: &Args, config: &Config, failed: &[&str], steps: &mut Vec<Step>) {
     if args.report.is_some() {
         steps.push(ok(
             "Qualys".into(),
@@ -170,7 +182,31 @@ fn check_qualys(args: &Args, config: &Config, steps: &mut Vec<Step>) {
         ));
         return;
     }
-    let qualys = match download::qualys_client(config, Arc::new(Limits::default())) {
+    let unusable: Vec<&str> = QUALYS_KEYS
+        .into_iter()
+        .filter(|k| failed.contains(k))
+        .collect();
+    if !unusable.is_empty() {
+        let (noun, verb) = if unusable.len() == 1 {
+            ("key", "is")
+        } else {
+            ("keys", "are")
+        };
+        steps.push(skipped(
+            "Qualys",
+            format!(
+                "the configuration's {noun} {} {verb} invalid or missing",
+                unusable.join(", ")
+            ),
+        ));
+        return;
+    }
+    // One try: a preflight reports the failure instead of waiting out retries.
+    let config = Config {
+        qualys_retries: 0,
+        ..config.clone()
+    };
+    let qualys = match download::qualys_client(&config, Arc::new(Limits::default())) {
         Ok(q) => q,
         Err(failure) => {
             steps.push(fail("Qualys".into(), &failure));

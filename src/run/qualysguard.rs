@@ -439,14 +439,8 @@ fn pipeline_failure(report_path: &Path, error: PipelineError) -> Failure {
 }
 
 pub fn load_config(args: &Args) -> Result<Config, Failure> {
-    let require_qualys = match (&args.report, &args.multiinfo) {
-        (Some(_), _) => Require::Nothing,
-        (None, ids) => Require::Download {
-            template: ids.is_none(),
-        },
-    };
     let env = |name: &str| std::env::var(name).ok();
-    let (config, warnings) = config::load(&args.plugininfo, require_qualys, &env)?;
+    let (config, warnings) = config::load(&args.plugininfo, required_keys(args), &env)?;
     register_secrets(&config);
     // One bound over everything that follows, retries and -multiinfo included.
     stop::set_deadline(config.max_run_seconds);
@@ -463,6 +457,28 @@ pub fn load_config(args: &Args) -> Result<Config, Failure> {
     }
     log::debug!("configuration read from {}", args.plugininfo.display());
     Ok(config)
+}
+
+/// The keys this run needs: those of a download unless the report is read from a file,
+/// `template_id` unless `-multiinfo` names the templates.
+fn required_keys(args: &Args) -> Require {
+    match (&args.report, &args.multiinfo) {
+        (Some(_), _) => Require::Nothing,
+        (None, ids) => Require::Download {
+            template: ids.is_none(),
+        },
+    }
+}
+
+/// `load_config` going on past errors, for `check`: every error, and the valid values.
+pub fn load_config_partial(args: &Args) -> config::Partial {
+    let env = |name: &str| std::env::var(name).ok();
+    let partial = config::load_partial(&args.plugininfo, required_keys(args), &env);
+    register_secrets(&partial.config);
+    for w in &partial.warnings {
+        log::warn!("{w}");
+    }
+    partial
 }
 
 /// The configured passwords are known from here on: nothing a server echoes of them
