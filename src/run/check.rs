@@ -174,6 +174,29 @@ const QUALYS_KEYS: [&str; 8] = [
     "ca_bundle",
 ];
 
+/// The Qualys step is not run when a key it needs is in error or missing.
+fn unusable_qualys_keys(failed: &[&str]) -> Option<Step> {
+    let unusable: Vec<&str> = QUALYS_KEYS
+        .into_iter()
+        .filter(|k| failed.contains(k))
+        .collect();
+    if unusable.is_empty() {
+        return None;
+    }
+    let (noun, verb) = if unusable.len() == 1 {
+        ("key", "is")
+    } else {
+        ("keys", "are")
+    };
+    Some(skipped(
+        "Qualys",
+        format!(
+            "the configuration's {noun} {} {verb} invalid or missing",
+            unusable.join(", ")
+        ),
+    ))
+}
+
 fn check_qualys(args: &Args, config: &Config, failed: &[&str], steps: &mut Vec<Step>) {
     if args.report.is_some() {
         steps.push(ok(
@@ -182,23 +205,8 @@ fn check_qualys(args: &Args, config: &Config, failed: &[&str], steps: &mut Vec<S
         ));
         return;
     }
-    let unusable: Vec<&str> = QUALYS_KEYS
-        .into_iter()
-        .filter(|k| failed.contains(k))
-        .collect();
-    if !unusable.is_empty() {
-        let (noun, verb) = if unusable.len() == 1 {
-            ("key", "is")
-        } else {
-            ("keys", "are")
-        };
-        steps.push(skipped(
-            "Qualys",
-            format!(
-                "the configuration's {noun} {} {verb} invalid or missing",
-                unusable.join(", ")
-            ),
-        ));
+    if let Some(step) = unusable_qualys_keys(failed) {
+        steps.push(step);
         return;
     }
     // One try: a preflight reports the failure instead of waiting out retries.
