@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, EXAMPLE, eventually, example_map, fixture};
 use qualys_connector_sim::fmc::{
-    CountRule, FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions,
+    CountRule, DEFAULT_SOURCE, FlushScope, HostEntry, NetworkMap, ScanResult, Server, ServerOptions,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -369,8 +369,10 @@ fn unknown_hosts_are_ignored_unless_added_or_known() {
     assert_eq!(server.stats().ignored_results, 2);
 }
 
+/// host-input.md §6: Rapid7's plugin sends commands before SetSource, so a real FMC
+/// accepts them; fmc-sim applies them to a default source and counts them.
 #[test]
-fn commands_before_set_source_are_unparseable() {
+fn commands_before_set_source_go_to_a_default_source() {
     let fx = fixture();
     let server = fx.start(|_| {});
     let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
@@ -378,12 +380,121 @@ fn commands_before_set_source_are_unparseable() {
         "AddHost,192.0.2.70\n{}\nScanFlush\nSetSource,QualysGuard\nAddHost,192.0.2.71\n",
         line("192.0.2.70", 1, None, "x")
     );
-    c.ok_block(&block, 2);
+    c.ok_block(&block, 5);
     c.close();
     wait_closed(&server, 1);
-    assert_eq!(server.stats().unparseable_lines, 3);
-    let hosts: Vec<IpAddr> = server.map().hosts.keys().copied().collect();
-    assert_eq!(hosts, vec![ip("192.0.2.71")]);
+    assert_eq!(server.stats().unparseable_lines, 0);
+    let map = server.map();
+    let hosts: Vec<IpAddr> = map.hosts.keys().copied().collect();
+    assert_eq!(hosts, vec![ip("192.0.2.70"), ip("192.0.2.71")]);
+    assert_eq!(
+        map.hosts[&ip("192.0.2.70")].results,
+        vec![result(DEFAULT_SOURCE, 1, None, "x")]
+    );
+}
+
+/// Cisco's own forms (host-input.md §4): spaces after commas, tcp/udp, ID lists
+/// without their space, CAN- IDs, CRLF endings, and the other commands, applied.
+#[test]
+fn the_documented_language_and_other_commands_are_applied() {
+    let fx = fixture();
+    let server = fx.start(|o| o.strict = true);
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    let block = "SetSource, QualysGuard\r\n\
+SetSourceType, 2\r\n\
+SetMap, Qualys map\r\n\
+AddHost, 10.9.9.1, 00:1A:2B:3C:4D:5E\r\n\
+SetOS,10.9.9.1,Microsoft,Windows,\"10\"\r\n\
+AddService, 10.9.9.1, 22, tcp, ssh, OpenBSD, 8.9\r\n\
+AddService,10.9.9.1,53,UDP\r\n\
+AddScanResult, 10.9.9.1, \"QualysGuard\", 38170, 443, tcp, \"SSL\", \"d\", \"cve_ids:CVE-2014-0160\", \"bugtraq_ids:\"\r\n\
+AddScanResult,10.9.9.1,\"QualysGuard\",82003,,,\"ICMP\",\"d\",\"cve_ids: CAN-1999-0524\",\"bugtraq_ids: 66690\"\r\n\
+ScanFlush\r\n\
+AddHost,,aa:bb:cc:dd:ee:ff\r\n\
+AddHost,10.9.9.2\r\n\
+UnsetOS, 10.9.9.2\r\n";
+    c.ok_block(block, 13);
+    // DeleteScanResult (probable form) with ScanUpdate removes the one result.
+    c.ok_block(
+        "DeleteScanResult, 10.9.9.1, \"QualysGuard\", 82003\nScanUpdate\n",
+        2,
+    );
+    c.ok_block("DeleteHost,,aa:bb:cc:dd:ee:ff\n", 1);
+    c.close();
+    wait_closed(&server, 1);
+    assert_eq!(server.stats().unparseable_lines, 0);
+    let map = server.map();
+    let host = &map.hosts[&ip("10.9.9.1")];
+    assert_eq!(host.mac.as_deref(), Some("00:1a:2b:3c:4d:5e"));
+    assert_eq!(host.results.len(), 1);
+    assert_eq!(host.results[0].cve_ids, vec!["CVE-2014-0160"]);
+    assert_eq!(host.results[0].proto, Some(6));
+    let os = host.os.as_ref().unwrap();
+    assert_eq!(
+        (os.vendor.as_str(), os.product.as_str(), os.version.as_str()),
+        ("Microsoft", "Windows", "10")
+    );
+    let services: Vec<(u16, u8, &str)> = host
+        .services
+        .iter()
+        .map(|s| (s.port, s.proto, s.server.as_str()))
+        .collect();
+    assert_eq!(services, vec![(22, 6, "ssh"), (53, 17, "")]);
+    assert!(map.hosts[&ip("10.9.9.2")].os.is_none());
+    assert!(map.mac_only_hosts.is_empty(), "deleted by MAC");
+    let settings = &map.sources["QualysGuard"];
+    assert_eq!(settings.source_type, Some(2));
+    assert_eq!(settings.map_set.as_deref(), Some("Qualys map"));
+}
+
+/// What is really invalid is still refused with its reason; an unknown command by name.
+#[test]
+fn invalid_lines_are_named() {
+    let cases = [
+        ("Frobnicate,1", "unknown command \"Frobnicate\""),
+        ("SetSourceType, 4", "SetSourceType takes 2 (scanner) or 3"),
+        ("AddService,10.9.9.1,22,icmp", "proto \"icmp\""),
+        ("SetOS,10.9.9.1,Microsoft", "SetOS takes an address"),
+        ("AddHost,,", "needs an address or a MAC address"),
+        ("AddHost,10.9.9.1\r\r", "carriage return inside the line"),
+    ];
+    for (bad, reason) in cases {
+        let fx = fixture();
+        let server = fx.start(|o| o.strict = true);
+        let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+        let (kind, reply) = c.block(&format!("SetSource,Q\n{bad}\n")).unwrap();
+        assert_eq!(kind, 4, "{bad}: {reply}");
+        assert!(reply.contains("line 2"), "{bad}: {reply}");
+        assert!(reply.contains(reason), "{bad}: {reply}");
+        c.close();
+    }
+}
+
+/// A client that closes with results staged and no commit gets them merged: the
+/// implicit ScanUpdate of host-input.md §3.5.
+#[test]
+fn staged_results_are_merged_when_the_client_closes() {
+    let fx = fixture();
+    let server = fx.start(|_| {});
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block(
+        &format!(
+            "SetSource,QualysGuard\nAddHost,192.0.2.90\n{}\n",
+            line("192.0.2.90", 7, None, "late")
+        ),
+        3,
+    );
+    assert!(
+        server.map().hosts[&ip("192.0.2.90")].results.is_empty(),
+        "not before the close"
+    );
+    c.close();
+    wait_closed(&server, 1);
+    assert_eq!(server.stats().implicit_updates, 1);
+    assert_eq!(
+        server.map().hosts[&ip("192.0.2.90")].results,
+        vec![result("QualysGuard", 7, None, "late")]
+    );
 }
 
 #[test]

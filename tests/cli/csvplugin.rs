@@ -52,7 +52,6 @@ fn a_command_file_with_crlf_endings_is_sent_with_lf() {
 /// Cisco's own forms and the other commands, replayed: every host they name is in the
 /// map with its findings, IDs as written, OS and services where fmc-sim keeps them.
 #[test]
-#[ignore = "needs fmc-sim's lenient parser"]
 fn the_languages_documented_forms_and_other_commands_are_replayed() {
     let file = "\
 SetSource, QualysGuard\r

@@ -681,3 +681,29 @@ fn a_smaller_maximum_after_a_reconnect_is_respected() {
         "the FMC now accepts blocks of 300 bytes",
     );
 }
+
+/// The FMC merges whatever is staged when a connection closes (host-input.md §3.5): the
+/// connector ends every host with its commit, so a clean close leaves nothing staged,
+/// with hosts whole in one block and split over several.
+#[test]
+fn a_clean_close_leaves_nothing_staged() {
+    let reference = reference_map();
+    for max_size in [524_288, 700] {
+        let mut fmc = Fmc::start(|o| o.max_size = max_size);
+        let test = Test::new().config("add_host: y\n");
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        send(test, &fmc, &example("report.xml"), &[])
+            .1
+            .assert_code(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while fmc.server.as_ref().unwrap().stats().closed_connections == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stats = fmc.server.as_ref().unwrap().stats();
+        assert_eq!(stats.closed_connections, 1, "{stats:?}");
+        assert_eq!(stats.implicit_updates, 0, "{max_size}: {stats:?}");
+        assert_eq!(map_findings(&fmc.stop()), reference, "{max_size}");
+    }
+}

@@ -1,7 +1,14 @@
-//! Strict parser for the Host Input command language (host-input.md §4): one command per
-//! line, comma-separated fields, text fields in double quotes. A line that does not
-//! follow the spec exactly is reported with the reason, so the simulator can count and
-//! log it (the real FMC silently discards it, §4).
+//! Parser for the Host Input command language (host-input.md §4) as Cisco's Host Input
+//! API Guide writes it: one command per line, comma-separated fields (spaces after a
+//! comma allowed), text fields in double quotes, a CRLF ending accepted, protocols as
+//! `6`/`17` or `tcp`/`udp`, ID lists with or without the space after their colon, `CVE-`
+//! and `CAN-` IDs, and the language's other commands (SetSourceType, SetMap, SetOS,
+//! UnsetOS, AddService, DeleteHost and AddHost by MAC, and DeleteScanResult in its
+//! probable form). A line that is really invalid is reported with the reason, so the
+//! simulator can count and log it (the real FMC silently discards it, §4).
+//!
+//! The lines the connector writes take the fast path (`split_fields` and the canonical
+//! checks); only a line that fails it is parsed again with its fields trimmed.
 
 use std::net::IpAddr;
 
@@ -39,6 +46,44 @@ pub enum Command {
         attribute: String,
         value: String,
     },
+    /// `AddHost,,<mac>`: a host known by its MAC address only.
+    AddHostByMac(String),
+    /// `DeleteHost,,<mac>`.
+    DeleteHostByMac(String),
+    /// `SetSourceType, 2|3`: 2 scanner, 3 application.
+    SetSourceType(u8),
+    /// `SetMap, <product map set>`.
+    SetMap(String),
+    /// `SetOS,ip,vendor,product,version[,…]`: the first four fields (the others are
+    /// checked for count only).
+    SetOs {
+        ip: IpAddr,
+        vendor: String,
+        product: String,
+        version: String,
+    },
+    UnsetOs(IpAddr),
+    /// `AddService,ip,port,proto[,server,vendor,version,…]`.
+    AddService {
+        ip: IpAddr,
+        port: u16,
+        proto: u8,
+        server: String,
+        vendor: String,
+        version: String,
+    },
+    /// `DeleteScanResult,ip,scanner_id[,vuln_id[,port,proto]]`: the probable form
+    /// (host-input.md §4: the guide's syntax line is not public; uncertain).
+    DeleteScanResult(Deletion),
+}
+
+/// What a `DeleteScanResult` line names: empty fields match any value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    pub ip: IpAddr,
+    pub vuln_id: Option<u64>,
+    pub port: Option<u16>,
+    pub proto: Option<u8>,
 }
 
 /// What one line of a data block is.
@@ -75,6 +120,26 @@ pub(crate) enum CommandRef<'a> {
         attribute: &'a str,
         value: &'a str,
     },
+    AddHostByMac(&'a str),
+    DeleteHostByMac(&'a str),
+    SetSourceType(u8),
+    SetMap(&'a str),
+    SetOs {
+        ip: IpAddr,
+        vendor: &'a str,
+        product: &'a str,
+        version: &'a str,
+    },
+    UnsetOs(IpAddr),
+    AddService {
+        ip: IpAddr,
+        port: u16,
+        proto: u8,
+        server: &'a str,
+        vendor: &'a str,
+        version: &'a str,
+    },
+    DeleteScanResult(Deletion),
 }
 
 /// [`ScanFields`] borrowed from the line.
@@ -136,6 +201,38 @@ impl CommandRef<'_> {
                 attribute: attribute.to_string(),
                 value: value.to_string(),
             },
+            CommandRef::AddHostByMac(mac) => Command::AddHostByMac(mac.to_ascii_lowercase()),
+            CommandRef::DeleteHostByMac(mac) => Command::DeleteHostByMac(mac.to_ascii_lowercase()),
+            CommandRef::SetSourceType(t) => Command::SetSourceType(t),
+            CommandRef::SetMap(m) => Command::SetMap(m.to_string()),
+            CommandRef::SetOs {
+                ip,
+                vendor,
+                product,
+                version,
+            } => Command::SetOs {
+                ip,
+                vendor: vendor.to_string(),
+                product: product.to_string(),
+                version: version.to_string(),
+            },
+            CommandRef::UnsetOs(ip) => Command::UnsetOs(ip),
+            CommandRef::AddService {
+                ip,
+                port,
+                proto,
+                server,
+                vendor,
+                version,
+            } => Command::AddService {
+                ip,
+                port,
+                proto,
+                server: server.to_string(),
+                vendor: vendor.to_string(),
+                version: version.to_string(),
+            },
+            CommandRef::DeleteScanResult(d) => Command::DeleteScanResult(d),
         }
     }
 }
@@ -164,8 +261,9 @@ pub(crate) fn tail_fields(tail: &str) -> [&str; 4] {
     ]
 }
 
-const CVE_PREFIX: &str = "cve_ids: ";
-const BUGTRAQ_PREFIX: &str = "bugtraq_ids: ";
+/// The ID lists' prefixes; the space after the colon is optional (host-input.md §4).
+const CVE_PREFIX: &str = "cve_ids:";
+const BUGTRAQ_PREFIX: &str = "bugtraq_ids:";
 
 /// Classifies and parses one line (without its `\n`).
 pub fn parse_line(line: &[u8]) -> Line {
@@ -179,6 +277,8 @@ pub fn parse_line(line: &[u8]) -> Line {
 
 /// [`parse_line`] without copying the fields: the same checks, the same reasons.
 pub(crate) fn parse_line_ref(line: &[u8]) -> LineRef<'_> {
+    // A CRLF ending (a command file written on Windows).
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
         return LineRef::Blank;
     }
@@ -199,6 +299,7 @@ pub(crate) fn parse_line_ref(line: &[u8]) -> LineRef<'_> {
 /// [`parse_line_ref`] of a line already known to be UTF-8 (as a whole block usually
 /// is), which spares checking it again.
 pub(crate) fn parse_text_ref(line: &str) -> LineRef<'_> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
     if line.is_empty() {
         return LineRef::Blank;
     }
@@ -224,7 +325,7 @@ fn check_bytes(line: &[u8]) -> Result<(), String> {
             return Err(format!("non-ASCII byte 0x{byte:02x} at column {}", pos + 1));
         }
         if line.contains(&b'\r') {
-            return Err("carriage return in the line (lines end with \\n only)".into());
+            return Err("carriage return inside the line".into());
         }
         if line.contains(&0) {
             return Err("NUL byte in the line".into());
@@ -308,14 +409,38 @@ fn zero_bytes(x: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x) & !LOW7
 }
 
-/// Parses a line that passed [`check_bytes`].
+/// Parses a line that passed [`check_bytes`], its fields without the spaces around them
+/// (Cisco's guide writes `AddHost, 10.9.9.1`; a quoted field keeps its inner spaces).
 fn parse_command(text: &str) -> Result<CommandRef<'_>, String> {
-    let Fields {
+    let fields = split_fields(text);
+    let trimmed = fields.trimmed();
+    parse_fields(text, &trimmed)
+}
+
+impl<'a> Fields<'a> {
+    /// The same fields without the spaces around them.
+    fn trimmed(&self) -> Fields<'a> {
+        let mut args = self.args;
+        for arg in &mut args {
+            *arg = arg.trim_matches(' ');
+        }
+        Fields {
+            name: self.name.trim_matches(' '),
+            args,
+            count: self.count,
+            tail: self.tail.trim_matches(' '),
+        }
+    }
+}
+
+/// Parses split fields (`text` is the whole line).
+fn parse_fields<'a>(text: &'a str, fields: &Fields<'a>) -> Result<CommandRef<'a>, String> {
+    let &Fields {
         name,
         args,
         count,
         tail,
-    } = split_fields(text);
+    } = fields;
     let want = |n: usize| -> Result<(), String> {
         if count == n {
             Ok(())
@@ -334,19 +459,24 @@ fn parse_command(text: &str) -> Result<CommandRef<'_>, String> {
             }
             Ok(CommandRef::SetSource(a0))
         }
-        "AddHost" => {
+        "AddHost" | "DeleteHost" => {
             if count != 1 && count != 2 {
                 return Err(format!(
-                    "AddHost takes an address and an optional MAC, found {count} field(s)"
+                    "{name} takes an address and an optional MAC, found {count} field(s)"
                 ));
             }
-            let ip = ip(a0)?;
-            let mac = if count == 2 { Some(mac(a1)?) } else { None };
-            Ok(CommandRef::AddHost { ip, mac })
-        }
-        "DeleteHost" => {
-            want(1)?;
-            Ok(CommandRef::DeleteHost(ip(a0)?))
+            let mac = if count == 2 && !a1.is_empty() {
+                Some(mac(a1)?)
+            } else {
+                None
+            };
+            match (a0, mac, name) {
+                ("", Some(mac), "AddHost") => Ok(CommandRef::AddHostByMac(mac)),
+                ("", Some(mac), _) => Ok(CommandRef::DeleteHostByMac(mac)),
+                ("", None, _) => Err(format!("{name} needs an address or a MAC address")),
+                (a0, mac, "AddHost") => Ok(CommandRef::AddHost { ip: ip(a0)?, mac }),
+                (a0, _, _) => Ok(CommandRef::DeleteHost(ip(a0)?)),
+            }
         }
         "AddScanResult" => {
             want(MAX_ARGS)?;
@@ -384,7 +514,108 @@ fn parse_command(text: &str) -> Result<CommandRef<'_>, String> {
                 value,
             })
         }
+        _ => other_command(name, &args[..count.min(MAX_ARGS)], count),
+    }
+}
+
+/// The language's other commands (host-input.md §4, second table).
+fn other_command<'a>(name: &str, args: &[&'a str], count: usize) -> Result<CommandRef<'a>, String> {
+    let arity = |range: std::ops::RangeInclusive<usize>, what: &str| {
+        if range.contains(&count) {
+            Ok(())
+        } else {
+            Err(format!("{name} takes {what}, found {count} field(s)"))
+        }
+    };
+    match name {
+        "SetSourceType" => match args {
+            ["2"] => Ok(CommandRef::SetSourceType(2)),
+            ["3"] => Ok(CommandRef::SetSourceType(3)),
+            _ => Err("SetSourceType takes 2 (scanner) or 3 (application)".into()),
+        },
+        "SetMap" => match args {
+            [set] if !set.is_empty() => Ok(CommandRef::SetMap(maybe_quoted(set, "map set")?)),
+            _ => Err("SetMap takes the name of a product map set".into()),
+        },
+        "SetOS" => {
+            arity(
+                4..=16,
+                "an address, a vendor, a product, a version and at most 12 more",
+            )?;
+            Ok(CommandRef::SetOs {
+                ip: ip(args[0])?,
+                vendor: maybe_quoted(args[1], "vendor")?,
+                product: maybe_quoted(args[2], "product")?,
+                version: maybe_quoted(args[3], "version")?,
+            })
+        }
+        "UnsetOS" => {
+            arity(1..=1, "one address")?;
+            Ok(CommandRef::UnsetOs(ip(args[0])?))
+        }
+        "AddService" => add_service(args, count),
+        "DeleteScanResult" => delete_scan_result(args, count),
         other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+/// `AddService, ip, port, proto, server, vendor, version, …` (at most 14 fields).
+fn add_service<'a>(args: &[&'a str], count: usize) -> Result<CommandRef<'a>, String> {
+    if !(3..=MAX_ARGS).contains(&count) {
+        return Err(format!(
+            "AddService takes an address, a port, a protocol and at most 6 more fields here, found {count}"
+        ));
+    }
+    let port = match decimal(args[1], "port")? {
+        p @ 1..=65535 => p as u16,
+        p => return Err(format!("port {p} is not in 1-65535")),
+    };
+    let text = |i: usize, what: &str| -> Result<&'a str, String> {
+        args.get(i).map_or(Ok(""), |f| maybe_quoted(f, what))
+    };
+    Ok(CommandRef::AddService {
+        ip: ip(args[0])?,
+        port,
+        proto: protocol(args[2])?.ok_or("AddService needs a protocol")?,
+        server: text(3, "server")?,
+        vendor: text(4, "vendor")?,
+        version: text(5, "version")?,
+    })
+}
+
+/// `DeleteScanResult, ip, scanner_id[, vuln_id[, port, proto]]`: the probable form
+/// (host-input.md §4: uncertain); empty fields match any value.
+fn delete_scan_result<'a>(args: &[&'a str], count: usize) -> Result<CommandRef<'a>, String> {
+    if !(2..=5).contains(&count) {
+        return Err(format!(
+            "DeleteScanResult takes an address, a scanner and at most a vuln_id, port and proto, found {count} field(s)"
+        ));
+    }
+    let field = |i: usize| args.get(i).copied().unwrap_or_default();
+    let port = match field(3) {
+        "" => None,
+        p => Some(
+            u16::try_from(decimal(p, "port")?)
+                .map_err(|_| format!("port {p} is not in 1-65535"))?,
+        ),
+    };
+    Ok(CommandRef::DeleteScanResult(Deletion {
+        ip: ip(args[0])?,
+        vuln_id: vuln_id(field(2))?,
+        port,
+        proto: protocol(field(4))?,
+    }))
+}
+
+/// `6`/`17` or `tcp`/`udp` in any case; `None` for an empty field.
+fn protocol(field: &str) -> Result<Option<u8>, String> {
+    match field {
+        "" => Ok(None),
+        "6" => Ok(Some(6)),
+        "17" => Ok(Some(17)),
+        p if p.eq_ignore_ascii_case("tcp") => Ok(Some(6)),
+        p if p.eq_ignore_ascii_case("udp") => Ok(Some(17)),
+        other => Err(format!("proto {other:?} is not 6, 17, tcp, udp or empty")),
     }
 }
 
@@ -444,12 +675,7 @@ fn add_scan_result<'a>(
             _ => return Err(format!("port {p} is not in 1-65535")),
         }
     };
-    let proto = match proto_field {
-        "" => None,
-        "6" => Some(6),
-        "17" => Some(17),
-        other => return Err(format!("proto {other:?} is not 6, 17 or empty")),
-    };
+    let proto = protocol(proto_field)?;
     if port.is_some() != proto.is_some() {
         return Err("port and proto must be both set or both empty".into());
     }
@@ -587,8 +813,12 @@ fn id_list(
 }
 
 /// `CVE-YYYY-NNNN…` (at least four digits in the sequence number).
+/// `CVE-2014-0160`, or the older candidate form `CAN-1999-0524`.
 fn is_cve(id: &[u8]) -> bool {
-    let Some(rest) = id.strip_prefix(b"CVE-") else {
+    let Some(rest) = id
+        .strip_prefix(b"CVE-")
+        .or_else(|| id.strip_prefix(b"CAN-"))
+    else {
         return false;
     };
     let Some((year, rest)) = rest.split_first_chunk::<4>() else {
@@ -715,12 +945,10 @@ mod tests {
             with(5, "Name"),
             with(5, "\"Na\"me\""),
             with(7, "\"CVE-2014-0160\""),
-            with(7, "\"cve_ids:CVE-2014-0160\""),
             with(7, "\"cve_ids: CVE-14-1\""),
             with(8, "\"bugtraq_ids: abc\""),
             format!("{},extra", r(base)),
             r(base).replacen(",\"Desc\"", "", 1),
-            format!("{}\r", r(base)),
             r(base).replace("Desc", "Dés"),
             "ScanFlush,".into(),
             "scanflush".into(),
@@ -729,7 +957,6 @@ mod tests {
             "SetSource,\"Q\"".into(),
             "AddHost".into(),
             "AddHost,192.0.2.1,zz:zz:zz:zz:zz:zz".into(),
-            "AddHost, 192.0.2.1".into(),
             "Frobnicate,1".into(),
             " ".into(),
         ];

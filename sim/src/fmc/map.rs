@@ -3,7 +3,7 @@
 //! the known-hosts list). The server keeps its working copy in `store.rs`, which
 //! applies `ScanFlush` / `ScanUpdate` and builds this map on demand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,42 @@ use serde::{Deserialize, Serialize};
 pub struct NetworkMap {
     /// Hosts by address.
     pub hosts: BTreeMap<IpAddr, HostEntry>,
+    /// Hosts known by their MAC address only (`AddHost,,<mac>`, lower case).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mac_only_hosts: BTreeSet<String>,
+    /// What `SetSourceType` and `SetMap` set, by source name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, SourceSettings>,
+}
+
+/// A source's settings (host-input.md §4, second table).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct SourceSettings {
+    /// 2 = scanner, 3 = application (the FMC's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<u8>,
+    /// The third-party product map set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_set: Option<String>,
+}
+
+/// `SetOS`: the operating system's first three fields.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct OsEntry {
+    pub vendor: String,
+    pub product: String,
+    pub version: String,
+}
+
+/// `AddService`: one service, by port and protocol.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServiceEntry {
+    pub port: u16,
+    /// 6 (tcp) or 17 (udp).
+    pub proto: u8,
+    pub server: String,
+    pub vendor: String,
+    pub version: String,
 }
 
 /// One host of the network map.
@@ -29,6 +65,12 @@ pub struct HostEntry {
     /// Attributes set with `SetAttributeValue`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Set with `SetOS`, cleared with `UnsetOS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsEntry>,
+    /// Added with `AddService`, sorted by port and protocol (at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEntry>,
 }
 
 /// One third-party vulnerability on a host (host-input.md §4, AddScanResult fields).

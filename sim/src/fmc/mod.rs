@@ -10,8 +10,13 @@
 //! - The reply is exactly `Done processing N commands.`, N counting the block's processed
 //!   command lines under the `count_rule` ([`CountRule`]: all of them by default, or
 //!   without SetSource, without the commits, or neither); dropped lines never count.
-//! - Unparseable lines (including any command before the first `SetSource`) are logged
-//!   and dropped; with `strict` the block gets a type-4 reply and is not applied.
+//! - The language is Cisco's (`command.rs`): spaces after commas, `tcp`/`udp`, ID lists
+//!   with or without their space, `CAN-` IDs, CRLF, and the other documented commands,
+//!   applied to the map (OS, services, MAC-only hosts, source type and map set;
+//!   `DeleteScanResult` in its probable form, uncertain). Commands before the first
+//!   `SetSource` go to [`DEFAULT_SOURCE`], logged.
+//! - Unparseable lines are logged and dropped (not counted); with `strict` the block
+//!   gets a type-4 reply naming the line and is not applied.
 //! - Staged results persist across blocks of one connection; `ScanFlush` replaces the
 //!   flushed source's results (`FlushScope::AllSources`: all results) of each host with
 //!   staged results; a client close is an implicit `ScanUpdate`, a server-side close
@@ -38,10 +43,12 @@ mod store;
 mod verify;
 
 pub use count::CountRule;
-pub use map::{FlushScope, HostEntry, NetworkMap, ScanResult};
+pub use map::{
+    FlushScope, HostEntry, NetworkMap, OsEntry, ScanResult, ServiceEntry, SourceSettings,
+};
 pub use pkcs12::P12Scheme;
 pub use pki::{CertVersion, EnrollOptions, KeyType, ServerCert, enroll};
 pub use server::{
-    DEFAULT_MAX_SIZE, Server, ServerOptions, Stats, TYPE_DATA, TYPE_ERROR, TYPE_MAX_SIZE,
-    TYPE_VERSION,
+    DEFAULT_MAX_SIZE, DEFAULT_SOURCE, Server, ServerOptions, Stats, TYPE_DATA, TYPE_ERROR,
+    TYPE_MAX_SIZE, TYPE_VERSION,
 };

@@ -20,9 +20,11 @@ use rustls::{ServerConnection, version};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::command::Deletion;
 use super::command::{self, CommandRef, LineRef};
 use super::count::CountRule;
 use super::map::{FlushScope, NetworkMap};
+use super::map::{OsEntry, ServiceEntry};
 use super::pki::{Authority, OneServerCert, ServerCert};
 use super::split::Splitter;
 use super::store::{Commit, Finding, Store};
@@ -33,6 +35,10 @@ pub const TYPE_MAX_SIZE: u32 = 1;
 pub const TYPE_VERSION: u32 = 2;
 pub const TYPE_DATA: u32 = 3;
 pub const TYPE_ERROR: u32 = 4;
+
+/// The source of commands sent before any `SetSource` (host-input.md §6: a real FMC
+/// accepts them, into which source is unknown).
+pub const DEFAULT_SOURCE: &str = "fmc-sim default source";
 
 /// The `max` that test doubles in the wild use (host-input.md §3.3).
 pub const DEFAULT_MAX_SIZE: u32 = 524_288;
@@ -401,6 +407,7 @@ fn serve_connection(tcp: TcpStream, id: u64, shared: &Arc<Shared>) {
                 tls,
                 source: None,
                 staged: Vec::new(),
+                deletions: Vec::new(),
                 block: Vec::new(),
                 blocks: 0,
                 first: false,
@@ -650,6 +657,8 @@ struct Session<'a> {
     source: Option<Arc<str>>,
     /// Results added but not yet flushed; they survive across blocks (§6).
     staged: Vec<(IpAddr, Finding)>,
+    /// `DeleteScanResult` lines waiting for the next commit, with their source.
+    deletions: Vec<(Arc<str>, Deletion)>,
     /// The buffer data blocks are read into, kept from block to block.
     block: Vec<u8>,
     /// Data blocks received on this connection.
@@ -877,6 +886,7 @@ impl Session<'_> {
         let before = self.shared.stats().lines;
         let mut seen = 0u64;
         let mut rejected = Vec::new();
+        let mut before_source = None;
         let reject = opts.reject_line;
         let mut line = |i: usize, raw: &'b [u8], parsed: LineRef<'b>| match parsed {
             LineRef::Blank | LineRef::Comment => {}
@@ -889,12 +899,7 @@ impl Session<'_> {
                 if matches!(cmd, CommandRef::SetSource(_)) {
                     has_source = true;
                 } else if !has_source {
-                    bad.push((
-                        i + 1,
-                        "command before SetSource (a stream starts with SetSource)".to_string(),
-                        raw,
-                    ));
-                    return;
+                    before_source.get_or_insert(i + 1);
                 }
                 commands.push(cmd);
             }
@@ -924,6 +929,11 @@ impl Session<'_> {
             stats.lines += seen;
             stats.unparseable_lines += bad.len() as u64;
             stats.rejected_lines += rejected.len() as u64;
+        }
+        if let Some(line_no) = before_source {
+            self.log(&format!(
+                "block {number} line {line_no}: commands before the first SetSource are applied to the source {DEFAULT_SOURCE:?}"
+            ));
         }
         for (line_no, raw) in &rejected {
             self.log(&format!(
@@ -1004,46 +1014,129 @@ impl Session<'_> {
             map.warm(source, scans);
         }
         for cmd in commands {
-            match *cmd {
-                CommandRef::SetSource(s) => self.source = Some(map.name(s)),
-                CommandRef::AddHost { ip, mac } => map.add_host(ip, mac),
-                CommandRef::DeleteHost(ip) => {
-                    if !map.delete_host(ip) {
-                        self.log(&format!("block {number}: DeleteHost {ip}: not in the map"));
-                    }
-                }
-                CommandRef::AddScanResult(ref fields) => {
-                    let finding = match &self.source {
-                        Some(source) => map.finding(source, fields),
-                        None => {
-                            let none = map.name("");
-                            map.finding(&none, fields)
-                        }
-                    };
-                    self.staged.push((fields.ip, finding));
-                }
-                CommandRef::ScanFlush => {
-                    let how = Commit::Flush(self.shared.options.flush_clears);
-                    self.commit(&mut map, how, "ScanFlush");
-                }
-                CommandRef::ScanUpdate => self.commit(&mut map, Commit::Update, "ScanUpdate"),
-                CommandRef::SetAttributeValue {
-                    ip,
-                    attribute,
-                    value,
-                } => {
-                    if !map.set_attribute(ip, attribute, value) {
-                        self.log(&format!(
-                            "block {number}: SetAttributeValue for unknown host {ip} ignored"
-                        ));
-                    }
+            self.apply_one(&mut map, cmd, number);
+        }
+    }
+
+    /// The source in force: the last `SetSource`, or [`DEFAULT_SOURCE`] before any.
+    fn source(&mut self, map: &mut Store) -> Arc<str> {
+        match &self.source {
+            Some(source) => Arc::clone(source),
+            None => map.name(DEFAULT_SOURCE),
+        }
+    }
+
+    fn apply_one(&mut self, map: &mut Store, cmd: &CommandRef<'_>, number: u64) {
+        match *cmd {
+            CommandRef::SetSource(s) => self.source = Some(map.name(s)),
+            CommandRef::AddHost { ip, mac } => map.add_host(ip, mac),
+            CommandRef::AddHostByMac(mac) => map.add_mac_host(mac),
+            CommandRef::DeleteHost(ip) => {
+                if !map.delete_host(ip) {
+                    self.log(&format!("block {number}: DeleteHost {ip}: not in the map"));
                 }
             }
+            CommandRef::DeleteHostByMac(mac) => {
+                if map.delete_mac_host(mac) == 0 {
+                    self.log(&format!(
+                        "block {number}: DeleteHost by MAC {mac}: not in the map"
+                    ));
+                }
+            }
+            CommandRef::AddScanResult(ref fields) => {
+                let source = self.source(map);
+                let finding = map.finding(&source, fields);
+                self.staged.push((fields.ip, finding));
+            }
+            CommandRef::DeleteScanResult(deletion) => {
+                let source = self.source(map);
+                self.deletions.push((source, deletion));
+            }
+            CommandRef::ScanFlush => {
+                let how = Commit::Flush(self.shared.options.flush_clears);
+                self.commit(map, how, "ScanFlush");
+            }
+            CommandRef::ScanUpdate => self.commit(map, Commit::Update, "ScanUpdate"),
+            CommandRef::SetSourceType(t) => {
+                let source = self.source(map);
+                map.source_settings(&source).source_type = Some(t);
+            }
+            CommandRef::SetMap(set) => {
+                let source = self.source(map);
+                map.source_settings(&source).map_set = Some(set.to_string());
+            }
+            _ => self.apply_host_detail(map, cmd, number),
+        }
+    }
+
+    /// The commands that describe a known host: attributes, OS, services.
+    fn apply_host_detail(&mut self, map: &mut Store, cmd: &CommandRef<'_>, number: u64) {
+        let (ip, done, what) = match *cmd {
+            CommandRef::SetAttributeValue {
+                ip,
+                attribute,
+                value,
+            } => (
+                ip,
+                map.set_attribute(ip, attribute, value),
+                "SetAttributeValue",
+            ),
+            CommandRef::SetOs {
+                ip,
+                vendor,
+                product,
+                version,
+            } => {
+                let os = OsEntry {
+                    vendor: vendor.to_string(),
+                    product: product.to_string(),
+                    version: version.to_string(),
+                };
+                (ip, map.set_os(ip, Some(os)), "SetOS")
+            }
+            CommandRef::UnsetOs(ip) => (ip, map.set_os(ip, None), "UnsetOS"),
+            CommandRef::AddService {
+                ip,
+                port,
+                proto,
+                server,
+                vendor,
+                version,
+            } => {
+                let service = ServiceEntry {
+                    port,
+                    proto,
+                    server: server.to_string(),
+                    vendor: vendor.to_string(),
+                    version: version.to_string(),
+                };
+                if let Err(why) = map.add_service(ip, service) {
+                    self.log(&format!(
+                        "block {number}: AddService for {ip} ignored: the host {why}"
+                    ));
+                }
+                return;
+            }
+            _ => return,
+        };
+        if !done {
+            self.log(&format!(
+                "block {number}: {what} for unknown host {ip} ignored"
+            ));
         }
     }
 
     fn commit(&mut self, map: &mut Store, how: Commit, what: &str) {
         let outcome = map.commit(&mut self.staged, how);
+        // DeleteScanResult is "used with ScanUpdate" (Host Input API Guide, p.3-23):
+        // applied by the next commit, after the results it stages.
+        for (source, deletion) in std::mem::take(&mut self.deletions) {
+            let removed = map.delete_results(&source, &deletion);
+            self.log(&format!(
+                "{what}: DeleteScanResult for {}: {removed} result(s) removed",
+                deletion.ip
+            ));
+        }
         {
             let mut stats = self.shared.stats();
             stats.applied_results += outcome.applied;
@@ -1086,6 +1179,7 @@ impl Session<'_> {
                     self.log(&format!("{} staged result(s) discarded", self.staged.len()));
                     self.staged.clear();
                 }
+                self.deletions.clear();
                 self.tls.close();
             }
         }

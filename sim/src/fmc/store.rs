@@ -20,8 +20,13 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::command::{ScanRef, split_ids, tail_fields};
-use super::map::{FlushScope, HostEntry, NetworkMap, ScanResult};
+use super::command::{Deletion, ScanRef, split_ids, tail_fields};
+use super::map::{
+    FlushScope, HostEntry, NetworkMap, OsEntry, ScanResult, ServiceEntry, SourceSettings,
+};
+
+/// The most services a host holds (Host Input API Guide, p.3-9).
+pub(crate) const MAX_SERVICES: usize = 100;
 
 /// How staged results are committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +141,8 @@ struct Host {
     /// In the canonical order, one per key.
     results: Vec<Finding>,
     attributes: BTreeMap<String, String>,
+    os: Option<OsEntry>,
+    services: BTreeMap<(u16, u8), ServiceEntry>,
 }
 
 impl Host {
@@ -251,6 +258,9 @@ pub(crate) struct Store {
     sweep_at: usize,
     /// One host's results during a commit, kept for its allocation.
     batch: Vec<Finding>,
+    /// Hosts added by MAC address only.
+    mac_only: BTreeSet<String>,
+    sources: BTreeMap<String, SourceSettings>,
 }
 
 impl Store {
@@ -277,6 +287,73 @@ impl Store {
             }
             None => false,
         }
+    }
+
+    /// `AddHost,,<mac>`: a host the map knows by its MAC address only, unless a host
+    /// with that MAC is already there.
+    pub(crate) fn add_mac_host(&mut self, mac: &str) {
+        let mac = mac.to_ascii_lowercase();
+        if !self.hosts.values().any(|h| h.mac.as_deref() == Some(&mac)) {
+            self.mac_only.insert(mac);
+        }
+    }
+
+    /// `DeleteHost,,<mac>`: removes every host with this MAC; how many there were.
+    pub(crate) fn delete_mac_host(&mut self, mac: &str) -> usize {
+        let mac = mac.to_ascii_lowercase();
+        let before = self.hosts.len();
+        self.hosts.retain(|_, h| h.mac.as_deref() != Some(&mac));
+        let removed = before - self.hosts.len();
+        removed + usize::from(self.mac_only.remove(&mac))
+    }
+
+    /// `SetOS` (`Some`) and `UnsetOS` (`None`); false when the host is not in the map.
+    pub(crate) fn set_os(&mut self, ip: IpAddr, os: Option<OsEntry>) -> bool {
+        match self.hosts.get_mut(&ip) {
+            Some(host) => {
+                host.os = os;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `AddService`: adds or replaces the service on its port and protocol. `Err` when
+    /// the host is unknown or already has [`MAX_SERVICES`] others.
+    pub(crate) fn add_service(
+        &mut self,
+        ip: IpAddr,
+        service: ServiceEntry,
+    ) -> Result<(), &'static str> {
+        let host = self.hosts.get_mut(&ip).ok_or("not in the map")?;
+        let key = (service.port, service.proto);
+        if !host.services.contains_key(&key) && host.services.len() >= MAX_SERVICES {
+            return Err("already has 100 services");
+        }
+        host.services.insert(key, service);
+        Ok(())
+    }
+
+    /// `SetSourceType` / `SetMap` for `source`.
+    pub(crate) fn source_settings(&mut self, source: &str) -> &mut SourceSettings {
+        self.sources.entry(source.to_string()).or_default()
+    }
+
+    /// `DeleteScanResult` (probable form): removes `source`'s results on the host that
+    /// match every field given; how many.
+    pub(crate) fn delete_results(&mut self, source: &str, d: &Deletion) -> usize {
+        let Some(host) = self.hosts.get_mut(&d.ip) else {
+            return 0;
+        };
+        let before = host.results.len();
+        host.results.retain(|r| {
+            let matches = r.source() == source
+                && d.vuln_id.is_none_or(|v| r.vuln_id() == Some(v))
+                && d.port.is_none_or(|p| r.port == Some(p))
+                && d.proto.is_none_or(|p| r.proto == Some(p));
+            !matches
+        });
+        before - host.results.len()
     }
 
     /// The shared copy of a source or scanner name.
@@ -402,10 +479,14 @@ impl Store {
                         mac: h.mac.clone(),
                         results: h.results.iter().map(Finding::to_public).collect(),
                         attributes: h.attributes.clone(),
+                        os: h.os.clone(),
+                        services: h.services.values().cloned().collect(),
                     };
                     (*ip, entry)
                 })
                 .collect(),
+            mac_only_hosts: self.mac_only.clone(),
+            sources: self.sources.clone(),
         }
     }
 }
