@@ -221,8 +221,12 @@ fn openssl_reads_every_scheme_with_legacy() {
                     stdout.contains("CN = 192.0.2.51") || stdout.contains("CN=192.0.2.51"),
                     "{label}: {stdout}"
                 );
-                assert!(
+                // The FMC's bags carry a localKeyID only; the other schemes, like
+                // OpenSSL, add a friendlyName.
+                assert!(stdout.contains("localKeyID:"), "{label}: {stdout}");
+                assert_eq!(
                     stdout.contains("friendlyName: 192.0.2.51"),
+                    scheme != P12Scheme::Legacy,
                     "{label}: {stdout}"
                 );
                 // A wrong password is refused (the MAC does not verify).
@@ -274,4 +278,232 @@ fn openssl_3_without_legacy_refuses_the_legacy_scheme() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A client file's shape, values aside: the PKCS#12 algorithms and iteration counts, and
+/// for each certificate its version, signature algorithm, the attribute types of each
+/// RDN of its subject and issuer, its key, serial zero or not, and its extensions.
+#[derive(Debug, PartialEq, Eq)]
+struct Shape {
+    pkcs12: Vec<String>,
+    certs: Vec<Vec<String>>,
+}
+
+fn shape(path: &Path, password: &str) -> Shape {
+    let der = std::fs::read(path).unwrap();
+    let id = load_identity(path, password);
+    let certs = [&id.chain[0], &id.ca]
+        .iter()
+        .map(|c| cert_shape(c.as_ref()))
+        .collect();
+    Shape {
+        pkcs12: pkcs12_shape(&der),
+        certs,
+    }
+}
+
+/// The iteration count in PBES1 parameters `SEQUENCE { salt, iterations }`.
+fn pbe_iterations(params: &[u8]) -> u64 {
+    integer_value(children(params)[1].1)
+}
+
+fn pkcs12_shape(der: &[u8]) -> Vec<String> {
+    let (cert_alg, key_alg, mac) = algorithms(der);
+    let (_, pfx, _) = tlv(der);
+    let pfx = children(pfx);
+    let content_info = children(pfx[1].1);
+    let (_, octets, _) = tlv(content_info[1].1);
+    let (_, auth_safe, _) = tlv(octets);
+    let safes = children(auth_safe);
+    let certs = children(safes[0].1);
+    let (_, encrypted_data, _) = tlv(certs[1].1);
+    let alg = children(children(children(encrypted_data)[1].1)[1].1);
+    let cert_iterations = pbe_iterations(alg[1].1);
+    let keys = children(safes[1].1);
+    let (_, octets, _) = tlv(keys[1].1);
+    let (_, safe_contents, _) = tlv(octets);
+    let bag = children(children(safe_contents)[0].1);
+    let (_, epki, _) = tlv(bag[1].1);
+    let alg = children(children(epki)[0].1);
+    let key_iterations = pbe_iterations(alg[1].1);
+    let mac_fields = children(pfx[2].1);
+    // MacData's iterations default to 1 when absent (RFC 7292 §4).
+    let mac_iterations = mac_fields.get(2).map_or(1, |f| integer_value(f.1));
+    vec![
+        format!("certificate bags {cert_alg} x{cert_iterations}"),
+        format!("key bag {key_alg} x{key_iterations}"),
+        format!("MAC {mac} x{mac_iterations}"),
+    ]
+}
+
+fn integer_value(integer: &[u8]) -> u64 {
+    integer.iter().fold(0, |n, b| n * 256 + u64::from(*b))
+}
+
+fn cert_shape(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let layout = |name: &x509_parser::x509::X509Name<'_>| -> String {
+        name.iter()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|atv| atv.attr_type().to_id_string())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let key = match cert.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(rsa) => format!("RSA {}", rsa.key_size()),
+        other => format!("{other:?}").chars().take(20).collect(),
+    };
+    let mut out = vec![
+        format!("version {}", cert.version().0 + 1),
+        format!(
+            "signature {}",
+            cert.signature_algorithm.algorithm.to_id_string()
+        ),
+        format!("subject {}", layout(cert.subject())),
+        format!("issuer {}", layout(cert.issuer())),
+        format!("key {key}"),
+        format!("serial zero {}", cert.raw_serial().iter().all(|b| *b == 0)),
+    ];
+    for ext in cert.extensions() {
+        let what = match ext.parsed_extension() {
+            ParsedExtension::BasicConstraints(bc) => format!("CA:{}", bc.ca),
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                format!(
+                    "clientAuth:{} serverAuth:{}",
+                    eku.client_auth, eku.server_auth
+                )
+            }
+            ParsedExtension::SubjectAlternativeName(san) => san
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    GeneralName::DNSName(_) => "DNS",
+                    GeneralName::IPAddress(_) => "IP",
+                    _ => "other",
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "extension {} critical:{} {what}",
+            ext.oid.to_id_string(),
+            ext.critical
+        ));
+    }
+    out
+}
+
+/// The default file of `enroll` has the shape of a file a real FMC generated
+/// (`../shared/fixtures/fmc/`): RSA 2048 signed with SHA-256/RSA, the client's
+/// `CN, OU, O, title, generationQualifier`, the CA's multi-valued RDN, the same
+/// extensions, RC2-40 and 3DES with 2048 iterations, a SHA-1 MAC with one.
+#[test]
+fn the_default_file_has_the_shape_of_an_fmc_generated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EnrollOptions {
+        password: Some("test12345".into()),
+        ..EnrollOptions::default()
+    };
+    let ours = shape(
+        &enroll(dir.path(), "10.124.16.222", &options).unwrap(),
+        "test12345",
+    );
+    // Written out, so the test says what the shape is even without the fixture.
+    let client_name = "2.5.4.3, 2.5.4.11, 2.5.4.10, 2.5.4.12, 2.5.4.44";
+    let ca_name = "2.5.4.12+2.5.4.11+2.5.4.3, 2.5.4.10";
+    let want = Shape {
+        pkcs12: vec![
+            "certificate bags 1.2.840.113549.1.12.1.6 x2048".into(),
+            "key bag 1.2.840.113549.1.12.1.3 x2048".into(),
+            "MAC 1.3.14.3.2.26 x1".into(),
+        ],
+        certs: vec![
+            vec![
+                "version 3".into(),
+                "signature 1.2.840.113549.1.1.11".into(),
+                format!("subject {client_name}"),
+                format!("issuer {ca_name}"),
+                "key RSA 2048".into(),
+                "serial zero false".into(),
+                "extension 2.5.29.19 critical:false CA:false".into(),
+                "extension 2.5.29.17 critical:false DNS".into(),
+                "extension 2.5.29.37 critical:false clientAuth:true serverAuth:true".into(),
+            ],
+            vec![
+                "version 3".into(),
+                "signature 1.2.840.113549.1.1.11".into(),
+                format!("subject {ca_name}"),
+                format!("issuer {ca_name}"),
+                "key RSA 2048".into(),
+                "serial zero true".into(),
+                "extension 2.5.29.19 critical:false CA:true".into(),
+            ],
+        ],
+    };
+    assert_eq!(ours, want);
+
+    let real = Path::new("../../shared/fixtures/fmc/fmc_generated_client.pkcs12");
+    if !real.exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: the comparison with {} (absent)",
+            real.display()
+        );
+        return;
+    }
+    assert_eq!(shape(real, "test12345"), want, "the real file's shape");
+}
+
+/// The names are the FMC's, not only their layout: the client's address, the unit,
+/// organisation and title, a `client_<uuid>` qualifier, the CA's `InternalCA` and UUID.
+#[test]
+fn the_default_names_are_the_fmcs() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = load_identity(
+        &enroll(dir.path(), "192.0.2.7", &EnrollOptions::default()).unwrap(),
+        "",
+    );
+    let (_, cert) = x509_parser::parse_x509_certificate(&id.chain[0]).unwrap();
+    let subject = cert.subject().to_string();
+    let issuer = cert.issuer().to_string();
+    let (prefix, qualifier) = subject.rsplit_once("generationQualifier=client_").unwrap();
+    assert_eq!(
+        prefix,
+        "CN=192.0.2.7, OU=Intrusion Management System, O=Cisco Systems, Inc, title=hostinputd, "
+    );
+    assert_eq!(qualifier.len(), 36, "a UUID: {qualifier}");
+    let (head, uuid) = issuer.split_once("CN=").unwrap();
+    assert_eq!(head, "title=InternalCA + OU=Intrusion Management System + ");
+    let (uuid, tail) = uuid.split_once(", ").unwrap();
+    assert_eq!((uuid.len(), tail), (36, "O=Cisco Systems, Inc"));
+    // The same CA for a second client of the directory, another for another directory.
+    let again = load_identity(
+        &enroll(dir.path(), "192.0.2.8", &EnrollOptions::default()).unwrap(),
+        "",
+    );
+    assert_eq!(again.ca, id.ca);
+    let other = tempfile::tempdir().unwrap();
+    let elsewhere = load_identity(
+        &enroll(other.path(), "192.0.2.7", &EnrollOptions::default()).unwrap(),
+        "",
+    );
+    let (_, other_ca) = x509_parser::parse_x509_certificate(&elsewhere.ca).unwrap();
+    assert_ne!(other_ca.subject().to_string(), issuer);
+    // ECDSA stays available.
+    let ecdsa = EnrollOptions {
+        key: KeyType::EcdsaP256,
+        ..EnrollOptions::default()
+    };
+    let id = load_identity(&enroll(dir.path(), "192.0.2.9", &ecdsa).unwrap(), "");
+    let (_, cert) = x509_parser::parse_x509_certificate(&id.chain[0]).unwrap();
+    assert!(matches!(
+        cert.public_key().parsed().unwrap(),
+        x509_parser::public_key::PublicKey::EC(_)
+    ));
 }

@@ -264,8 +264,13 @@ fn ca_is_created_once_and_reused() {
 fn handshake_signed_with_another_key_is_refused() {
     // Our CA's certificate for one client, the private key of another: the
     // CertificateVerify signature cannot verify (TLS 1.2 and 1.3 paths of the verifier).
+    // RSA clients share one test key, so the other client has a P-256 key of its own.
     let fx = fixture();
-    let second = enroll(fx.dir.path(), "192.0.2.99", &EnrollOptions::default()).unwrap();
+    let ecdsa = EnrollOptions {
+        key: KeyType::EcdsaP256,
+        ..EnrollOptions::default()
+    };
+    let second = enroll(fx.dir.path(), "192.0.2.99", &ecdsa).unwrap();
     let second = load_identity(&second, "");
     let server = fx.start(|_| {});
     let forged = common::Identity {

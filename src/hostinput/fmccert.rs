@@ -289,7 +289,17 @@ mod tests {
         let words = |r: Result<(), Error>| crate::hostinput::tls::explain(&r.unwrap_err());
         assert!(verify_v1_chain(v1, &identity.ca_certs, now).is_ok());
         assert!(words(verify_v1_chain(v1, &[], now)).contains("not issued by the CA"));
-        assert!(words(verify_v1_chain(v1, &other_ca, now)).contains("does not verify"));
+        // Another FMC's CA has another name (its UUID); a certificate whose signature was
+        // changed names the right CA but does not verify.
+        assert!(words(verify_v1_chain(v1, &other_ca, now)).contains("not issued by the CA"));
+        let mut forged = v1.to_vec();
+        if let Some(last) = forged.last_mut() {
+            *last ^= 0x01;
+        }
+        let forged = CertificateDer::from(forged);
+        assert!(
+            words(verify_v1_chain(&forged, &identity.ca_certs, now)).contains("does not verify")
+        );
         assert!(words(verify_v1_chain(v1, &identity.ca_certs, later)).contains("has expired"));
         assert!(words(verify_v1_chain(v1, &identity.ca_certs, epoch)).contains("not valid yet"));
     }

@@ -50,6 +50,102 @@ pub struct Identity {
     pub ca_certs: Vec<CertificateDer<'static>>,
     /// About the client certificate, for logs and the `check` command.
     pub info: CertInfo,
+    /// About each of `ca_certs`, in the same order.
+    pub ca_info: Vec<CertInfo>,
+}
+
+/// Which certificate of the file a [`Lapse`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The client certificate the connector presents.
+    Client,
+    /// A CA certificate of the file (the FMC's internal CA), which the FMC's server
+    /// certificate chains to.
+    Ca,
+}
+
+/// A certificate of the file outside its validity period (RFC 5280 §4.1.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lapse {
+    NotYetValid {
+        role: Role,
+        subject: String,
+        from: SystemTime,
+    },
+    Expired {
+        role: Role,
+        subject: String,
+        at: SystemTime,
+    },
+}
+
+impl Lapse {
+    pub fn role(&self) -> Role {
+        match self {
+            Lapse::NotYetValid { role, .. } | Lapse::Expired { role, .. } => *role,
+        }
+    }
+}
+
+impl fmt::Display for Lapse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let which = |role: &Role| match role {
+            Role::Client => "the client certificate",
+            Role::Ca => "the FMC's CA certificate",
+        };
+        match self {
+            Lapse::NotYetValid {
+                role,
+                subject,
+                from,
+            } => write!(
+                f,
+                "{} (subject {subject}) is not valid before {} (is this host's clock right?)",
+                which(role),
+                crate::logging::utc_timestamp(*from)
+            ),
+            Lapse::Expired { role, subject, at } => write!(
+                f,
+                "{} (subject {subject}) expired at {}",
+                which(role),
+                crate::logging::utc_timestamp(*at)
+            ),
+        }
+    }
+}
+
+impl Identity {
+    /// The file's certificates that are not valid at `now` (see [`lapses`]).
+    pub fn lapses(&self, now: SystemTime) -> Vec<Lapse> {
+        lapses(&self.info, &self.ca_info, now)
+    }
+}
+
+/// The certificates outside their validity period at `now`: the client certificate,
+/// then the CA certificates. `now` is a parameter so that a file's dates can be judged at
+/// any moment; the real path passes the system clock.
+pub fn lapses(client: &CertInfo, cas: &[CertInfo], now: SystemTime) -> Vec<Lapse> {
+    std::iter::once((Role::Client, client))
+        .chain(cas.iter().map(|info| (Role::Ca, info)))
+        .filter_map(|(role, info)| {
+            let subject = info.subject.clone();
+            if now < info.not_before {
+                Some(Lapse::NotYetValid {
+                    role,
+                    subject,
+                    from: info.not_before,
+                })
+            } else if now > info.not_after {
+                Some(Lapse::Expired {
+                    role,
+                    subject,
+                    at: info.not_after,
+                })
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 impl fmt::Debug for Identity {
@@ -66,6 +162,7 @@ impl fmt::Debug for Identity {
                 &format_args!("{} certificate(s)", self.ca_certs.len()),
             )
             .field("info", &self.info)
+            .field("ca_info", &self.ca_info)
             .finish()
     }
 }
@@ -383,13 +480,15 @@ fn identity(archive: Pkcs12Archive, path: &Path) -> Result<Identity, Pkcs12Error
         }
     }
 
+    let (ca_certs, ca_info) = entries
+        .into_iter()
+        .map(|c| (CertificateDer::from(c.der), c.info))
+        .unzip();
     Ok(Identity {
         chain: chain.into_iter().map(CertificateDer::from).collect(),
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-        ca_certs: entries
-            .into_iter()
-            .map(|c| CertificateDer::from(c.der))
-            .collect(),
+        ca_certs,
+        ca_info,
         info: client.info,
     })
 }
@@ -2024,5 +2123,110 @@ mod tests {
             matches!(&err, Pkcs12Error::NotPkcs12 { found, .. } if found.contains("PEM")),
             "{err}"
         );
+    }
+
+    /// The file a real FMC generated (`../shared/fixtures/fmc/`, password `test12345`):
+    /// what it says, and its validity judged at chosen moments with the function the run
+    /// and `check` use (its CA expires in 2027, so "now" would make the test age).
+    #[test]
+    fn the_real_fmc_generated_file_loads_and_its_dates_are_judged() {
+        let path = Path::new("../shared/fixtures/fmc/fmc_generated_client.pkcs12");
+        if !path.exists() {
+            println!("SKIP: {} is absent", path.display());
+            return;
+        }
+        let id = load(path, Some(&Secret::new("test12345"))).unwrap();
+        // A moment by its UNIX time, checked against the text it stands for.
+        let at = |text: &str, unix: i64| -> SystemTime {
+            let t = system_time(unix);
+            assert_eq!(crate::logging::utc_timestamp(t), text);
+            t
+        };
+        let client_subject = "CN=10.124.16.222, OU=Intrusion Management System, \
+            O=Cisco Systems, Inc, title=hostinputd, \
+            generationQualifier=client_e276abec-e0f2-11e3-8169-6d9ed49b625f";
+        let ca_subject = "title=InternalCA + OU=Intrusion Management System + \
+            CN=96fde978-65a6-11e7-a735-d8cb18f0357e, O=Cisco Systems, Inc";
+        assert_eq!(
+            id.info,
+            CertInfo {
+                subject_cn: Some("10.124.16.222".into()),
+                subject: client_subject.into(),
+                issuer: ca_subject.into(),
+                not_before: at("2022-02-23T17:25:18Z", 1645637118),
+                not_after: at("2032-02-22T17:25:18Z", 1961083518),
+                version: 3,
+                key_algorithm: "RSA 2048".into(),
+            }
+        );
+        assert_eq!(id.chain.len(), 1, "the client certificate alone");
+        assert_eq!(id.ca_certs.len(), 1);
+        let ca = &id.ca_info[0];
+        assert_eq!(
+            (
+                ca.subject.as_str(),
+                ca.issuer.as_str(),
+                ca.key_algorithm.as_str()
+            ),
+            (ca_subject, ca_subject, "RSA 2048")
+        );
+        assert_eq!(
+            (ca.not_before, ca.not_after),
+            (
+                at("2017-05-12T23:21:02Z", 1494631262),
+                at("2027-05-10T23:21:02Z", 1809991262)
+            )
+        );
+
+        // Table: (moment, the lapses then).
+        let ca_expired = Lapse::Expired {
+            role: Role::Ca,
+            subject: ca_subject.into(),
+            at: at("2027-05-10T23:21:02Z", 1809991262),
+        };
+        let cases = [
+            (at("2026-06-01T00:00:00Z", 1780272000), vec![]),
+            (
+                at("2027-06-01T00:00:00Z", 1811808000),
+                vec![ca_expired.clone()],
+            ),
+            (
+                at("2032-03-01T00:00:00Z", 1961712000),
+                vec![
+                    Lapse::Expired {
+                        role: Role::Client,
+                        subject: client_subject.into(),
+                        at: at("2032-02-22T17:25:18Z", 1961083518),
+                    },
+                    ca_expired,
+                ],
+            ),
+            (
+                at("2020-01-01T00:00:00Z", 1577836800),
+                vec![Lapse::NotYetValid {
+                    role: Role::Client,
+                    subject: client_subject.into(),
+                    from: at("2022-02-23T17:25:18Z", 1645637118),
+                }],
+            ),
+        ];
+        for (moment, want) in cases {
+            let label = crate::logging::utc_timestamp(moment);
+            assert_eq!(id.lapses(moment), want, "{label}");
+        }
+        assert_eq!(
+            id.lapses(at("2027-06-01T00:00:00Z", 1811808000))[0].to_string(),
+            format!(
+                "the FMC's CA certificate (subject {ca_subject}) expired at 2027-05-10T23:21:02Z"
+            )
+        );
+
+        for wrong in [Some(Secret::new("test1234")), None] {
+            let err = load(path, wrong.as_ref()).unwrap_err();
+            assert!(
+                matches!(err, Pkcs12Error::WrongPassword { password_given, .. } if password_given == wrong.is_some()),
+                "{err}"
+            );
+        }
     }
 }

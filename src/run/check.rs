@@ -19,6 +19,7 @@ use super::qualysguard;
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit::{Code, Failure};
+use crate::hostinput::pkcs12;
 use crate::logging;
 use crate::pipeline::Summary;
 use crate::qualys::client::Limits;
@@ -121,10 +122,18 @@ fn check_fmc(args: &Args, config: &Config, steps: &mut Vec<Step>) {
         logging::utc_timestamp(info.not_after),
         days_left
     );
-    if info.not_after < SystemTime::now() {
+    let lapses = target.lapses(SystemTime::now());
+    for lapse in lapses.iter().filter(|l| l.role() == pkcs12::Role::Ca) {
+        log::warn!(
+            "{}: {lapse}: {}",
+            target.pkcs12.display(),
+            fmc::lapse_hint(lapse)
+        );
+    }
+    if let Some(lapse) = lapses.iter().find(|l| l.role() == pkcs12::Role::Client) {
         steps.push(problem(
             "client certificate",
-            format!("{detail}: expired"),
+            format!("{detail}: {lapse}"),
             "create a new client on the FMC's Host Input Client page and download its .pkcs12 file",
             Code::Usage,
         ));

@@ -50,9 +50,16 @@ pub struct FmcTarget {
     /// The PKCS#12 file and what its client certificate says.
     pub pkcs12: PathBuf,
     pub info: pkcs12::CertInfo,
+    /// What the file's CA certificates say.
+    pub ca_info: Vec<pkcs12::CertInfo>,
 }
 
 impl FmcTarget {
+    /// The file's certificates outside their validity period at `now`.
+    pub fn lapses(&self, now: SystemTime) -> Vec<pkcs12::Lapse> {
+        pkcs12::lapses(&self.info, &self.ca_info, now)
+    }
+
     /// A new sink for one stream of commands.
     pub fn sink(&self) -> FmcSink {
         FmcSink::new(self.options.clone())
@@ -111,11 +118,8 @@ pub fn target(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcTa
         info.key_algorithm,
         logging::utc_timestamp(info.not_after)
     );
-    if info.not_after < SystemTime::now() {
-        log::warn!(
-            "the client certificate in {} has expired: the FMC will refuse it; create a new one on the FMC's Host Input Client page",
-            path.display()
-        );
+    for lapse in identity.lapses(SystemTime::now()) {
+        log::warn!("{}: {lapse}: {}", path.display(), lapse_hint(&lapse));
     }
     if !settings.verify_server {
         log::warn!(
@@ -131,6 +135,7 @@ pub fn target(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcTa
     Ok(FmcTarget {
         pkcs12: path.clone(),
         info: identity.info.clone(),
+        ca_info: identity.ca_info.clone(),
         options: FmcOptions {
             endpoint: Endpoint {
                 host: server.to_string(),
@@ -187,6 +192,30 @@ pub fn check_delivery(server: &str, d: &Delivery) -> Result<(), Failure> {
         d.unconfirmed.len(),
         d.hosts
     )))
+}
+
+/// What a certificate outside its validity period means for the run, and what to do.
+pub(crate) fn lapse_hint(lapse: &pkcs12::Lapse) -> &'static str {
+    match lapse {
+        pkcs12::Lapse::Expired {
+            role: pkcs12::Role::Client,
+            ..
+        } => "the FMC will refuse it; create a new client on the FMC's Host Input Client page",
+        pkcs12::Lapse::NotYetValid {
+            role: pkcs12::Role::Client,
+            ..
+        } => "the FMC will refuse it until then",
+        pkcs12::Lapse::Expired {
+            role: pkcs12::Role::Ca,
+            ..
+        }
+        | pkcs12::Lapse::NotYetValid {
+            role: pkcs12::Role::Ca,
+            ..
+        } => {
+            "the FMC's server certificate may not verify against it; once the FMC has a new CA, download a new client file"
+        }
+    }
 }
 
 #[cfg(test)]

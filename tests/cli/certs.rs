@@ -44,7 +44,7 @@ fn a_v1_server_certificate_of_another_ca_is_refused_in_words() {
     let mut fmc = Fmc::start(|o| o.server_cert = ServerCert::V1);
     let stranger = Fmc::start(|_| {});
     let out = run(&fmc, &stranger, "");
-    // Both simulators' CAs have the same name: the signature check tells them apart.
+    // The two simulators' CAs have different names (each its own UUID, as two FMCs).
     out.assert_code(5)
         .assert_output_contains("the FMC's certificate is an X.509 v1 certificate")
         .assert_output_contains("the CA in the PKCS#12 file")

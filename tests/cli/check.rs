@@ -72,6 +72,26 @@ fn wrong_ca_fails() {
 }
 
 #[test]
+fn an_expired_client_certificate_fails_with_its_date() {
+    let mut fmc = Fmc::start(|_| {});
+    let test = Test::new().config("fmc_connect_timeout: 5\n");
+    let options = EnrollOptions {
+        valid_days: -10,
+        ..EnrollOptions::default()
+    };
+    fmc.enroll_into(&test, "CertFile.pkcs12", &options);
+    let out = test.args(&check_args(fmc.addr())).run();
+    out.assert_code(2)
+        .assert_output_contains(
+            "[FAIL] client certificate: ./CertFile.pkcs12 (subject CN=127.0.0.1",
+        )
+        .assert_output_contains(": the client certificate (subject CN=127.0.0.1")
+        .assert_output_contains(") expired at ")
+        .assert_output_contains("fix: create a new client on the FMC's Host Input Client page");
+    fmc.stop();
+}
+
+#[test]
 fn wrong_pkcs12_password_fails() {
     let fmc = Fmc::start(|_| {});
     let test = Test::new().config("");

@@ -21,7 +21,7 @@ use qualys_connector_sim::fmc::{
 const USAGE: &str = "\
 usage:
   fmc-sim enroll --client <addr> --dir DIR [--password P] [--scheme legacy|3des|aes]
-                 [--cert-version 1|3] [--key ecdsa|rsa] [--valid-days N]
+                 [--cert-version 1|3] [--key rsa|ecdsa] [--valid-days N]
   fmc-sim serve --dir DIR [--listen ADDR:PORT] [--max-size N] [--max-size-after N]
                 [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
@@ -32,7 +32,9 @@ usage:
                 [--count-rule-after RULE] [--reply-prefix TEXT] [--reject-line K]
                 [--split-writes] [--tls12-only]
 
-enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12; prints its path.
+enroll  creates the simulator's CA in DIR (once) and writes DIR/<addr>.pkcs12 shaped like an
+        FMC's file (RSA 2048, the FMC's names and extensions, RC2-40 / 3DES, SHA-1 MAC of one
+        iteration; --key ecdsa for a P-256 key); prints its path.
 serve   runs the Host Input server (default --listen 127.0.0.1:8307); prints
         'listening on <addr:port>' first; stops on SIGTERM/SIGINT or --exit-after N
         closed connections, then writes the network map to --map-out as JSON.";

@@ -41,6 +41,7 @@ mod server;
 mod split;
 mod store;
 mod verify;
+mod x509;
 
 pub use count::CountRule;
 pub use map::{

@@ -20,7 +20,8 @@ use super::der;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum P12Scheme {
     /// What real FMCs write: certificate bags with pbeWithSHA1And40BitRC2-CBC, the key bag
-    /// with pbeWithSHA1And3-KeyTripleDES-CBC, SHA-1 MAC. OpenSSL 3 needs `-legacy`.
+    /// with pbeWithSHA1And3-KeyTripleDES-CBC (2048 iterations each), SHA-1 MAC with one
+    /// iteration, bags with a localKeyID and no friendlyName. OpenSSL 3 needs `-legacy`.
     #[default]
     Legacy,
     /// Everything pbeWithSHA1And3-KeyTripleDES-CBC, SHA-1 MAC (OpenSSL 1.1's default).
@@ -29,8 +30,16 @@ pub enum P12Scheme {
     Aes,
 }
 
-/// Iteration count for every KDF in the file (OpenSSL's default).
+/// Iteration count of the encryption KDFs (OpenSSL's default, and the FMC's).
 const ITERATIONS: u32 = 2048;
+
+/// Iteration count of the MAC key: the FMC's files use 1, OpenSSL 2048.
+fn mac_iterations(scheme: P12Scheme) -> u32 {
+    match scheme {
+        P12Scheme::Legacy => 1,
+        P12Scheme::TripleDes | P12Scheme::Aes => ITERATIONS,
+    }
+}
 
 // Object identifiers (RFC 7292 Appendix D, RFC 8018, RFC 5652).
 const OID_DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 1];
@@ -58,8 +67,8 @@ pub struct Contents<'a> {
     pub key_pkcs8: &'a [u8],
     /// The CA certificate (DER).
     pub ca: &'a [u8],
-    /// friendlyName of the client certificate and key bags.
-    pub friendly_name: &'a str,
+    /// friendlyName of the client certificate and key bags, if any.
+    pub friendly_name: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,10 +89,14 @@ pub fn write(contents: &Contents<'_>, password: &str, scheme: P12Scheme) -> io::
 
     // localKeyId = SHA-1 of the certificate, as OpenSSL does; it links key and certificate.
     let local_key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, contents.cert);
-    let attributes = der::set_of(&[
-        &attribute(OID_FRIENDLY_NAME, &der::bmp_string(contents.friendly_name)),
-        &attribute(OID_LOCAL_KEY_ID, &der::octet_string(local_key_id.as_ref())),
-    ]);
+    let key_id = attribute(OID_LOCAL_KEY_ID, &der::octet_string(local_key_id.as_ref()));
+    let attributes = match contents.friendly_name {
+        Some(name) => der::set_of(&[
+            &attribute(OID_FRIENDLY_NAME, &der::bmp_string(name)),
+            &key_id,
+        ]),
+        None => der::set_of(&[&key_id]),
+    };
 
     // Certificate bags (RFC 7292 §4.2.3), encrypted as one SafeContents.
     let certs = der::sequence(&[
@@ -236,7 +249,7 @@ fn mac(
         password,
         &salt,
         KdfId::Mac,
-        ITERATIONS,
+        mac_iterations(scheme),
         hash.output_len(),
     );
     let tag = hmac::sign(&hmac::Key::new(hmac_alg, &key_bytes), auth_safe);
@@ -246,7 +259,7 @@ fn mac(
             &der::octet_string(tag.as_ref()),
         ]),
         &der::octet_string(&salt),
-        &der::uint(ITERATIONS.into()),
+        &der::uint(mac_iterations(scheme).into()),
     ]))
 }
 

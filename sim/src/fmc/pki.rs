@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, PublicKeyData,
-    SanType, SerialNumber, SigningKey,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, SerialNumber,
 };
+use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -24,15 +24,16 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::der;
 use super::pkcs12::{self, P12Scheme};
+use super::x509::{self, AltName, Extension, Template, Usage};
 
 /// X.509 version of the client certificate (host-input.md §1: "may be X.509 v1").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CertVersion {
     /// No extensions, no version field (RFC 5280 §4.1.2.1).
     V1,
-    /// With key usage and extended key usage (clientAuth).
+    /// The real FMC file's extensions: basicConstraints CA:FALSE, subjectAltName DNS:<addr>,
+    /// extendedKeyUsage clientAuth + serverAuth, no keyUsage.
     #[default]
     V3,
 }
@@ -54,10 +55,11 @@ pub enum ServerCert {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum KeyType {
     /// A fresh P-256 key per client.
-    #[default]
     EcdsaP256,
-    /// RSA 2048. ring cannot generate RSA keys, so every RSA client of every simulator
-    /// shares one fixed test key (`rsa2048-test-key.pem`); only the certificate differs.
+    /// RSA 2048, as the FMC's files hold. ring cannot generate RSA keys, so every RSA
+    /// client of every simulator shares one fixed test key (`rsa2048-test-key.pem`); only
+    /// the certificate differs.
+    #[default]
     Rsa2048,
 }
 
@@ -82,16 +84,21 @@ impl Default for EnrollOptions {
             password: None,
             scheme: P12Scheme::Legacy,
             cert_version: CertVersion::V3,
-            key: KeyType::EcdsaP256,
+            key: KeyType::Rsa2048,
             valid_days: 365,
         }
     }
 }
 
 const RSA_TEST_KEY: &str = include_str!("rsa2048-test-key.pem");
+/// The key of every directory's CA, RSA 2048 like the FMC's internal CA (ring cannot
+/// generate RSA keys). Two directories' CAs still differ: each has its own UUID in its
+/// name, and both sides match the issuer's name before they check a signature.
+const RSA_CA_KEY: &str = include_str!("rsa2048-ca-key.pem");
 const CA_FILE: &str = "ca.pem";
 const SERVER_FILE: &str = "server.pem";
-const CA_COMMON_NAME: &str = "fmc-sim Host Input internal CA";
+/// The server certificate's name (and DNS names, with `localhost`).
+const SERVER_NAME: &str = "fmc-sim";
 
 /// Serialises creation within one process (across processes the hard link decides).
 static CREATE_LOCK: Mutex<()> = Mutex::new(());
@@ -122,78 +129,97 @@ impl Authority {
         fs::create_dir_all(dir)?;
         let ca_path = dir.join(CA_FILE);
         if !ca_path.exists() {
-            let (cert, key) = new_ca("fmc-sim", CA_COMMON_NAME)?;
-            publish(&ca_path, &pem_pair(&cert, &key))?;
+            publish(&ca_path, &new_fmc_ca()?)?;
         }
         let (ca_der, ca_key_der) = read_pair(&ca_path)?;
         let ca_key = KeyPair::try_from(&ca_key_der)
             .map_err(|e| invalid(format!("{}: unusable CA key: {e}", ca_path.display())))?;
+        let mut authority = Authority {
+            ca_der,
+            ca_key,
+            server_der: CertificateDer::from(Vec::new()),
+            server_key: PrivateKeyDer::Pkcs8(Vec::new().into()),
+        };
 
         let server_path = dir.join(SERVER_FILE);
         let server_ok = server_path.exists()
             && read_pair(&server_path)
                 .ok()
-                .is_some_and(|(cert, _)| signed_by(&cert, &ca_der));
+                .is_some_and(|(cert, _)| signed_by(&cert, &authority.ca_der));
         if !server_ok {
-            let (cert, key) = new_server(&ca_der, &ca_key)?;
+            let (cert, key) = authority.server_identity(ServerCert::Standard)?;
             if server_path.exists() {
                 // A server certificate of another CA: replace it.
                 fs::remove_file(&server_path)?;
             }
-            publish(&server_path, &pem_pair(&cert, &key))?;
+            let text = pem("CERTIFICATE", &cert) + &pem("PRIVATE KEY", key.secret_der());
+            publish(&server_path, &text)?;
         }
-        let (server_der, server_key_der) = read_pair(&server_path)?;
-        Ok(Authority {
-            ca_der,
-            ca_key,
-            server_der,
-            server_key: server_key_der,
-        })
+        (authority.server_der, authority.server_key) = read_pair(&server_path)?;
+        Ok(authority)
     }
 
-    /// The certificate and key the server presents; the variants are made fresh, signed
-    /// by this CA.
+    /// The CA's name, as its certificates' issuer.
+    fn ca_name(&self) -> io::Result<Vec<u8>> {
+        let (_, ca) = X509Certificate::from_der(&self.ca_der)
+            .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+        Ok(ca.tbs_certificate.subject.as_raw().to_vec())
+    }
+
+    /// The UUID in the client certificates' `generationQualifier=client_<uuid>` (on an
+    /// FMC the Global domain's): derived from the CA, so it is stable per directory.
+    fn domain_uuid(&self) -> String {
+        let hash = digest::digest(&digest::SHA256, &self.ca_der);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash.as_ref()[..16]);
+        x509::uuid(bytes)
+    }
+
+    /// The certificate and key the server presents, signed by this CA: the directory's
+    /// own for `Standard` once it exists, the variants made fresh. The server key is a
+    /// fresh P-256 key (the FMC's server key type is not known).
     pub(crate) fn server_identity(
         &self,
         kind: ServerCert,
     ) -> io::Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+        if kind == ServerCert::Standard && !self.server_der.is_empty() {
+            return Ok((self.server_der.clone(), self.server_key.clone_key()));
+        }
         let now = OffsetDateTime::now_utc();
-        let (not_before, not_after) = (now - Duration::days(1), now + Duration::days(365));
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
-        let der = match kind {
-            ServerCert::Standard => {
-                return Ok((self.server_der.clone(), self.server_key.clone_key()));
-            }
-            ServerCert::CaOnly => {
-                let mut params = CertificateParams::default();
-                params.distinguished_name = common_name("fmc-sim");
-                params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-                params.not_before = not_before;
-                params.not_after = not_after;
-                params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-                self.sign(&params, &key)?
-            }
-            ServerCert::V1 => {
-                self.v1_certificate("fmc-sim", &key, &random_serial()?, not_before, not_after)?
-            }
+        let extensions = match kind {
+            ServerCert::Standard => Some(vec![
+                Extension::SubjectAltName(vec![
+                    AltName::Dns(SERVER_NAME.into()),
+                    AltName::Dns("localhost".into()),
+                    AltName::Ip([127, 0, 0, 1].into()),
+                    AltName::Ip(std::net::Ipv6Addr::LOCALHOST.into()),
+                ]),
+                Extension::KeyUsage(vec![Usage::DigitalSignature]),
+                Extension::ExtendedKeyUsage(vec![x509::OID_SERVER_AUTH]),
+            ]),
+            ServerCert::CaOnly => Some(vec![
+                Extension::KeyUsage(vec![Usage::KeyCertSign]),
+                Extension::ExtendedKeyUsage(vec![x509::OID_SERVER_AUTH]),
+            ]),
+            ServerCert::V1 => None,
         };
+        let template = Template {
+            serial: random_serial()?.to_vec(),
+            issuer: self.ca_name()?,
+            subject: x509::simple_name(None, SERVER_NAME),
+            not_before: now - Duration::days(1),
+            not_after: now + Duration::days(10 * 365),
+            extensions,
+        };
+        let der = template.sign(&key, &self.ca_key)?;
         let key =
             PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| invalid(e.to_string()))?;
         Ok((CertificateDer::from(der), key))
     }
 
-    /// `params` with `key`'s public key, signed by the CA (DER).
-    fn sign(&self, params: &CertificateParams, key: &KeyPair) -> io::Result<Vec<u8>> {
-        let issuer = Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key).map_err(rcgen_err)?;
-        Ok(params
-            .signed_by(key, &issuer)
-            .map_err(rcgen_err)?
-            .der()
-            .to_vec())
-    }
-
-    /// Issues a client certificate for `client` and returns (certificate DER, PKCS#8 key DER).
+    /// Issues a client certificate for `client` shaped like the FMC's (see
+    /// [`CertVersion`]) and returns (certificate DER, PKCS#8 key DER).
     fn issue_client(
         &self,
         client: &str,
@@ -210,62 +236,52 @@ impl Authority {
         };
         let now = OffsetDateTime::now_utc();
         let not_after = now + Duration::days(options.valid_days);
-        let not_before = now.min(not_after) - Duration::days(1);
-        let serial = random_serial()?;
-        let cert = match options.cert_version {
-            CertVersion::V3 => {
-                let mut params = CertificateParams::default();
-                params.distinguished_name = common_name(client);
-                params.not_before = not_before;
-                params.not_after = not_after;
-                params.serial_number = Some(SerialNumber::from_slice(&serial));
-                params.key_usages = vec![
-                    KeyUsagePurpose::DigitalSignature,
-                    KeyUsagePurpose::KeyEncipherment,
-                ];
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-                params.use_authority_key_identifier_extension = true;
-                self.sign(&params, &key)?
-            }
-            CertVersion::V1 => self.v1_certificate(client, &key, &serial, not_before, not_after)?,
+        let extensions = match options.cert_version {
+            CertVersion::V3 => Some(vec![
+                Extension::BasicConstraints { ca: false },
+                Extension::SubjectAltName(vec![AltName::Dns(client.to_owned())]),
+                Extension::ExtendedKeyUsage(vec![x509::OID_CLIENT_AUTH, x509::OID_SERVER_AUTH]),
+            ]),
+            CertVersion::V1 => None,
         };
-        Ok((cert, key.serialize_der()))
+        let template = Template {
+            serial: random_serial()?.to_vec(),
+            issuer: self.ca_name()?,
+            subject: x509::fmc_client_name(client, &self.domain_uuid()),
+            not_before: now.min(not_after) - Duration::days(1),
+            not_after,
+            extensions,
+        };
+        Ok((template.sign(&key, &self.ca_key)?, key.serialize_der()))
     }
+}
 
-    /// Builds an X.509 v1 certificate by hand (RFC 5280 §4.1; no version field, no
-    /// extensions), signed by the CA with ecdsa-with-SHA256.
-    fn v1_certificate(
-        &self,
-        client: &str,
-        key: &KeyPair,
-        serial: &[u8],
-        not_before: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> io::Result<Vec<u8>> {
-        let (_, ca) = X509Certificate::from_der(&self.ca_der)
-            .map_err(|e| invalid(format!("CA certificate: {e}")))?;
-        let issuer = ca.tbs_certificate.subject.as_raw();
-        // ecdsa-with-SHA256, parameters absent (RFC 5758 §3.2).
-        let sig_alg = der::sequence(&[&der::oid(&[1, 2, 840, 10045, 4, 3, 2])]);
-        let subject = der::sequence(&[&der::set_of(&[&der::sequence(&[
-            &der::oid(&[2, 5, 4, 3]),
-            &der::utf8_string(client),
-        ])])]);
-        let tbs = der::sequence(&[
-            &der::unsigned_integer(serial),
-            &sig_alg,
-            issuer,
-            &der::sequence(&[&der::time(not_before), &der::time(not_after)]),
-            &subject,
-            &key.subject_public_key_info(),
-        ]);
-        let signature = self.ca_key.sign(&tbs).map_err(rcgen_err)?;
-        Ok(der::sequence(&[
-            &tbs,
-            &sig_alg,
-            &der::bit_string(&signature),
-        ]))
-    }
+/// A new FMC-like internal CA, as the text of `ca.pem`: self-signed RSA 2048, serial 0,
+/// ten years, named `{title=InternalCA, OU=…, CN=<uuid>}, O=Cisco Systems, Inc`, with
+/// basicConstraints CA:TRUE as its only extension (the real file's CA).
+fn new_fmc_ca() -> io::Result<String> {
+    let key =
+        KeyPair::from_pkcs8_pem_and_sign_algo(RSA_CA_KEY, &PKCS_RSA_SHA256).map_err(rcgen_err)?;
+    let mut id = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| io::Error::other("system random generator failed"))?;
+    let name = x509::fmc_ca_name(&x509::uuid(id));
+    let now = OffsetDateTime::now_utc();
+    let template = Template {
+        serial: vec![0],
+        issuer: name.clone(),
+        subject: name,
+        not_before: now - Duration::days(1),
+        not_after: now + Duration::days(10 * 365),
+        extensions: Some(vec![Extension::BasicConstraints { ca: true }]),
+    };
+    let cert = template.sign(&key, &key)?;
+    Ok(pem("CERTIFICATE", &cert) + RSA_CA_KEY)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(label, der))
 }
 
 /// Presents one certificate to every client. rustls's `with_single_cert` parses the
@@ -290,12 +306,6 @@ impl ResolvesServerCert for OneServerCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(&self.0))
     }
-}
-
-fn common_name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    dn
 }
 
 /// A random positive 128-bit certificate serial number.
@@ -334,31 +344,6 @@ pub(crate) fn new_ca(
     Ok((cert, key))
 }
 
-fn new_server(
-    ca_der: &CertificateDer<'_>,
-    ca_key: &KeyPair,
-) -> io::Result<(rcgen::Certificate, KeyPair)> {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_err)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = common_name("fmc-sim");
-    params.subject_alt_names = vec![
-        SanType::DnsName("fmc-sim".try_into().map_err(rcgen_err)?),
-        SanType::DnsName("localhost".try_into().map_err(rcgen_err)?),
-        SanType::IpAddress([127, 0, 0, 1].into()),
-        SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
-    ];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(1);
-    params.not_after = now + Duration::days(10 * 365);
-    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-    let issuer = Issuer::from_ca_cert_der(ca_der, ca_key).map_err(rcgen_err)?;
-    let cert = params.signed_by(&key, &issuer).map_err(rcgen_err)?;
-    Ok((cert, key))
-}
-
 /// Whether `cert` carries a valid signature by `ca` (host-input.md §1: chain to the CA).
 pub(crate) fn signed_by(cert: &[u8], ca: &[u8]) -> bool {
     let (Ok((_, cert)), Ok((_, ca))) = (
@@ -368,12 +353,6 @@ pub(crate) fn signed_by(cert: &[u8], ca: &[u8]) -> bool {
         return false;
     };
     cert.verify_signature(Some(ca.public_key())).is_ok()
-}
-
-fn pem_pair(cert: &rcgen::Certificate, key: &KeyPair) -> String {
-    let mut out = cert.pem();
-    out.push_str(&key.serialize_pem());
-    out
 }
 
 /// Writes `text` to `path` unless it exists (then the existing file wins).
@@ -402,8 +381,10 @@ fn read_pair(path: &Path) -> io::Result<(CertificateDer<'static>, PrivateKeyDer<
 
 /// Like the FMC's *Create Client* page (host-input.md §1): creates (once) the CA and
 /// server certificate in `dir`, then writes `dir/<client>.pkcs12` with the client
-/// certificate (subject CN = `client`, signed by the CA), its key and the CA
-/// certificate. Returns the file's path.
+/// certificate (subject `CN=<client>, OU=Intrusion Management System, O=Cisco Systems,
+/// Inc, title=hostinputd, generationQualifier=client_<uuid>`, signed by the CA), its key
+/// and the CA certificate, shaped like the real file in `../shared/fixtures/fmc/`.
+/// Returns the file's path.
 pub fn enroll(dir: &Path, client: &str, options: &EnrollOptions) -> io::Result<PathBuf> {
     if client.is_empty()
         || client == "."
@@ -416,6 +397,13 @@ pub fn enroll(dir: &Path, client: &str, options: &EnrollOptions) -> io::Result<P
             format!("client name {client:?} cannot be a file name"),
         ));
     }
+    if !client.is_ascii() {
+        // It is the certificate's DNS name, an IA5String (RFC 5280 §4.2.1.6).
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("client name {client:?} must be ASCII: it is the certificate's DNS name"),
+        ));
+    }
     let authority = Authority::load_or_create(dir)?;
     let (cert, key) = authority.issue_client(client, options)?;
     let bytes = pkcs12::write(
@@ -423,7 +411,8 @@ pub fn enroll(dir: &Path, client: &str, options: &EnrollOptions) -> io::Result<P
             cert: &cert,
             key_pkcs8: &key,
             ca: &authority.ca_der,
-            friendly_name: client,
+            // The FMC's bags carry a localKeyID only; OpenSSL's add a friendlyName.
+            friendly_name: (options.scheme != P12Scheme::Legacy).then_some(client),
         },
         options.password.as_deref().unwrap_or(""),
         options.scheme,
