@@ -80,8 +80,8 @@ fn done_processing_counts_the_commands_of_each_block() {
         ("# only a comment\n", 0),
         ("\n\n", 0),
         ("AddHost,192.0.2.1\n# comment\n\nAddHost,192.0.2.2\n", 2),
-        // A dropped (unparseable) line is not counted: the client can see it.
-        ("AddHost,not-an-ip\nScanUpdate\n", 1),
+        // Not strict: an unparseable line is dropped but counted (and logged).
+        ("AddHost,not-an-ip\nScanUpdate\n", 2),
         (EXAMPLE, 8),
     ];
     for (block, n) in cases {
@@ -505,9 +505,20 @@ fn lenient_drops_bad_lines_strict_refuses_the_block() {
         // An unquoted name: not a valid AddScanResult (§4: text fields are quoted).
         line("192.0.2.80", 2, None, "bad").replace("\"bad\"", "bad")
     );
-    for strict in [false, true] {
+    // (strict, rule, N without strict: the dropped line counts as a data line, logged)
+    let cases = [
+        (true, CountRule::All, 0),
+        (false, CountRule::All, 5),
+        (false, CountRule::NoSetSource, 4),
+        (false, CountRule::NoCommit, 4),
+        (false, CountRule::DataOnly, 3),
+    ];
+    for (strict, rule, n) in cases {
         let fx = fixture();
-        let server = fx.start(|o| o.strict = strict);
+        let server = fx.start(|o| {
+            o.strict = strict;
+            o.count_rule = rule;
+        });
         let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
         let (kind, reply) = c.block(&bad_block).unwrap();
         if strict {
@@ -518,7 +529,11 @@ fn lenient_drops_bad_lines_strict_refuses_the_block() {
             c.ok_block("SetSource,QualysGuard\nAddHost,192.0.2.81\n", 2);
             assert_eq!(server.stats().errors_sent, 1);
         } else {
-            assert_eq!((kind, reply.as_str()), (3, "Done processing 4 commands."));
+            assert_eq!(
+                (kind, reply),
+                (3, format!("Done processing {n} commands.")),
+                "{rule}"
+            );
             let host = &server.map().hosts[&ip("192.0.2.80")];
             assert_eq!(host.results, vec![result("QualysGuard", 1, None, "good")]);
         }

@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 use super::command::CommandRef;
 
-/// Which processed lines of a block N counts. Lines the server dropped (unparseable or
-/// rejected) are never counted: a client that compares N with what it sent sees them.
+/// Which processed lines of a block N counts. A line dropped by `reject_line` is never
+/// counted (a client that compares N with what it sent sees it); without `strict`, an
+/// unparseable line is dropped, logged, and counted as a data line under every rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CountRule {
     /// Every command line.

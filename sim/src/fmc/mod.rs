@@ -9,14 +9,16 @@
 //!   error and the server closes the connection.
 //! - The reply is exactly `Done processing N commands.`, N counting the block's processed
 //!   command lines under the `count_rule` ([`CountRule`]: all of them by default, or
-//!   without SetSource, without the commits, or neither); dropped lines never count.
+//!   without SetSource, without the commits, or neither); a line dropped by
+//!   `reject_line` never counts.
 //! - The language is Cisco's (`command.rs`): spaces after commas, `tcp`/`udp`, ID lists
 //!   with or without their space, `CAN-` IDs, CRLF, and the other documented commands,
 //!   applied to the map (OS, services, MAC-only hosts, source type and map set;
 //!   `DeleteScanResult` in its probable form, uncertain). Commands before the first
 //!   `SetSource` go to [`DEFAULT_SOURCE`], logged.
-//! - Unparseable lines are logged and dropped (not counted); with `strict` the block
-//!   gets a type-4 reply naming the line and is not applied.
+//! - With `strict` a block with an unparseable line gets a type-4 reply naming the line
+//!   and is not applied; without it the line is dropped, logged, and counted as a data
+//!   line (a server that counts what it received; the log says so).
 //! - Staged results persist across blocks of one connection; `ScanFlush` replaces the
 //!   flushed source's results (`FlushScope::AllSources`: all results) of each host with
 //!   staged results; a client close is an implicit `ScanUpdate`, a server-side close

@@ -73,7 +73,8 @@ pub struct ServerOptions {
     /// Reply to each block with a type-3 frame that lacks `Done processing N commands.`
     /// (the block is still applied).
     pub garbage_reply: bool,
-    /// A block with an unparseable line gets a type-4 reply and is not applied.
+    /// A block with an unparseable line gets a type-4 reply and is not applied. Without
+    /// it the line is dropped and logged, and N counts it as a data line.
     pub strict: bool,
     /// Reply to each applied block with this text instead of `Done processing N
     /// commands.`; `{n}` stands for the block's command count (to add warning or error
@@ -941,9 +942,14 @@ impl Session<'_> {
                 String::from_utf8_lossy(raw).escape_debug()
             ));
         }
+        let fate = if opts.strict {
+            "the block is refused"
+        } else {
+            "dropped, not applied, counted in N as a data line"
+        };
         for (line_no, reason, raw) in &bad {
             self.log(&format!(
-                "block {number} line {line_no}: unparseable ({reason}): {}",
+                "block {number} line {line_no}: unparseable ({reason}): {fate}: {}",
                 String::from_utf8_lossy(raw).escape_debug()
             ));
         }
@@ -962,7 +968,9 @@ impl Session<'_> {
 
         self.apply(&commands, number);
         let rule = self.rule;
-        let counted = commands.iter().filter(|c| rule.counts(c)).count() as u64;
+        // Lenient: a dropped line is counted as a server that counts what it received
+        // would, and the log says so; `reject_line` plays the server that does not.
+        let counted = (commands.iter().filter(|c| rule.counts(c)).count() + bad.len()) as u64;
         self.shared.stats().commands += commands.len() as u64;
         self.log(&format!(
             "block {number} ({} bytes): {} command(s) applied, N = {counted} ({rule}), {} unparseable, {} dropped, {} result(s) staged",
