@@ -42,6 +42,8 @@ pub enum OptId {
     Report,
     MultiInfo,
     SummaryJson,
+    Full,
+    DeltaCsv,
     Hosts,
     Help,
     Version,
@@ -204,6 +206,24 @@ pub const OPTIONS: &[OptSpec] = &[
         help: "Write the run's summary (counts, outcomes, durations) to this file as JSON, for schedulers.",
     },
     OptSpec {
+        id: OptId::Full,
+        name: "full",
+        abbrev: None,
+        value: ValueKind::Flag,
+        value_name: "",
+        default: Some("off"),
+        help: "With sync_state: send every host (a full sync) and replace the state; also lets vanished_hosts: clear clear more than max_vanished_percent.",
+    },
+    OptSpec {
+        id: OptId::DeltaCsv,
+        name: "delta-csv",
+        abbrev: None,
+        value: ValueKind::Text,
+        value_name: "<file>",
+        default: None,
+        help: "With sync_state, -server and -pkcs12 naming the destination: write only what a delta run would send to this file; nothing is sent and the state is not changed.",
+    },
+    OptSpec {
         id: OptId::Hosts,
         name: "hosts",
         abbrev: None,
@@ -317,6 +337,10 @@ pub struct Args {
     /// `-multiinfo`: template IDs, validated (digits, no spaces, no duplicates).
     pub multiinfo: Option<Vec<String>>,
     pub summary_json: Option<PathBuf>,
+    /// `-full`: a full sync (src/sync).
+    pub full: bool,
+    /// `-delta-csv`: a preview of the delta run, to this file.
+    pub delta_csv: Option<PathBuf>,
     /// `-hosts` for `demo`.
     pub hosts: Option<u64>,
     pub help: bool,
@@ -341,6 +365,8 @@ impl Default for Args {
             report: None,
             multiinfo: None,
             summary_json: None,
+            full: false,
+            delta_csv: None,
             hosts: None,
             help: false,
             version: false,
@@ -590,6 +616,8 @@ fn apply(args: &mut Args, spec: &OptSpec, value: &str) -> Result<(), UsageError>
         OptId::Report => args.report = Some(PathBuf::from(value)),
         OptId::MultiInfo => args.multiinfo = Some(template_ids(value)?),
         OptId::SummaryJson => args.summary_json = Some(PathBuf::from(value)),
+        OptId::Full => args.full = true,
+        OptId::DeltaCsv => args.delta_csv = Some(PathBuf::from(value)),
         OptId::Hosts => args.hosts = Some(bounded(spec, value, HOSTS_RANGE, HOSTS_EXPECTED)?),
         OptId::Help => args.help = true,
         OptId::Version => args.version = true,

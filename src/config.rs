@@ -220,6 +220,23 @@ pub struct Config {
     pub tmp_min_free: u64,
     /// The bound on a whole run: `-multiinfo`, every retry and every wait included.
     pub max_run_seconds: Duration,
+    /// The incremental sync's state file (src/sync); `None`: every run sends every host.
+    pub sync_state: Option<PathBuf>,
+    pub vanished_hosts: VanishedHosts,
+    /// The vanished-host guard: a clear of more than this share (0–100) of the
+    /// destination's hosts is refused unless `-full` is given.
+    pub max_vanished_percent: f64,
+    /// A full sync when the last complete one is this many days old; 0: never by age.
+    pub full_sync_days: u32,
+}
+
+/// `vanished_hosts`: what happens to hosts the FMC holds that the report no longer lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VanishedHosts {
+    /// Their results stay on the FMC (the original's behaviour).
+    Keep,
+    /// They get the generic "no open findings" result, then are forgotten.
+    Clear,
 }
 
 /// Which Qualys call gets the report (qualys.md §2).
@@ -271,6 +288,10 @@ impl Config {
             tmp_min_free: 1 << 30,
             // Under a day, so a daily cron job never overlaps itself.
             max_run_seconds: Duration::from_secs(20 * 3600),
+            sync_state: None,
+            vanished_hosts: VanishedHosts::Keep,
+            max_vanished_percent: 20.0,
+            full_sync_days: 7,
         }
     }
 }
@@ -486,6 +507,11 @@ const KEYS: &[KeyDef] = &[
     key("max_report_bytes",   Kind::Text,                       OPTIONAL, set_max_report_bytes),
     key("tmp_min_free",       Kind::Text,                       OPTIONAL, set_tmp_min_free),
     key("max_run_seconds",    Kind::Text,                       OPTIONAL, set_max_run_seconds),
+    // The incremental sync (src/sync).
+    key("sync_state",         Kind::Text,                       OPTIONAL, set_sync_state),
+    key("vanished_hosts",     Kind::Text,                       OPTIONAL, set_vanished_hosts),
+    key("max_vanished_percent", Kind::Text,                     OPTIONAL, set_max_vanished_percent),
+    key("full_sync_days",     Kind::Text,                       OPTIONAL, set_full_sync_days),
 ];
 
 /// A key's value as its handler sees it.
@@ -806,6 +832,72 @@ fn set_tmp_min_free(config: &mut Config, value: &Value) -> Result<(), Fail> {
 fn set_max_run_seconds(config: &mut Config, value: &Value) -> Result<(), Fail> {
     config.max_run_seconds = seconds(value, 1.0..=604_800.0)?;
     Ok(())
+}
+
+/// The state file's directory must exist; the file itself is created on the first run.
+fn set_sync_state(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let path = PathBuf::from(value.text()?);
+    if path.as_os_str().is_empty() {
+        return Err(fail("expected the path of the sync state file"));
+    }
+    if path.is_dir() {
+        return Err(fail(format!(
+            "{} is a directory: sync_state names a file (for example {}/qualys-sync.db)",
+            quote(&path.display().to_string()),
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(format!(
+            "the directory {} of {} does not exist",
+            quote(&dir.display().to_string()),
+            quote(&path.display().to_string())
+        )));
+    }
+    config.sync_state = Some(path);
+    Ok(())
+}
+
+fn set_vanished_hosts(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.vanished_hosts = match text.to_ascii_lowercase().as_str() {
+        "keep" => VanishedHosts::Keep,
+        "clear" => VanishedHosts::Clear,
+        _ => return Err(fail(format!("expected keep or clear, got {}", quote(text)))),
+    };
+    Ok(())
+}
+
+fn set_max_vanished_percent(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    match text.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(n) if (0.0..=100.0).contains(&n) => {
+            config.max_vanished_percent = n;
+            Ok(())
+        }
+        _ => Err(fail(format!(
+            "expected a percentage from 0 to 100, got {}",
+            quote(text)
+        ))),
+    }
+}
+
+fn set_full_sync_days(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    match text.parse::<u32>() {
+        Ok(n) if n <= 3650 => {
+            config.full_sync_days = n;
+            Ok(())
+        }
+        _ => Err(fail(format!(
+            "expected a whole number of days from 0 (never) to 3650, got {}",
+            quote(text)
+        ))),
+    }
 }
 
 /// A size in bytes: a whole number, optionally with a decimal unit (`KB`, `MB`, `GB`,

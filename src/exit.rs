@@ -38,6 +38,14 @@ pub enum Code {
     Download = 6,
     /// The run reached `max_run_seconds` and was ended (unconfirmed hosts listed).
     TimeLimit = 7,
+    /// Another run holds the sync state (`sync_state`); nothing was done.
+    StateBusy = 8,
+    /// The sync state cannot be used: written by a newer version, writable by other
+    /// users, or it could not be read or written during the run.
+    StateUnusable = 9,
+    /// `vanished_hosts: clear` would clear more than `max_vanished_percent` of the
+    /// destination's hosts: they were not cleared (the other hosts were sent).
+    VanishedGuard = 10,
     /// Ended by SIGHUP (128 + 1), cleanly: temporary files removed, what was confirmed
     /// logged.
     Hangup = 129,
@@ -67,7 +75,7 @@ impl Code {
     }
 
     /// All codes with their meaning, for `--help` and the README.
-    pub const TABLE: [(Code, &'static str); 12] = [
+    pub const TABLE: [(Code, &'static str); 15] = [
         (
             Code::Success,
             "success: every host was written or delivered",
@@ -93,6 +101,18 @@ impl Code {
         (
             Code::TimeLimit,
             "the run reached max_run_seconds and was ended (the hosts not confirmed are listed in the log)",
+        ),
+        (
+            Code::StateBusy,
+            "another run is using the sync state file (sync_state): nothing was done",
+        ),
+        (
+            Code::StateUnusable,
+            "the sync state cannot be used: written by a newer version, writable by other users, or unreadable or unwritable during the run (what the FMC confirmed before is kept)",
+        ),
+        (
+            Code::VanishedGuard,
+            "vanished_hosts: clear would clear more than max_vanished_percent of the FMC's hosts: none was cleared (give -full to clear them)",
         ),
         (
             Code::Hangup,
@@ -171,6 +191,12 @@ pub enum Failure {
     /// A signal or `max_run_seconds` ended the run (src/stop.rs).
     #[error("{0}")]
     Stopped(#[from] crate::stop::Stopped),
+    /// The sync state could not be opened (src/sync).
+    #[error("{0}")]
+    State(#[from] crate::sync::state::StateError),
+    /// The vanished-host guard refused to clear (src/sync).
+    #[error("{0}")]
+    VanishedGuard(String),
 }
 
 /// `:line:column` of a report error, or nothing.
@@ -200,6 +226,10 @@ impl Failure {
             Failure::Sink(SinkError::Write { .. }) | Failure::Spill(_) => Code::Output,
             Failure::Sink(SinkError::Delivery(_)) | Failure::Delivery(_) => Code::Delivery,
             Failure::Sink(SinkError::Stopped { stopped, .. }) => Code::of_stop(*stopped),
+            Failure::Sink(SinkError::State(_)) => Code::StateUnusable,
+            Failure::State(crate::sync::state::StateError::Locked(_)) => Code::StateBusy,
+            Failure::State(_) => Code::StateUnusable,
+            Failure::VanishedGuard(_) => Code::VanishedGuard,
             // A stop during the download exits as the stop does (128+n, or 7).
             Failure::Download(e) => match e.as_ref() {
                 DownloadError::Stopped(stopped) => Code::of_stop(*stopped),
@@ -247,7 +277,7 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_stable() {
-        let want = [0, 1, 2, 3, 4, 5, 6, 7, 129, 130, 131, 143];
+        let want = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 129, 130, 131, 143];
         let got: Vec<i32> = Code::TABLE.iter().map(|(c, _)| c.as_i32()).collect();
         assert_eq!(got, want);
     }

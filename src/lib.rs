@@ -22,4 +22,5 @@ pub mod secret;
 pub mod servertext;
 pub mod spill;
 pub mod stop;
+pub mod sync;
 pub mod timed;

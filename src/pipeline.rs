@@ -59,6 +59,8 @@ pub struct Summary {
     pub send_time: Duration,
     /// When the report was downloaded.
     pub download_time: Option<Duration>,
+    /// What the incremental sync did (set by the run, not the pipeline).
+    pub sync: Option<crate::sync::SyncReport>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -81,10 +81,15 @@ pub struct FmcSink {
     undelivered: Vec<IpAddr>,
     /// Whether the run must stop (`stop::check`; replaceable in tests).
     stop: StopCheck,
+    on_confirmed: Option<ConfirmHook>,
 }
 
 /// `Err` when the run must stop: checked before each block is sent.
 type StopCheck = fn() -> Result<(), Stopped>;
+
+/// Told, on the sender thread, the hosts each confirmed block completed (the sync state
+/// records them: src/sync).
+pub type ConfirmHook = Arc<dyn Fn(&[IpAddr]) + Send + Sync>;
 
 impl std::fmt::Debug for FmcSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +120,14 @@ impl FmcSink {
             shortened_lines: 0,
             undelivered: Vec::new(),
             stop: stop::check,
+            on_confirmed: None,
         }
+    }
+
+    /// Calls `hook` with the hosts of each confirmed block whose every part is
+    /// confirmed, as soon as the reply is judged. Set before the preamble.
+    pub fn on_confirmed(&mut self, hook: ConfirmHook) {
+        self.on_confirmed = Some(hook);
     }
 
     fn push_block(&mut self) {
@@ -192,9 +204,10 @@ impl CommandSink for FmcSink {
             calibration,
             learner,
         };
+        let hook = self.on_confirmed.clone();
         let handle = std::thread::Builder::new()
             .name("fmc-sender".into())
-            .spawn(move || send_all(rx, link, &options, check, &limit))
+            .spawn(move || send_all(rx, link, &options, check, &limit, hook))
             .map_err(|e| SinkError::Delivery(format!("cannot start the sender thread: {e}")))?;
         self.tx = Some(tx);
         self.sender = Some(handle);
@@ -386,8 +399,10 @@ fn send_all(
     options: &FmcOptions,
     check: StopCheck,
     limit: &AtomicUsize,
+    hook: Option<ConfirmHook>,
 ) -> Outcome {
     let mut sender = Sender {
+        hook,
         outcome: Outcome::default(),
         connection: Some(link.connection),
         calibration: link.calibration,
@@ -453,6 +468,7 @@ struct Sender<'a> {
     options: &'a FmcOptions,
     /// Shared with the producer (see `FmcSink::limit`).
     limit: &'a AtomicUsize,
+    hook: Option<ConfirmHook>,
 }
 
 impl Sender<'_> {
@@ -531,7 +547,12 @@ impl Sender<'_> {
                         hosts_of(block)
                     );
                 }
-                confirm(block, &mut self.outcome, &mut self.failed_split);
+                let done = confirm(block, &mut self.outcome, &mut self.failed_split);
+                if let Some(hook) = &self.hook
+                    && !done.is_empty()
+                {
+                    hook(&done);
+                }
             }
             Err(reason) => {
                 self.outcome.delivery.failed_blocks += 1;
@@ -679,8 +700,10 @@ fn hosts_of(block: &Block) -> String {
 /// part failed. Only hosts larger than a block are here, one at a time in practice.
 type SplitHosts = HashMap<IpAddr, (u64, bool)>;
 
-/// A host counts as confirmed, with all its findings, only when every part of it was.
-fn confirm(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {
+/// A host counts as confirmed, with all its findings, only when every part of it was;
+/// returns the hosts this block completed.
+fn confirm(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) -> Vec<IpAddr> {
+    let mut done = Vec::new();
     let d = &mut outcome.delivery;
     d.commands += block.commands;
     d.bytes += block.bytes.len() as u64;
@@ -696,14 +719,17 @@ fn confirm(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {
                 d.hosts += 1;
                 d.findings += earlier + findings;
                 crate::progress::add(1);
+                done.push(part.ip);
             }
             None => {
                 d.hosts += 1;
                 d.findings += findings;
                 crate::progress::add(1);
+                done.push(part.ip);
             }
         }
     }
+    done
 }
 
 fn fail(block: &Block, outcome: &mut Outcome, split: &mut SplitHosts) {

@@ -65,6 +65,10 @@ pub enum SinkError {
         stopped: crate::stop::Stopped,
         delivery: Delivery,
     },
+    /// The sync state could not be read or written (src/sync): nothing more is sent, so
+    /// that the state never falls behind what the FMC holds.
+    #[error("{0}")]
+    State(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,

@@ -49,6 +49,7 @@ pub fn run(args: &Args) -> Result<Summary, Failure> {
     }
     check_fmc(args, &partial.config, &mut steps);
     check_qualys(args, &partial.config, &partial.failed, &mut steps);
+    check_sync(&partial.config, &mut steps);
 
     let mut first_failure = None;
     for step in &steps {
@@ -74,6 +75,60 @@ pub fn run(args: &Args) -> Result<Summary, Failure> {
             code,
         }),
     }
+}
+
+/// The sync state, read only: its destinations, hosts and last runs.
+fn check_sync(config: &Config, steps: &mut Vec<Step>) {
+    let Some(path) = &config.sync_state else {
+        return;
+    };
+    let name = format!("sync state {}", path.display());
+    let (state, warnings) = match crate::sync::State::open_read_only(path) {
+        Ok(found) => found,
+        Err(e) => {
+            steps.push(fail(name, &Failure::State(e)));
+            return;
+        }
+    };
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let Some(state) = state else {
+        let detail = if path.exists() {
+            "cannot be read: the next run moves it aside and is a full sync"
+        } else {
+            "not created yet: the first run creates it and is a full sync"
+        };
+        steps.push(ok(name, detail.into()));
+        return;
+    };
+    let destinations = match state.describe() {
+        Ok(d) => d,
+        Err(e) => {
+            steps.push(fail(name, &Failure::State(e)));
+            return;
+        }
+    };
+    let run = |r: &Option<crate::sync::state::RunRecord>| match r {
+        None => "never".to_string(),
+        Some(r) => format!(
+            "{} ({})",
+            logging::utc_timestamp(crate::sync::state::from_unix(r.started)),
+            r.outcome.as_deref().unwrap_or("did not finish")
+        ),
+    };
+    let mut detail = format!("{} destination(s)", destinations.len());
+    for d in &destinations {
+        detail.push_str(&format!(
+            "; {}: {} hosts tracked ({} confirmed), last full sync {}, last delta run {}",
+            d.destination,
+            d.hosts,
+            d.confirmed,
+            run(&d.last_full),
+            run(&d.last_delta)
+        ));
+    }
+    steps.push(ok(name, detail));
 }
 
 fn ok(name: String, detail: String) -> Step {

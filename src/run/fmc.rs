@@ -52,6 +52,9 @@ pub struct FmcTarget {
     pub info: pkcs12::CertInfo,
     /// What the file's CA certificates say.
     pub ca_info: Vec<pkcs12::CertInfo>,
+    /// The first CA certificate of the file (DER; empty if it holds none): part of the
+    /// sync state's destination identity.
+    pub ca_der: Vec<u8>,
 }
 
 impl FmcTarget {
@@ -136,6 +139,11 @@ pub fn target(args: &Args, server: &str, settings: &FmcSettings) -> Result<FmcTa
         pkcs12: path.clone(),
         info: identity.info.clone(),
         ca_info: identity.ca_info.clone(),
+        ca_der: identity
+            .ca_certs
+            .first()
+            .map(|c| c.to_vec())
+            .unwrap_or_default(),
         options: FmcOptions {
             endpoint: Endpoint {
                 host: server.to_string(),

@@ -9,6 +9,7 @@ mod download;
 mod fmc;
 mod qualysguard;
 mod summary;
+mod sync;
 mod until_stop;
 
 use std::ffi::OsString;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::download;
 use super::fmc::{self, FmcSettings, FmcTarget};
+use super::sync::{self, SyncContext};
 use super::until_stop::UntilStop;
 use super::{Done, Run};
 use crate::cli::Args;
@@ -74,7 +75,13 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
         settings.ip_ranges
     );
     // Everything is checked before the first byte goes over the network.
+    if args.delta_csv.is_some() && args.server.as_deref().is_none_or(str::is_empty) {
+        return Err(Failure::Invalid(
+            "-delta-csv needs -server (and -pkcs12) to name the FMC whose state it compares with; nothing is sent".into(),
+        ));
+    }
     let destination = destination(args, &config)?;
+    let mut sync = sync::open(args, &config, &settings)?;
     let templates: Vec<Option<String>> = match (&args.multiinfo, &args.report) {
         (Some(ids), _) => ids.iter().cloned().map(Some).collect(),
         (None, Some(_)) => vec![None],
@@ -115,6 +122,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
                 qualys.as_ref(),
                 template.as_deref(),
                 multi,
+                sync.as_mut(),
             )
         });
         if let Some(stopped) = stop::stopped() {
@@ -134,6 +142,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     Ok(runs)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_template(
     args: &Args,
     config: &Config,
@@ -142,16 +151,11 @@ fn run_template(
     qualys: Option<&Qualys>,
     template: Option<&str>,
     multi: bool,
+    sync: Option<&mut SyncContext>,
 ) -> Done {
     let early = |failure: Failure| Box::new((None, failure));
-    let sink: Box<dyn CommandSink> = match destination {
-        Destination::File(path) => {
-            let path = command_file(path, multi, template);
-            let csv = CsvFile::create(&path).map_err(|e| early(e.into()))?;
-            Box::new(UntilStop::new(csv, &path))
-        }
-        Destination::Fmc(_, target) => Box::new(target.sink()),
-    };
+    let (sink, confirmations) =
+        template_sink(args, destination, sync.is_some(), multi, template).map_err(early)?;
     let (parsed, download_time) = match (&args.report, qualys) {
         (Some(path), _) => (parse_file(path, settings).map_err(early)?, None),
         (None, Some(qualys)) => {
@@ -168,14 +172,75 @@ fn run_template(
     };
     // A stop during the download or the parse: nothing is sent.
     stop::check().map_err(|stopped| early(stopped.into()))?;
-    let mut summary = deliver(parsed, settings, sink).map_err(stopped_delivery)?;
+    // The sync wraps the sink only now: a report that failed to download or parse
+    // leaves no trace in the state.
+    let (sink, report) = match (sync, destination) {
+        (Some(ctx), Destination::Fmc(server, target)) => {
+            let (sink, report) = ctx
+                .wrap(sink, confirmations, target, server, args.port, template)
+                .map_err(early)?;
+            (sink, Some(report))
+        }
+        (_, _) => (sink, None),
+    };
+    let delivered = deliver(parsed, settings, sink).map_err(stopped_delivery);
+    let sync_report = report.as_ref().map(sync::log_report);
+    let mut summary = match delivered {
+        Ok(summary) => summary,
+        Err(mut unfinished) => {
+            if let Some(s) = &mut unfinished.0 {
+                s.sync = sync_report;
+            }
+            return Err(unfinished);
+        }
+    };
     summary.download_time = download_time;
+    summary.sync = sync_report.clone();
+    if args.delta_csv.is_some() {
+        return Ok(summary);
+    }
     if let Destination::Fmc(server, _) = destination
         && let Err(failure) = fmc::check_delivery(server, &summary.delivery)
     {
         return Err(Box::new((Some(summary), failure)));
     }
+    if let Some((vanished, of)) = sync_report.and_then(|r| r.clear_refused) {
+        let failure = Failure::VanishedGuard(format!(
+            "{vanished} of the {of} hosts the FMC holds for this destination are no longer in the report, more than max_vanished_percent ({}%): none was cleared; if that is intended, run with -full",
+            config.max_vanished_percent
+        ));
+        return Err(Box::new((Some(summary), failure)));
+    }
     Ok(summary)
+}
+
+/// The sink of one template: the command file, the FMC (with the hook the sync state
+/// needs), or with `-delta-csv` the preview file.
+fn template_sink(
+    args: &Args,
+    destination: &Destination,
+    synced: bool,
+    multi: bool,
+    template: Option<&str>,
+) -> Result<(Box<dyn CommandSink>, crate::sync::Confirmations), Failure> {
+    let confirmations = crate::sync::Confirmations::default();
+    let file = |path: &Path| -> Result<Box<dyn CommandSink>, Failure> {
+        let path = command_file(path, multi, template);
+        let csv = CsvFile::create(&path)?;
+        Ok(Box::new(UntilStop::new(csv, &path)))
+    };
+    let sink = match (destination, &args.delta_csv) {
+        (Destination::File(path), _) => file(path)?,
+        (Destination::Fmc(..), Some(preview)) => file(preview)?,
+        (Destination::Fmc(_, target), None) => {
+            let mut fmc = target.sink();
+            if synced {
+                fmc.on_confirmed(Arc::new(confirmations.hook()));
+            }
+            Box::new(fmc)
+        }
+    };
+    Ok((sink, confirmations))
 }
 
 /// A delivery the stop cut short keeps what the FMC confirmed (the sink has listed the

@@ -175,6 +175,28 @@ fn failure_json(f: &Failure) -> Value {
     })
 }
 
+/// What the incremental sync did (src/sync).
+fn sync_json(r: &crate::sync::SyncReport) -> Value {
+    json!({
+        "state": r.state,
+        "destination": r.destination,
+        "kind": r.kind.map(crate::sync::Kind::as_str),
+        "reason": r.reason,
+        "preview": r.preview,
+        "hosts_unchanged": r.unchanged,
+        "hosts_new": r.new,
+        "hosts_changed": r.changed,
+        "repeated_listings": r.repeated,
+        "hosts_vanished": r.vanished,
+        "vanished_hosts": r.vanished_mode.as_str(),
+        "vanished_clears_sent": r.clears_sent,
+        "vanished_cleared": r.cleared,
+        "clear_refused": r.clear_refused.is_some(),
+        "hosts_tracked_before": r.tracked_before,
+        "hosts_tracked": r.tracked,
+    })
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -230,6 +252,9 @@ fn run_json(run: &Run) -> Value {
                 "hosts_unconfirmed": d.unconfirmed.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "shortened_lines": d.shortened_lines,
             });
+            if let Some(y) = &s.sync {
+                value["sync"] = sync_json(y);
+            }
             value["durations_ms"] = json!({
                 "download": s.download_time.map(millis),
                 "parse": millis(s.parse_time),

@@ -81,7 +81,7 @@ pub fn map_findings(map: &NetworkMap) -> Findings {
 }
 
 /// The same, from a command file written with -csvfile.
-fn csv_findings(csv: &str) -> Findings {
+pub fn csv_findings(csv: &str) -> Findings {
     let mut out = Findings::new();
     for line in csv.lines() {
         if let Some(ip) = line.strip_prefix("AddHost,") {

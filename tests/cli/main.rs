@@ -29,5 +29,6 @@ mod report;
 mod results;
 mod signals;
 mod summary;
+mod sync;
 mod wire;
 mod words;

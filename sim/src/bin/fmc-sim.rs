@@ -26,6 +26,7 @@ usage:
                 [--map-out FILE]
                 [--reject-version] [--delay-ms N] [--error-on K] [--close-after K]
                 [--garbage-reply] [--reply-text TEXT] [--trickle-ms N] [--strict]
+                [--drop-reply-on K]
                 [--exit-after N] [--known-host IP]... [--flush-clears source|all]
                 [--server-cert standard|ca-only|v1]
                 [--count-rule all|no-setsource|no-commit|data-only]
@@ -171,6 +172,9 @@ fn parse_serve(args: &mut Args) -> Result<(ServerOptions, Option<PathBuf>), Usag
             }
             "--delay-ms" => options.delay_ms = args.number(&name, inline)?,
             "--error-on" => options.error_on = Some(positive(&name, args.number(&name, inline)?)?),
+            "--drop-reply-on" => {
+                options.drop_reply_on = Some(positive(&name, args.number(&name, inline)?)?)
+            }
             "--close-after" => {
                 options.close_after = Some(positive(&name, args.number(&name, inline)?)?)
             }

@@ -70,6 +70,9 @@ pub struct ServerOptions {
     /// First session only: drop the connection (no TLS close_notify) right after the
     /// reply to its K-th block; staged results are discarded.
     pub close_after: Option<u64>,
+    /// The K-th data block of the server's lifetime is applied, then the connection is
+    /// dropped without its reply (a reply lost on the way).
+    pub drop_reply_on: Option<u64>,
     /// Reply to each block with a type-3 frame that lacks `Done processing N commands.`
     /// (the block is still applied).
     pub garbage_reply: bool,
@@ -121,6 +124,7 @@ impl Default for ServerOptions {
             delay_ms: 0,
             error_on: None,
             close_after: None,
+            drop_reply_on: None,
             garbage_reply: false,
             strict: false,
             reply_text: None,
@@ -980,6 +984,15 @@ impl Session<'_> {
             rejected.len(),
             self.staged.len()
         ));
+        if opts.drop_reply_on == Some(number) {
+            self.log(&format!(
+                "block {number}: applied, reply dropped with the connection (drop_reply_on)"
+            ));
+            self.tls.drop_connection();
+            return Some(End::ServerClosed(format!(
+                "drop_reply_on {number}: connection dropped instead of the reply"
+            )));
+        }
         self.shared.sleep(opts.delay_ms);
         let reply = self.reply_text(counted);
         let sent = if opts.trickle_ms > 0 {

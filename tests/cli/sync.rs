@@ -1,0 +1,434 @@
+//! The incremental sync (`sync_state`, src/sync): delta runs against fmc-sim's network
+//! map, the state file's faults, the guard, the lock, `-delta-csv`, and equivalence with
+//! full runs as a property over random sequences of reports.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+use qualys_connector_sim::fmc::{EnrollOptions, NetworkMap, ServerOptions};
+
+use crate::fmc::{Fmc, map_findings};
+use crate::harness::{Outcome, Test};
+
+/// One finding of the model: (QID, port).
+pub type Finding = (u32, Option<u16>);
+
+/// An estate: address → findings.
+pub type Estate = BTreeMap<String, Vec<Finding>>;
+
+/// A report of `estate` (every QID described in the glossary).
+pub fn report(estate: &Estate) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<ASSET_DATA_REPORT>\n<HOST_LIST>\n",
+    );
+    let mut qids = std::collections::BTreeSet::new();
+    for (ip, findings) in estate {
+        let _ = write!(out, "<HOST><IP>{ip}</IP><VULN_INFO_LIST>");
+        for (qid, port) in findings {
+            qids.insert(*qid);
+            let port = port
+                .map(|p| format!("<PORT>{p}</PORT><PROTOCOL>tcp</PROTOCOL>"))
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "<VULN_INFO><QID>{qid}</QID><TYPE>Vuln</TYPE>{port}<VULN_STATUS>Active</VULN_STATUS></VULN_INFO>"
+            );
+        }
+        out.push_str("</VULN_INFO_LIST></HOST>\n");
+    }
+    out.push_str("</HOST_LIST>\n<GLOSSARY><VULN_DETAILS_LIST>\n");
+    for qid in qids {
+        let _ = writeln!(
+            out,
+            "<VULN_DETAILS id=\"qid_{qid}\"><QID>{qid}</QID><TITLE><![CDATA[Finding {qid}]]></TITLE><THREAT><![CDATA[About {qid}.]]></THREAT></VULN_DETAILS>"
+        );
+    }
+    out.push_str("</VULN_DETAILS_LIST></GLOSSARY>\n</ASSET_DATA_REPORT>\n");
+    out
+}
+
+/// A scratch directory with a client file of `fmc` and a configuration.
+pub struct Site {
+    pub test: Test,
+    pub fmc_addr: std::net::SocketAddr,
+}
+
+pub const SYNC_CONFIG: &str =
+    "add_host: y\nfmc_retry_wait: 0.05\nfmc_connect_timeout: 5\nsync_state: sync.db\n";
+
+impl Site {
+    pub fn new(fmc: &Fmc, yaml: &str) -> Site {
+        let test = Test::new().config(yaml);
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        Site {
+            test,
+            fmc_addr: fmc.addr(),
+        }
+    }
+
+    /// The connector's command line for `estate`, with `extra` options.
+    pub fn command(&self, estate: &Estate, extra: &[&str]) -> Command {
+        std::fs::write(self.test.path("report.xml"), report(estate)).unwrap();
+        let mut cmd = self.test.command();
+        cmd.args([
+            format!("-server={}", self.fmc_addr.ip()),
+            format!("-port={}", self.fmc_addr.port()),
+            "-report=report.xml".to_string(),
+        ]);
+        cmd.args(extra);
+        cmd
+    }
+
+    pub fn run(&self, estate: &Estate, extra: &[&str]) -> Outcome {
+        let out = self.command(estate, extra).output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.test.path("sync.db")
+    }
+}
+
+pub fn estate(hosts: &[(&str, &[Finding])]) -> Estate {
+    hosts
+        .iter()
+        .map(|(ip, f)| (ip.to_string(), f.to_vec()))
+        .collect()
+}
+
+/// `AddScanResult` lines fmc-sim applied so far (its statistics).
+pub fn results_sent(fmc: &Fmc) -> u64 {
+    fmc.server.as_ref().unwrap().stats().applied_results
+}
+
+fn base() -> Estate {
+    estate(&[
+        ("192.0.2.1", &[(1001, Some(443)), (1002, None)]),
+        ("192.0.2.2", &[(1001, Some(80))]),
+        ("192.0.2.3", &[(1003, None)]),
+    ])
+}
+
+#[test]
+fn a_delta_run_sends_only_what_changed() {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("full run for FMC")
+        .assert_output_contains("there was no sync state yet")
+        .assert_output_contains("0 hosts unchanged (not sent), 3 new, 0 changed; 3 sent");
+    let after_full = results_sent(&fmc);
+
+    // The same report: nothing is sent, not even a connection's worth of hosts.
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("delta run for FMC")
+        .assert_output_contains("3 hosts unchanged (not sent), 0 new, 0 changed; 0 sent");
+    assert_eq!(
+        results_sent(&fmc),
+        after_full,
+        "an unchanged report sends nothing"
+    );
+
+    // One host changes, one is new; the order of the report changes too.
+    let mut changed = base();
+    changed.get_mut("192.0.2.2").unwrap().push((1004, Some(22)));
+    changed.insert("192.0.2.4".into(), vec![(1001, Some(443))]);
+    changed.get_mut("192.0.2.1").unwrap().reverse();
+    site.run(&changed, &[])
+        .assert_code(0)
+        .assert_output_contains("2 hosts unchanged (not sent), 1 new, 1 changed; 2 sent");
+    let map = fmc.stop();
+    let got = map_findings(&map);
+    assert_eq!(got["192.0.2.2"].len(), 2);
+    assert_eq!(got["192.0.2.4"].len(), 1);
+    assert_eq!(got["192.0.2.1"].len(), 2);
+}
+
+#[test]
+fn csvfile_is_unaffected_and_leaves_no_state() {
+    let fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    std::fs::write(site.test.path("report.xml"), report(&base())).unwrap();
+    let out = site
+        .test
+        .command()
+        .args(["-report=report.xml", "-csvfile=out.csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!site.state().exists(), "no state for -csvfile");
+    let csv = site.test.read("out.csv");
+    assert_eq!(crate::harness::count_lines(&csv, "AddScanResult,"), 4);
+}
+
+/// Hosts of a map with results other than the generic "no open findings" one; a host
+/// cleared that way equals a host the FMC never had.
+pub fn held(map: &NetworkMap) -> crate::fmc::Findings {
+    let mut f = map_findings(map);
+    f.retain(|_, results| results.iter().any(|r| r.0.is_some()));
+    f
+}
+
+/// What `-csvfile` writes for `estate` under `yaml` (without the state): each host's
+/// fingerprint, and the findings the FMC holds once it has them.
+pub struct Expected {
+    pub fingerprints: BTreeMap<String, [u8; 32]>,
+    pub findings: crate::fmc::Findings,
+}
+
+pub fn expected(yaml: &str, estate: &Estate) -> Expected {
+    let yaml: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("sync_state:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let test = Test::new()
+        .config(&yaml)
+        .file("report.xml", report(estate))
+        .args(&["-report=report.xml", "-csvfile=out.csv"]);
+    test.run().assert_code(0);
+    let csv = test.read("out.csv");
+    let mut fingerprints = BTreeMap::new();
+    let mut block = String::new();
+    for line in csv.lines().filter(|l| !l.starts_with("SetSource,")) {
+        block.push_str(line);
+        block.push('\n');
+        if line == "ScanFlush" || line == "ScanUpdate" {
+            let first = block.lines().next().unwrap_or_default();
+            let ip = first.split(',').nth(1).unwrap_or_default().to_string();
+            fingerprints.insert(
+                ip,
+                qualys_connector::sync::fingerprint::of_block(block.as_bytes()),
+            );
+            block.clear();
+        }
+    }
+    Expected {
+        fingerprints,
+        findings: crate::fmc::csv_findings(&csv),
+    }
+}
+
+/// The state never claims a fingerprint the map does not hold: every fingerprint in it
+/// is that of `before` or `after` for the host, and the map then holds that report's
+/// findings for it.
+pub fn assert_state_true(site: &Site, map: &NetworkMap, before: &Expected, after: &Expected) {
+    let Ok((Some(state), _)) = qualys_connector::sync::State::open_read_only(&site.state()) else {
+        return;
+    };
+    let got = map_findings(map);
+    for (_, ip, fp) in state.rows().unwrap() {
+        let Some(fp) = fp else { continue };
+        let held = got.get(&ip);
+        let reports = [before, after];
+        let claims = reports
+            .iter()
+            .find(|e| e.fingerprints.get(&ip).map(|f| &f[..]) == Some(&fp[..]));
+        match claims {
+            Some(e) => assert_eq!(
+                held,
+                e.findings.get(&ip),
+                "the state claims {ip} holds what the map does not"
+            ),
+            None => panic!("the state holds a fingerprint of {ip} from neither report"),
+        }
+    }
+}
+
+/// A 60-host estate and a changed one: 10 hosts changed, 5 new, 5 gone.
+fn big_pair() -> (Estate, Estate) {
+    let mut before = Estate::new();
+    for i in 0..60u32 {
+        let findings = (0..(1 + i % 4)).map(|k| (2000 + k, Some(443))).collect();
+        before.insert(format!("198.51.100.{}", i + 1), findings);
+    }
+    let mut after = before.clone();
+    for i in 0..10u32 {
+        after
+            .get_mut(&format!("198.51.100.{}", i * 5 + 1))
+            .unwrap()
+            .push((3000 + i, None));
+    }
+    for i in 0..5u32 {
+        after.remove(&format!("198.51.100.{}", 56 + i));
+        after.insert(format!("198.51.100.{}", 100 + i), vec![(4000, Some(22))]);
+    }
+    (before, after)
+}
+
+/// Small blocks, so a run has many.
+const BLOCKS: &str = "add_host: y\nfmc_retry_wait: 0.05\nfmc_connect_timeout: 5\nsync_state: sync.db\nfmc_retries: 0\n";
+
+fn small_blocks(o: &mut ServerOptions) {
+    o.max_size = 1500;
+}
+
+/// The map a fault-free full run of `before` then delta run of `after` gives.
+fn reference(yaml: &str, before: &Estate, after: &Estate) -> crate::fmc::Findings {
+    let mut fmc = Fmc::start(small_blocks);
+    let site = Site::new(&fmc, yaml);
+    site.run(before, &[]).assert_code(0);
+    site.run(after, &[]).assert_code(0);
+    held(&fmc.stop())
+}
+
+#[test]
+fn faults_of_the_fmc_converge_on_the_rerun() {
+    let (before, after) = big_pair();
+    let want = reference(BLOCKS, &before, &after);
+    let (exp_before, exp_after) = (expected(BLOCKS, &before), expected(BLOCKS, &after));
+    // Blocks of a full run of `before` (calibration included), to aim at the delta run.
+    let full_blocks = {
+        let mut fmc = Fmc::start(small_blocks);
+        Site::new(&fmc, BLOCKS).run(&before, &[]).assert_code(0);
+        let n = fmc.server.as_ref().unwrap().stats().blocks;
+        fmc.stop();
+        n
+    };
+    assert!(full_blocks > 5, "{full_blocks} blocks");
+    type Fault = Box<dyn Fn(&mut ServerOptions)>;
+    let faults: Vec<(&str, Fault)> = vec![
+        (
+            "close after block 3 of the full run",
+            Box::new(|o: &mut ServerOptions| o.close_after = Some(3)),
+        ),
+        (
+            "reply of the full run's block 4 lost",
+            Box::new(|o: &mut ServerOptions| o.drop_reply_on = Some(4)),
+        ),
+        (
+            "reply of the delta run's second block lost",
+            Box::new(move |o: &mut ServerOptions| o.drop_reply_on = Some(full_blocks + 2)),
+        ),
+    ];
+    for (what, fault) in faults {
+        let mut fmc = Fmc::start(|o| {
+            small_blocks(o);
+            fault(o);
+        });
+        let site = Site::new(&fmc, BLOCKS);
+        let first = site.run(&before, &[]);
+        let second = site.run(&after, &[]);
+        assert!(
+            first.code != 0 || second.code != 0,
+            "{what}: the fault shows"
+        );
+        // Whatever failed: the state is true now, and the reruns converge.
+        let map = fmc.server.as_ref().unwrap().map();
+        assert_state_true(&site, &map, &exp_before, &exp_after);
+        if first.code != 0 {
+            site.run(&before, &[]).assert_code(0);
+        }
+        site.run(&after, &[]).assert_code(0);
+        let map = fmc.stop();
+        assert_eq!(held(&map), want, "{what}");
+        assert_state_true(&site, &map, &exp_before, &exp_after);
+    }
+}
+
+/// Seeded moments of a delta run, the connector SIGKILLed at each.
+#[test]
+fn a_delta_run_killed_at_any_moment_converges_on_the_rerun() {
+    let (before, after) = big_pair();
+    let slow = |o: &mut ServerOptions| {
+        small_blocks(o);
+        o.delay_ms = 25;
+    };
+    let want = reference(BLOCKS, &before, &after);
+    let (exp_before, exp_after) = (expected(BLOCKS, &before), expected(BLOCKS, &after));
+    // How long a delta run takes here: the moments are spread over it.
+    let span = {
+        let mut fmc = Fmc::start(slow);
+        let site = Site::new(&fmc, BLOCKS);
+        site.run(&before, &[]).assert_code(0);
+        let started = std::time::Instant::now();
+        site.run(&after, &[]).assert_code(0);
+        let span = started.elapsed().as_millis() as u64;
+        fmc.stop();
+        span.max(20)
+    };
+    let points: u64 = std::env::var("SYNC_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut seed = 0x5eed_u64;
+    let mut killed = 0;
+    for point in 0..points {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let at = std::time::Duration::from_millis(seed % span);
+        let mut fmc = Fmc::start(slow);
+        let site = Site::new(&fmc, BLOCKS);
+        site.run(&before, &[]).assert_code(0);
+        let mut child = site
+            .command(&after, &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let map = fmc.server.as_ref().unwrap().map();
+        assert_state_true(&site, &map, &exp_before, &exp_after);
+        site.run(&after, &[]).assert_code(0);
+        let map = fmc.stop();
+        assert_eq!(held(&map), want, "killed at {at:?} (point {point})");
+    }
+    assert!(
+        killed * 2 >= points,
+        "most points fall inside the run ({killed} of {points})"
+    );
+}
+
+#[test]
+fn a_full_state_file_fails_the_run_and_the_rerun_converges() {
+    let (before, mut after) = big_pair();
+    // Enough new hosts that the state must grow.
+    for i in 0..400u32 {
+        after.insert(
+            format!("203.0.113.{}", i % 250 + 1)
+                .replace("203.0.113.", &format!("10.{}.0.", i / 250)),
+            vec![(5000 + i % 7, Some(8443))],
+        );
+    }
+    let want = reference(BLOCKS, &before, &after);
+    let (exp_before, exp_after) = (expected(BLOCKS, &before), expected(BLOCKS, &after));
+    let mut fmc = Fmc::start(small_blocks);
+    let site = Site::new(&fmc, BLOCKS);
+    site.run(&before, &[]).assert_code(0);
+    let pages = std::fs::metadata(site.state()).unwrap().len() / 4096;
+    // Room for the schema and a little more: the delta run's writes fill it.
+    let out = {
+        let mut cmd = site.command(&after, &[]);
+        cmd.env(
+            qualys_connector::sync::state::MAX_PAGES_ENV,
+            (pages + 1).to_string(),
+        );
+        let o = cmd.output().unwrap();
+        Outcome {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    out.assert_code(9)
+        .assert_output_contains("database or disk is full");
+    let map = fmc.server.as_ref().unwrap().map();
+    assert_state_true(&site, &map, &exp_before, &exp_after);
+    site.run(&after, &[]).assert_code(0);
+    let map = fmc.stop();
+    assert_eq!(held(&map), want);
+}
