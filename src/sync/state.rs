@@ -492,7 +492,7 @@ impl State {
 
     /// Every host row of every destination: (destination ID, address, fingerprint), for
     /// inspection and tests.
-    pub fn rows(&self) -> Result<Vec<(i64, String, Option<Vec<u8>>)>, StateError> {
+    pub fn rows(&self) -> Result<Vec<Row>, StateError> {
         let fail = self.failed("read the hosts");
         let mut stmt = self
             .conn
@@ -562,6 +562,9 @@ impl State {
             .map_err(self.failed("read the run history"))
     }
 }
+
+/// A host row: destination ID, address, fingerprint if confirmed.
+pub type Row = (i64, String, Option<Vec<u8>>);
 
 /// A run's counts, as the history keeps them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -432,3 +432,485 @@ fn a_full_state_file_fails_the_run_and_the_rerun_converges() {
     let map = fmc.stop();
     assert_eq!(held(&map), want);
 }
+
+#[test]
+fn an_unreadable_state_is_moved_aside_and_the_run_is_a_full_sync() {
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage); 3] = [
+        ("truncated", |p| {
+            let len = std::fs::metadata(p).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(len / 2 + 100).unwrap();
+        }),
+        ("zeros", |p| std::fs::write(p, vec![0u8; 8192]).unwrap()),
+        ("plain text", |p| {
+            std::fs::write(p, "host 192.0.2.1 is fine\nnothing to see\n").unwrap()
+        }),
+    ];
+    for (what, damage) in damages {
+        let mut fmc = Fmc::start(|_| {});
+        let site = Site::new(&fmc, SYNC_CONFIG);
+        // A state of some size, so that truncating it cuts pages off.
+        let mut many = base();
+        for i in 0..300 {
+            many.insert(
+                format!("10.1.{}.{}", i / 200, i % 200 + 1),
+                vec![(1001, None)],
+            );
+        }
+        site.run(&many, &[]).assert_code(0);
+        damage(&site.state());
+        let before = results_sent(&fmc);
+        let out = site.run(&many, &[]);
+        out.assert_code(0)
+            .assert_output_contains("cannot be read")
+            .assert_output_contains("moved to ")
+            .assert_output_contains(".corrupt-")
+            .assert_output_contains("full run for FMC");
+        let text = out.output();
+        assert!(
+            text.contains(&site.state().display().to_string()) || text.contains("sync.db"),
+            "{what}"
+        );
+        let moved: Vec<String> = site
+            .test
+            .files()
+            .into_iter()
+            .filter(|f| {
+                f.starts_with("sync.db.corrupt-") && !f.ends_with("-wal") && !f.ends_with("-shm")
+            })
+            .collect();
+        assert_eq!(moved.len(), 1, "{what}: {:?}", site.test.files());
+        assert!(results_sent(&fmc) > before, "{what}: every host sent again");
+        // And the new state works: the next run is a delta run that sends nothing.
+        let sent = results_sent(&fmc);
+        site.run(&many, &[])
+            .assert_code(0)
+            .assert_output_contains("delta run for FMC");
+        assert_eq!(results_sent(&fmc), sent, "{what}");
+        fmc.stop();
+    }
+}
+
+fn sqlite3(db: &std::path::Path, sql: &str) -> Option<String> {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().ok()?;
+    assert!(out.status.success(), "sqlite3 {sql}: {out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn skip(what: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP: {what}: no sqlite3 command");
+}
+
+use std::io::Write as _;
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[]).assert_code(0);
+    {
+        let conn_ok = sqlite3(&site.state(), "PRAGMA user_version = 2;");
+        if conn_ok.is_none() {
+            skip("a_newer_schema_is_refused_and_left_alone");
+            return;
+        }
+    }
+    let bytes = std::fs::read(site.state()).unwrap();
+    site.run(&base(), &[])
+        .assert_code(9)
+        .assert_output_contains(
+            "was written by a newer version of qualys-connector (schema 2, this version knows 1)",
+        );
+    assert_eq!(std::fs::read(site.state()).unwrap(), bytes, "untouched");
+    fmc.stop();
+}
+
+#[test]
+fn a_state_others_can_write_is_refused_and_one_they_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[]).assert_code(0);
+    let mode = std::fs::metadata(site.state())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "created private");
+    let set =
+        |m| std::fs::set_permissions(site.state(), std::fs::Permissions::from_mode(m)).unwrap();
+    set(0o666);
+    site.run(&base(), &[])
+        .assert_code(9)
+        .assert_output_contains("can be written by other users (mode 666)");
+    set(0o644);
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("the sync state can be read by other users (mode 644)");
+    set(0o600);
+    let dir = site.test.path("");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = site.run(&base(), &[]);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    out.assert_code(9)
+        .assert_output_contains("can be written by other users (mode 777)");
+    fmc.stop();
+}
+
+#[test]
+fn a_second_run_on_the_same_state_exits_at_once_naming_the_first() {
+    let mut fmc = Fmc::start(|o| o.delay_ms = 1500);
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    let mut first = site
+        .command(&base(), &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the lock (it has written its PID).
+    let lock = site.test.path("sync.db.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never locked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let started = std::time::Instant::now();
+    let second = site.run(&base(), &[]);
+    second
+        .assert_code(8)
+        .assert_output_contains(&format!("is in use by another run (PID {})", first.id()));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "at once"
+    );
+    assert!(first.wait().unwrap().success());
+    // Neither run damaged the state: the next run is a delta run that sends nothing.
+    let sent = results_sent(&fmc);
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("3 hosts unchanged");
+    assert_eq!(results_sent(&fmc), sent);
+    fmc.stop();
+}
+
+#[test]
+fn a_killed_run_leaves_no_stale_lock() {
+    let mut fmc = Fmc::start(|o| o.delay_ms = 2000);
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    let mut first = site.command(&base(), &[]).spawn().unwrap();
+    let lock = site.test.path("sync.db.lock");
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    fmc.stop();
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site {
+        fmc_addr: fmc.addr(),
+        ..site
+    };
+    fmc.enroll_into(&site.test, "CertFile.pkcs12", &EnrollOptions::default());
+    site.run(&base(), &[]).assert_code(0);
+    fmc.stop();
+}
+
+/// A second simulator on the first one's address, with its CA and an empty map: the FMC
+/// lost its data.
+fn restart_empty(fmc: &mut Fmc) {
+    let addr = fmc.addr();
+    fmc.stop();
+    let mut options = ServerOptions::new(fmc.dir.path());
+    options.listen = addr;
+    options.strict = true;
+    fmc.server = Some(qualys_connector_sim::fmc::Server::start(options).unwrap());
+}
+
+#[test]
+fn a_stale_state_is_healed_by_full_and_by_full_sync_days() {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[]).assert_code(0);
+    let want = held(&fmc.server.as_ref().unwrap().map());
+    assert_eq!(want.len(), 3);
+
+    restart_empty(&mut fmc);
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("3 hosts unchanged");
+    assert!(
+        held(&fmc.server.as_ref().unwrap().map()).is_empty(),
+        "stale: nothing sent"
+    );
+    site.run(&base(), &["-full"])
+        .assert_code(0)
+        .assert_output_contains("full run for FMC")
+        .assert_output_contains("-full was given");
+    assert_eq!(
+        held(&fmc.server.as_ref().unwrap().map()),
+        want,
+        "healed by -full"
+    );
+
+    restart_empty(&mut fmc);
+    // Eight days later (the run history aged with sqlite3): full_sync_days 7 is due.
+    if sqlite3(
+        &site.state(),
+        "UPDATE run SET started = started - 8 * 86400;",
+    )
+    .is_none()
+    {
+        skip("a_stale_state_is_healed_by_full_and_by_full_sync_days (full_sync_days)");
+        return;
+    }
+    site.run(&base(), &[])
+        .assert_code(0)
+        .assert_output_contains("the last complete full sync was 8 days ago (full_sync_days: 7)");
+    assert_eq!(held(&fmc.stop()), want, "healed by full_sync_days");
+}
+
+#[test]
+fn the_guard_refuses_to_clear_most_of_the_estate_unless_full() {
+    let mut fmc = Fmc::start(|_| {});
+    let yaml = format!("{SYNC_CONFIG}vanished_hosts: clear\n");
+    let site = Site::new(&fmc, &yaml);
+    let mut ten = Estate::new();
+    for i in 1..=10 {
+        ten.insert(format!("192.0.2.{i}"), vec![(1001, Some(443))]);
+    }
+    site.run(&ten, &[]).assert_code(0);
+    // One host gone (10%): cleared.
+    let mut nine = ten.clone();
+    nine.remove("192.0.2.10");
+    site.run(&nine, &[]).assert_code(0).assert_output_contains(
+        "1 sent the generic \"no open findings\" result, 1 confirmed and forgotten",
+    );
+    assert!(!held(&fmc.server.as_ref().unwrap().map()).contains_key("192.0.2.10"));
+    // An empty report would clear everything: refused, exit 10, nothing cleared.
+    let empty = Estate::new();
+    let out = site.run(&empty, &[]);
+    out.assert_code(10)
+        .assert_output_contains(
+            "9 of the 9 hosts the FMC holds for this destination are no longer in the report",
+        )
+        .assert_output_contains("run with -full");
+    assert_eq!(
+        held(&fmc.server.as_ref().unwrap().map()).len(),
+        9,
+        "nothing cleared"
+    );
+    // The same again: still refused (the state still holds them).
+    site.run(&empty, &[]).assert_code(10);
+    // With -full it is done.
+    site.run(&empty, &["-full"]).assert_code(0);
+    assert!(held(&fmc.stop()).is_empty());
+}
+
+#[test]
+fn delta_csv_writes_what_a_delta_run_would_send_and_changes_nothing() {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[]).assert_code(0);
+    let connections = fmc.server.as_ref().unwrap().stats().connections;
+    let state = std::fs::read(site.state()).unwrap();
+    let mut changed = base();
+    changed.get_mut("192.0.2.3").unwrap().push((1009, Some(25)));
+    site.run(&changed, &["-delta-csv=delta.csv"])
+        .assert_code(0)
+        .assert_output_contains(
+            "2 hosts unchanged (not sent), 0 new, 1 changed; 1 sent to the -delta-csv file",
+        );
+    let csv = site.test.read("delta.csv");
+    assert_eq!(
+        crate::harness::count_lines(&csv, "AddScanResult,192.0.2.3,"),
+        2,
+        "{csv}"
+    );
+    assert_eq!(
+        crate::harness::count_lines(&csv, "AddScanResult,"),
+        2,
+        "{csv}"
+    );
+    assert_eq!(
+        fmc.server.as_ref().unwrap().stats().connections,
+        connections,
+        "nothing sent"
+    );
+    assert_eq!(
+        std::fs::read(site.state()).unwrap(),
+        state,
+        "the state is not changed"
+    );
+    // The real delta run sends the same.
+    site.run(&changed, &[])
+        .assert_code(0)
+        .assert_output_contains("2 hosts unchanged (not sent), 0 new, 1 changed; 1 sent");
+    fmc.stop();
+}
+
+#[test]
+fn the_summary_json_and_check_report_the_sync() {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &[]).assert_code(0);
+    site.run(&base(), &["-summary-json=run.json"])
+        .assert_code(0);
+    let json: serde_json::Value = serde_json::from_str(&site.test.read("run.json")).unwrap();
+    let sync = &json["templates"][0]["sync"];
+    assert_eq!(sync["kind"], "delta", "{json}");
+    assert_eq!(sync["hosts_unchanged"], 3);
+    assert_eq!(sync["hosts_new"], 0);
+    assert_eq!(sync["hosts_tracked"], 3);
+    assert_eq!(sync["vanished_hosts"], "keep");
+    let out = site
+        .test
+        .command()
+        .args([
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+            "-report=report.xml".into(),
+            "check".into(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[ ok ] sync state sync.db: 1 destination(s); FMC 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 hosts tracked (3 confirmed), last full sync "),
+        "{text}"
+    );
+    assert!(text.contains("(success), last delta run "), "{text}");
+    fmc.stop();
+}
+
+/// One step of a random history: edits to the previous estate, and the `ip_ranges` of
+/// the run (0: none; 1: 192.0.2.0/29; 2: 192.0.2.4-192.0.2.12).
+type Edit = (u8, u8, Vec<(u32, u8)>);
+type Step = (Vec<Edit>, u8);
+
+fn apply_step(prev: &Estate, edits: &[Edit]) -> Estate {
+    let mut next = prev.clone();
+    for (host, action, findings) in edits {
+        let ip = format!("192.0.2.{}", host % 12 + 1);
+        let findings: Vec<Finding> = findings
+            .iter()
+            .map(|(q, p)| {
+                (
+                    1001 + q % 6,
+                    [None, Some(443), Some(22)][usize::from(p % 3)],
+                )
+            })
+            .collect();
+        match action % 4 {
+            0 => {
+                next.remove(&ip);
+            }
+            1 => {
+                next.insert(ip, findings);
+            }
+            2 => next.entry(ip).or_default().extend(findings),
+            _ => {
+                if let Some(f) = next.get_mut(&ip) {
+                    f.pop();
+                }
+            }
+        }
+    }
+    // One finding per QID and port, as Qualys lists them.
+    for f in next.values_mut() {
+        f.sort();
+        f.dedup();
+    }
+    next
+}
+
+fn ranges_yaml(base: &str, ranges: u8) -> String {
+    match ranges % 3 {
+        0 => base.to_string(),
+        1 => format!("{base}ip_ranges: 192.0.2.0/29\n"),
+        _ => format!("{base}ip_ranges: 192.0.2.4-192.0.2.12\n"),
+    }
+}
+
+/// Runs each step of `history` on a new simulator and returns its map's hosts;
+/// `only_last`: the last step alone.
+fn replay(yaml: &str, history: &[(Estate, u8)], only_last: bool) -> crate::fmc::Findings {
+    let mut fmc = Fmc::start(|_| {});
+    let site = Site::new(&fmc, yaml);
+    let steps = if only_last {
+        &history[history.len() - 1..]
+    } else {
+        history
+    };
+    for (estate, ranges) in steps {
+        std::fs::write(
+            site.test.path("InputPlugins/QualysGuard.yaml"),
+            ranges_yaml(yaml, *ranges),
+        )
+        .unwrap();
+        site.run(estate, &[]).assert_code(0);
+    }
+    held(&fmc.stop())
+}
+
+/// Delta runs of each report in turn give the map of full runs: with `keep` the map of
+/// full runs of each report in turn, with `clear` the map of one full run of the last.
+#[test]
+fn delta_runs_give_the_map_of_full_runs() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let cases = std::env::var("SYNC_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let edit = (
+        0..12u8,
+        0..4u8,
+        proptest::collection::vec((0..6u32, 0..3u8), 0..4),
+    );
+    let step = (proptest::collection::vec(edit, 2..10), 0..3u8);
+    let strategy = proptest::collection::vec(step, 2..5);
+    // A fixed seed: CI runs the same cases every time; SYNC_PROPTEST_CASES runs more.
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let full = "add_host: y\nfmc_retry_wait: 0.05\nfmc_connect_timeout: 5\n";
+    let keep = format!("{full}sync_state: sync.db\n");
+    let clear = format!("{keep}vanished_hosts: clear\nmax_vanished_percent: 100\n");
+    runner
+        .run(&strategy, |steps: Vec<Step>| {
+            let mut history = Vec::new();
+            let mut estate = Estate::new();
+            for (edits, ranges) in &steps {
+                estate = apply_step(&estate, edits);
+                history.push((estate.clone(), *ranges));
+            }
+            let delta_keep = replay(&keep, &history, false);
+            let full_each = replay(full, &history, false);
+            prop_assert_eq!(&delta_keep, &full_each, "keep: {:?}", history);
+            let delta_clear = replay(&clear, &history, false);
+            let full_last = replay(full, &history, true);
+            prop_assert_eq!(&delta_clear, &full_last, "clear: {:?}", history);
+            Ok(())
+        })
+        .unwrap();
+}
