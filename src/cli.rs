@@ -835,6 +835,10 @@ mod tests {
         (&["-multiinfo=424242"], |a| {
             a.multiinfo = Some(vec!["424242".into()])
         }),
+        (&["-full"], |a| a.full = true),
+        (&["-delta-csv=delta.csv"], |a| {
+            a.delta_csv = Some(PathBuf::from("delta.csv"))
+        }),
         (&["--summary-json=run.json"], |a| {
             a.summary_json = Some(PathBuf::from("run.json"))
         }),
@@ -1196,6 +1200,8 @@ mod tests {
                 "report",
                 "multiinfo",
                 "summary-json",
+                "full",
+                "delta-csv",
                 "hosts",
                 "help",
                 "version"

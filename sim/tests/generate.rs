@@ -745,6 +745,7 @@ fn cli_generate_writes_the_file_and_prints_the_summary() {
         qids: 300,
         ipv6_every: 5,
         glossary_first: true,
+        change_every: 0,
     };
     let (doc, summary) = gen_doc(&spec);
     assert_eq!(std::fs::read_to_string(&path).expect("report"), doc);
@@ -856,4 +857,44 @@ fn cli_unwritable_output_exits_1() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create"));
+}
+
+/// `change_every`: the same seed with and without it differs in every Nth host only, and
+/// there in one finding's status.
+#[test]
+fn change_every_changes_every_nth_host_only() {
+    let spec = GenSpec {
+        hosts: 40,
+        seed: 3,
+        ..GenSpec::default()
+    };
+    let changed = GenSpec {
+        change_every: 10,
+        ..spec.clone()
+    };
+    let hosts = |doc: &str| -> Vec<String> {
+        doc.split("<HOST>")
+            .skip(1)
+            .map(|h| h.split("</HOST>").next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (a, _) = gen_doc(&spec);
+    let (b, _) = gen_doc(&changed);
+    let (ha, hb) = (hosts(&a), hosts(&b));
+    assert_eq!(ha.len(), 40);
+    assert_eq!(hb.len(), 40);
+    for (i, (x, y)) in ha.iter().zip(&hb).enumerate() {
+        if (i + 1) % 10 == 0 {
+            assert_ne!(x, y, "host {} changes", i + 1);
+            let fixed = |h: &str| h.matches("<VULN_STATUS>Fixed</VULN_STATUS>").count() as i64;
+            assert_eq!(
+                (fixed(x) - fixed(y)).abs(),
+                1,
+                "host {}: one status flipped",
+                i + 1
+            );
+        } else {
+            assert_eq!(x, y, "host {} is the same", i + 1);
+        }
+    }
 }

@@ -23,6 +23,11 @@ const BATCH_HOSTS: usize = 1000;
 const BATCH_BYTES: usize = 1 << 20;
 /// Vanished hosts read from the state at a time.
 const VANISHED_PAGE: u32 = 1000;
+/// Hosts sent and awaiting their confirmation, at most. Normally a few blocks' worth; a
+/// sender that gave up confirms nothing more, and past this a host's confirmation is not
+/// waited for: it stays without a fingerprint and is sent again next time (safe), so
+/// memory does not grow with the hosts.
+const PENDING_MAX: usize = 200_000;
 
 /// `vanished_hosts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -295,7 +300,7 @@ impl SyncSink {
         if let (Some(state), false) = (&self.state, self.preview) {
             state.mark_pending(self.dest, block.ip)?;
         }
-        self.pending.insert(block.ip, pending);
+        self.await_confirmation(block.ip, pending);
         let start = self.bytes.len();
         self.bytes.extend_from_slice(block.bytes);
         self.batch.push(Queued {
@@ -306,6 +311,13 @@ impl SyncSink {
             end: self.bytes.len(),
         });
         Ok(())
+    }
+
+    fn await_confirmation(&mut self, ip: IpAddr, pending: Pending) {
+        // A preview is confirmed by nobody. A host listed again replaces its entry.
+        if !self.preview && (self.pending.len() < PENDING_MAX || self.pending.contains_key(&ip)) {
+            self.pending.insert(ip, pending);
+        }
     }
 
     /// Records the batch (and the confirmations received so far) in one transaction, then
@@ -401,7 +413,7 @@ impl SyncSink {
         if let (Some(state), false) = (&self.state, self.preview) {
             state.mark_pending(self.dest, ip)?;
         }
-        self.pending.insert(ip, Pending::Clear);
+        self.await_confirmation(ip, Pending::Clear);
         let start = self.bytes.len();
         commands::generic_result(&mut self.bytes, ip, &self.scanner, &self.nothing_open);
         commands::commit(&mut self.bytes, Commit::Flush);
@@ -502,5 +514,190 @@ impl CommandSink for SyncSink {
             return Err(state_error(e));
         }
         finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::Destination;
+
+    /// The hosts passed on, with their bytes.
+    type Sent = Arc<Mutex<Vec<(IpAddr, Vec<u8>)>>>;
+
+    /// Records the hosts passed on; confirms nothing by itself.
+    #[derive(Default)]
+    struct Memory(Sent);
+
+    impl CommandSink for Memory {
+        fn preamble(&mut self, _: &[u8], _: usize) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn host(&mut self, b: &HostBlock<'_>) -> Result<(), SinkError> {
+            self.0.lock().unwrap().push((b.ip, b.bytes.to_vec()));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<Delivery, SinkError> {
+            Ok(Delivery::default())
+        }
+    }
+
+    fn block(ip: &str, qid: u32) -> (IpAddr, Vec<u8>) {
+        let ip: IpAddr = ip.parse().unwrap();
+        let bytes = format!(
+            "AddScanResult,{ip},\"QualysGuard\",{qid},,,\"t\",\"\",\"cve_ids: \",\"bugtraq_ids: \"\nScanFlush\n"
+        );
+        (ip, bytes.into_bytes())
+    }
+
+    struct Run {
+        sent: Sent,
+        confirmations: Confirmations,
+        report: Arc<Mutex<SyncReport>>,
+        sink: SyncSink,
+    }
+
+    fn run(state: &Rc<State>, kind: Kind, preview: bool, vanished: Vanished) -> Run {
+        let d = Destination::new("10.0.0.1", 8307, b"ca", "QualysGuard", "t".into());
+        let (dest, _) = state.destination(&d, true).unwrap().unwrap();
+        let memory = Memory::default();
+        let sent = Arc::clone(&memory.0);
+        let confirmations = Confirmations::default();
+        let report = Arc::new(Mutex::new(SyncReport::default()));
+        let sink = SyncSink::start(Parts {
+            inner: Box::new(memory),
+            state: Some(Rc::clone(state)),
+            dest,
+            plan: Plan {
+                kind,
+                reason: "test".into(),
+            },
+            options: SyncOptions {
+                vanished,
+                max_vanished_percent: 50.0,
+                forced_full: false,
+                source: "QualysGuard".into(),
+                description_length: 512,
+            },
+            preview,
+            confirmations: confirmations.clone(),
+            report: Arc::clone(&report),
+        })
+        .unwrap();
+        Run {
+            sent,
+            confirmations,
+            report,
+            sink,
+        }
+    }
+
+    impl Run {
+        /// Sends `hosts`, confirms those in `confirm` (the FMC's hook), finishes.
+        fn go(
+            mut self,
+            hosts: &[(IpAddr, Vec<u8>)],
+            confirm: &[&str],
+        ) -> (Vec<IpAddr>, SyncReport) {
+            self.sink.preamble(b"SetSource,QualysGuard\n", 1).unwrap();
+            for (ip, bytes) in hosts {
+                self.sink
+                    .host(&HostBlock {
+                        ip: *ip,
+                        commands: 2,
+                        findings: 1,
+                        bytes,
+                    })
+                    .unwrap();
+            }
+            self.sink.flush().unwrap();
+            let hook = self.confirmations.hook();
+            let ips: Vec<IpAddr> = confirm.iter().map(|s| s.parse().unwrap()).collect();
+            hook(&ips);
+            self.sink.finish().unwrap();
+            let sent = self
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(ip, _)| *ip)
+                .collect();
+            let report = self.report.lock().unwrap().clone();
+            (sent, report)
+        }
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn only_confirmed_hosts_are_skipped_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Rc::new(State::open(&dir.path().join("s.db")).unwrap());
+        let a = block("192.0.2.1", 1);
+        let b = block("192.0.2.2", 1);
+        // A full sync of a and b; only a is confirmed.
+        let (sent, _) = run(&state, Kind::Full, false, Vanished::Keep)
+            .go(&[a.clone(), b.clone()], &["192.0.2.1"]);
+        assert_eq!(sent, ips(&["192.0.2.1", "192.0.2.2"]));
+        // Delta: a unchanged (skipped), b sent again (never confirmed).
+        let (sent, r) = run(&state, Kind::Delta, false, Vanished::Keep)
+            .go(&[a.clone(), b.clone()], &["192.0.2.2"]);
+        assert_eq!(sent, ips(&["192.0.2.2"]));
+        assert_eq!((r.unchanged, r.changed, r.new), (1, 1, 0));
+        // Both confirmed now: nothing sent; a changed a is sent.
+        let (sent, _) =
+            run(&state, Kind::Delta, false, Vanished::Keep).go(&[a.clone(), b.clone()], &[]);
+        assert!(sent.is_empty());
+        let a2 = block("192.0.2.1", 2);
+        let (sent, r) = run(&state, Kind::Delta, false, Vanished::Keep).go(&[a2, b.clone()], &[]);
+        assert_eq!(sent, ips(&["192.0.2.1"]));
+        assert_eq!(r.changed, 1);
+        // a2 was not confirmed: a (the old content) must not be skipped either.
+        let (sent, _) = run(&state, Kind::Delta, false, Vanished::Keep).go(&[a, b], &[]);
+        assert_eq!(sent, ips(&["192.0.2.1"]));
+    }
+
+    #[test]
+    fn a_host_listed_twice_keeps_no_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Rc::new(State::open(&dir.path().join("s.db")).unwrap());
+        let first = block("192.0.2.1", 1);
+        let second = block("192.0.2.1", 2);
+        let (sent, r) = run(&state, Kind::Full, false, Vanished::Keep)
+            .go(&[first.clone(), second.clone()], &["192.0.2.1"]);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(r.repeated, 1);
+        // Both listings go again: the host's content was in no single block.
+        let (sent, _) =
+            run(&state, Kind::Delta, false, Vanished::Keep).go(&[first.clone(), second], &[]);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(state.held(1, first.0).unwrap(), Held::Pending);
+    }
+
+    #[test]
+    fn vanished_hosts_are_cleared_within_the_guard_and_a_preview_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Rc::new(State::open(&dir.path().join("s.db")).unwrap());
+        let hosts: Vec<_> = (1..=4).map(|i| block(&format!("192.0.2.{i}"), 1)).collect();
+        let all: Vec<&str> = vec!["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+        run(&state, Kind::Full, false, Vanished::Clear).go(&hosts, &all);
+        // A preview of a report without host 4: the clear is in the file, the state unchanged.
+        let (sent, r) = run(&state, Kind::Delta, true, Vanished::Clear).go(&hosts[..3], &[]);
+        assert_eq!(sent, ips(&["192.0.2.4"]));
+        assert_eq!((r.vanished, r.clears_sent), (1, 1));
+        assert_eq!(state.tracked(1).unwrap(), 4);
+        // The real run: cleared, and once confirmed forgotten.
+        let (sent, r) =
+            run(&state, Kind::Delta, false, Vanished::Clear).go(&hosts[..3], &["192.0.2.4"]);
+        assert_eq!(sent, ips(&["192.0.2.4"]));
+        assert_eq!(r.cleared, 1);
+        assert_eq!(state.tracked(1).unwrap(), 3);
+        // Three of three gone: more than 50%: refused, nothing sent.
+        let (sent, r) = run(&state, Kind::Delta, false, Vanished::Clear).go(&[], &[]);
+        assert!(sent.is_empty());
+        assert_eq!(r.clear_refused, Some((3, 3)));
+        assert_eq!(state.tracked(1).unwrap(), 3);
     }
 }

@@ -758,3 +758,143 @@ fn test_page_limit(conn: &Connection, path: &Path) -> Result<(), StateError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest() -> Destination {
+        Destination::new("10.0.0.1", 8307, b"ca", "QualysGuard", "template 1".into())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_host_goes_from_nothing_to_pending_to_confirmed_to_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let state = State::open(&path).unwrap();
+        assert_eq!(state.opened, Opened::Created);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (d, new) = state.destination(&dest(), true).unwrap().unwrap();
+        assert!(new);
+        assert_eq!(state.destination(&dest(), true).unwrap(), Some((d, false)));
+        let a = ip("192.0.2.1");
+        let fp = [7u8; 32];
+        // Table: (step, what the state then holds).
+        let steps: [(&dyn Fn(), Held); 4] = [
+            (&|| {}, Held::Nothing),
+            (&|| state.mark_pending(d, a).unwrap(), Held::Pending),
+            (
+                &|| state.confirm(d, a, &fp, 1).unwrap(),
+                Held::Confirmed(fp),
+            ),
+            (&|| state.forget(d, a).unwrap(), Held::Nothing),
+        ];
+        for (i, (step, want)) in steps.iter().enumerate() {
+            step();
+            assert_eq!(state.held(d, a).unwrap(), *want, "step {i}");
+        }
+        // A confirmation for a host that is not pending changes nothing.
+        state.confirm(d, a, &fp, 1).unwrap();
+        assert_eq!(state.held(d, a).unwrap(), Held::Nothing);
+    }
+
+    #[test]
+    fn seen_hosts_decide_the_vanished_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("s.db")).unwrap();
+        let (d, _) = state.destination(&dest(), true).unwrap().unwrap();
+        for h in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1"] {
+            state.mark_pending(d, ip(h)).unwrap();
+        }
+        assert!(state.mark_seen(ip("192.0.2.2")).unwrap());
+        assert!(
+            !state.mark_seen(ip("192.0.2.2")).unwrap(),
+            "a second listing"
+        );
+        assert_eq!(state.tracked(d).unwrap(), 4);
+        assert_eq!(state.unseen(d).unwrap(), 3);
+        assert_eq!(
+            state.unseen_page(d, "", 2).unwrap(),
+            vec!["192.0.2.1".to_string(), "192.0.2.3".to_string()]
+        );
+        assert_eq!(
+            state.unseen_page(d, "192.0.2.3", 2).unwrap(),
+            vec!["2001:db8::1".to_string()]
+        );
+        assert_eq!(state.forget_unseen(d).unwrap(), 3);
+        assert_eq!(state.tracked(d).unwrap(), 1);
+        state.reset_seen().unwrap();
+        assert_eq!(state.unseen(d).unwrap(), 1);
+    }
+
+    #[test]
+    fn the_history_gives_the_last_complete_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("s.db")).unwrap();
+        let (d, _) = state.destination(&dest(), true).unwrap().unwrap();
+        assert_eq!(state.last_successful_full(d).unwrap(), None);
+        let failed = state.start_run(d, "full", "first").unwrap();
+        state
+            .end_run(failed, "unconfirmed", &RunCounts::default())
+            .unwrap();
+        assert_eq!(
+            state.last_successful_full(d).unwrap(),
+            None,
+            "an unconfirmed full sync"
+        );
+        let ok = state.start_run(d, "full", "again").unwrap();
+        state.end_run(ok, "success", &RunCounts::default()).unwrap();
+        assert!(state.last_successful_full(d).unwrap().is_some());
+        let info = state.describe().unwrap();
+        assert_eq!(info.len(), 1);
+        assert_eq!(
+            info[0].last_full.as_ref().unwrap().outcome.as_deref(),
+            Some("success")
+        );
+        assert_eq!(info[0].last_delta, None);
+    }
+
+    #[test]
+    fn unreadable_files_are_moved_aside_and_newer_ones_refused() {
+        // Table: (what, contents).
+        let cases: [(&str, &[u8]); 3] = [
+            ("plain text", b"not a database\n"),
+            ("zeros", &[0u8; 4096]),
+            ("an SQLite header and nothing else", b"SQLite format 3\0"),
+        ];
+        for (what, contents) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            fs::write(&path, contents).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            let state = State::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let Opened::Recovered { moved_to, .. } = &state.opened else {
+                panic!("{what}: {:?}", state.opened);
+            };
+            assert_eq!(fs::read(moved_to).unwrap(), contents, "{what}");
+            assert!(state.warnings[0].contains("moved to"), "{what}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(State::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        drop(conn);
+        let err = State::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StateError::NewerSchema { found: 2, .. }),
+            "{err}"
+        );
+        assert!(matches!(
+            State::open_read_only(&path),
+            Err(StateError::NewerSchema { .. })
+        ));
+        let (none, _) = State::open_read_only(&dir.path().join("missing.db")).unwrap();
+        assert!(none.is_none());
+    }
+}

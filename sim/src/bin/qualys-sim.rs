@@ -31,7 +31,7 @@ Run `qualys-sim <subcommand> --help` for the options of a subcommand.
 
 const GENERATE_USAGE: &str = "\
 usage: qualys-sim generate --hosts N --seed S [--findings-per-host M] [--qids Q]
-                           [--ipv6-every K] [--glossary-first] --out FILE
+                           [--ipv6-every K] [--change-every N] [--glossary-first] --out FILE
 
 Writes a deterministic synthetic ASSET_DATA_REPORT (the same options give the same
 bytes) and prints the summary as one JSON line on stdout, or on stderr when the report
@@ -42,6 +42,8 @@ itself goes to stdout.
   --findings-per-host M  average findings per host (default 20)
   --qids Q               QID pool and glossary size, at least 1 (default 20000)
   --ipv6-every K         every Kth host is IPv6; 0 = none (default 50)
+  --change-every N       every Nth host has its first Vuln/Practice finding's status
+                         flipped (Fixed <-> open); 0 = none (default); for sync benchmarks
   --glossary-first       put GLOSSARY before HOST_LIST (real reports put it after)
   --out FILE             where to write the report; `-` for stdout (required)
 
@@ -98,7 +100,13 @@ fn parse_generate(args: &[String]) -> Result<Option<GenerateArgs>, String> {
         }
         if !matches!(
             name,
-            "--hosts" | "--seed" | "--findings-per-host" | "--qids" | "--ipv6-every" | "--out"
+            "--hosts"
+                | "--seed"
+                | "--findings-per-host"
+                | "--qids"
+                | "--ipv6-every"
+                | "--change-every"
+                | "--out"
         ) {
             return Err(format!("unknown option `{arg}`"));
         }
@@ -109,6 +117,7 @@ fn parse_generate(args: &[String]) -> Result<Option<GenerateArgs>, String> {
             "--findings-per-host" => spec.findings_per_host = number(name, &value)?,
             "--qids" => spec.qids = number(name, &value)?,
             "--ipv6-every" => spec.ipv6_every = number(name, &value)?,
+            "--change-every" => spec.change_every = number(name, &value)?,
             _ => {
                 if value.is_empty() {
                     return Err("--out needs a file name (or `-` for stdout)".into());

@@ -48,6 +48,11 @@ pub struct GenSpec {
     /// GLOSSARY before HOST_LIST, as some hand-made files have it (real reports put it
     /// after).
     pub glossary_first: bool,
+    /// Every Nth host (N, 2N, …) has the status of its first Vuln or Practice finding
+    /// flipped (Fixed becomes Active, any other Fixed); 0 = none. The same seed with and
+    /// without it gives reports whose hosts differ in those hosts only (the incremental
+    /// sync's benchmark: 20 changes 5% of the hosts).
+    pub change_every: u64,
 }
 
 impl Default for GenSpec {
@@ -59,6 +64,7 @@ impl Default for GenSpec {
             qids: 20_000,
             ipv6_every: 50,
             glossary_first: false,
+            change_every: 0,
         }
     }
 }
@@ -361,6 +367,16 @@ struct Finding {
     status: Option<Status>,
 }
 
+/// `change_every`: the first Vuln or Practice finding's status, flipped.
+fn flip_first_status(host: &mut Host) {
+    if let Some(f) = host.findings.iter_mut().find(|f| f.ty != Ty::Ig) {
+        f.status = match f.status {
+            Some(Status::Fixed) => Some(Status::Active),
+            _ => Some(Status::Fixed),
+        };
+    }
+}
+
 #[derive(Debug)]
 struct Host {
     ip: String,
@@ -621,6 +637,9 @@ impl<'s> Gen<'s> {
             s(&mut o.b, "  <HOST_LIST>\n");
             for i in 0..self.spec.hosts {
                 let r = self.plan(i, &mut host);
+                if self.spec.change_every > 0 && (i + 1) % self.spec.change_every == 0 {
+                    flip_first_status(&mut host);
+                }
                 self.host(o, &host, r, sum)?;
             }
             s(&mut o.b, "  </HOST_LIST>\n");
