@@ -2953,6 +2953,51 @@ proxy_password: 't0w3L'
     }
 
     #[test]
+    fn sync_keys() {
+        let (c, _) = parse_ok("");
+        assert_eq!(c.sync_state, None);
+        assert_eq!(c.vanished_hosts, VanishedHosts::Keep);
+        assert_eq!(c.max_vanished_percent, 20.0);
+        assert_eq!(c.full_sync_days, 7);
+        let (c, _) = parse_ok(
+            "sync_state: sync.db\nvanished_hosts: CLEAR\nmax_vanished_percent: 5.5%\nfull_sync_days: 0\n",
+        );
+        assert_eq!(c.sync_state, Some(PathBuf::from("sync.db")));
+        assert_eq!(c.vanished_hosts, VanishedHosts::Clear);
+        assert_eq!(c.max_vanished_percent, 5.5);
+        assert_eq!(c.full_sync_days, 0);
+        // Table: (line, words of the error).
+        let cases = [
+            (
+                "sync_state: /nonexistent/dir/s.db\n",
+                "the directory '/nonexistent/dir' of",
+            ),
+            ("sync_state: /\n", "is a directory: sync_state names a file"),
+            (
+                "vanished_hosts: delete\n",
+                "expected keep or clear, got 'delete'",
+            ),
+            (
+                "max_vanished_percent: 101\n",
+                "expected a percentage from 0 to 100",
+            ),
+            (
+                "max_vanished_percent: lots\n",
+                "expected a percentage from 0 to 100",
+            ),
+            (
+                "full_sync_days: -1\n",
+                "expected a whole number of days from 0 (never) to 3650",
+            ),
+            ("full_sync_days: 1.5\n", "expected a whole number of days"),
+        ];
+        for (text, want) in cases {
+            let e = parse_err(text, false).to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn bound_keys() {
         let (c, _) = parse_ok("");
         assert_eq!(c.qualys_max_wait, Duration::from_secs(3600));

@@ -772,3 +772,20 @@ fn a_block_of_max_size_with_many_hosts_is_applied() {
     assert_eq!(map.hosts.len(), hosts);
     assert_eq!(map.result_count(), hosts * 20);
 }
+
+#[test]
+fn drop_reply_on_applies_the_block_and_closes_without_a_reply() {
+    let fx = fixture();
+    let server = fx.start(|o| o.drop_reply_on = Some(2));
+    let (mut c, _) = Client::session(server.addr(), &fx.id).unwrap();
+    c.ok_block("SetSource,QualysGuard\n", 1);
+    let block = format!(
+        "AddHost,192.0.2.90\n{}\nScanFlush\n",
+        line("192.0.2.90", 7, None, "kept")
+    );
+    c.send(3, block.as_bytes()).unwrap();
+    assert!(c.read_frame().is_err(), "no reply");
+    wait_closed(&server, 1);
+    let host = &server.map().hosts[&ip("192.0.2.90")];
+    assert_eq!(host.results, vec![result("QualysGuard", 7, None, "kept")]);
+}

@@ -28,9 +28,33 @@ fn demo_runs_and_its_counts_match_the_generated_report() {
     )
     .unwrap();
     out.assert_output_contains(&format!(
-        "The FMC now holds {} hosts and {} findings from QualysGuard.",
-        summary.hosts, summary.sendable
+        "The FMC now holds {} hosts and {} findings from QualysGuard; the report has {} hosts and {} findings to send: they match.",
+        summary.hosts, summary.sendable, summary.hosts, summary.sendable
     ));
+    // The second run: the report with every 20th host changed, a delta run that sends
+    // those 7 hosts only, and the FMC then holds that report.
+    let changed = generate(
+        &GenSpec {
+            hosts: 150,
+            seed: 1,
+            change_every: 20,
+            ..GenSpec::default()
+        },
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    out.assert_output_contains("The sync: a full run (there was no sync state yet)")
+        .assert_output_contains("The sync: a delta run (")
+        .assert_output_contains("143 hosts unchanged (not sent), 0 new, 7 changed.")
+        .assert_output_contains("The connector had 7 hosts and ")
+        .assert_output_contains(&format!(
+            "The FMC now holds 150 hosts and {} findings from QualysGuard; the report has 150 hosts and {} findings to send: they match.",
+            changed.sendable, changed.sendable
+        ));
+    assert_ne!(
+        changed.sendable, summary.sendable,
+        "the second report differs"
+    );
     assert_eq!(t.files(), vec!["tmp"], "no files left behind");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()

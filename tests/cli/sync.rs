@@ -914,3 +914,35 @@ fn delta_runs_give_the_map_of_full_runs() {
         })
         .unwrap();
 }
+
+#[test]
+fn sync_options_that_cannot_work_are_refused_before_anything_is_done() {
+    let fmc = Fmc::start(|_| {});
+    let plain = Site::new(&fmc, "add_host: y\n");
+    plain
+        .run(&base(), &["-delta-csv=d.csv"])
+        .assert_code(2)
+        .assert_output_contains("-delta-csv needs sync_state");
+    let site = Site::new(&fmc, SYNC_CONFIG);
+    site.run(&base(), &["-delta-csv=d.csv", "-csvfile=o.csv"])
+        .assert_code(2)
+        .assert_output_contains("-delta-csv and -csvfile do not go together");
+    std::fs::write(site.test.path("report.xml"), report(&base())).unwrap();
+    let out = site
+        .test
+        .command()
+        .args(["-report=report.xml", "-delta-csv=d.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-delta-csv needs -server"));
+    assert!(
+        !site.state().exists() && !site.test.exists("d.csv"),
+        "nothing done"
+    );
+    assert_eq!(fmc.server.as_ref().unwrap().stats().connections, 0);
+    plain
+        .run(&base(), &["-full"])
+        .assert_code(0)
+        .assert_output_contains("-full has no effect without sync_state");
+}
