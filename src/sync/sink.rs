@@ -479,6 +479,19 @@ impl SyncSink {
     }
 }
 
+impl Drop for SyncSink {
+    /// A run that ended without `finish` (the pipeline failed): the batch not passed on
+    /// is undone, so the state still describes only what was passed on and confirmed,
+    /// and the state is ready for the next template.
+    fn drop(&mut self) {
+        if self.in_transaction
+            && let Some(state) = &self.state
+        {
+            state.rollback();
+        }
+    }
+}
+
 fn state_error(e: StateError) -> SinkError {
     SinkError::State(e.to_string())
 }
@@ -699,5 +712,26 @@ mod tests {
         assert!(sent.is_empty());
         assert_eq!(r.clear_refused, Some((3, 3)));
         assert_eq!(state.tracked(1).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_sink_dropped_before_finish_undoes_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Rc::new(State::open(&dir.path().join("s.db")).unwrap());
+        let (ip, bytes) = block("192.0.2.1", 1);
+        let mut r = run(&state, Kind::Full, false, Vanished::Keep);
+        r.sink
+            .host(&HostBlock {
+                ip,
+                commands: 2,
+                findings: 1,
+                bytes: &bytes,
+            })
+            .unwrap();
+        drop(r);
+        assert_eq!(state.held(1, ip).unwrap(), Held::Nothing, "never passed on");
+        // The next template of the run starts cleanly.
+        let (sent, _) = run(&state, Kind::Delta, false, Vanished::Keep).go(&[(ip, bytes)], &[]);
+        assert_eq!(sent, vec![ip]);
     }
 }
