@@ -3,6 +3,7 @@
 pub mod advice;
 pub mod bounds;
 pub mod client;
+pub mod detection;
 pub mod entities;
 pub mod follow;
 pub mod html;
