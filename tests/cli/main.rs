@@ -13,6 +13,7 @@ mod countrule;
 mod csvplugin;
 #[cfg(feature = "demo")]
 mod demo;
+mod detection;
 mod docs;
 mod download;
 mod files;

@@ -238,6 +238,13 @@ writes the recorded requests to --requests-out as JSON lines.
   --endless-body            report downloads never end (XML head, then comments forever)
   --requests-out FILE       write the recorded requests as JSON lines when stopping
   --exit-after-requests N   stop once N requests have been answered
+  --detections FILE         load the hosts of a HOST_LIST_VM_DETECTION_OUTPUT document
+                            (repeatable) and answer Host List, Host List Detection
+                            (ids, id_min, id_max, truncation_limit, status, show_igs,
+                            vm_processed_after, include_ignored, include_disabled) from them
+  --kb FILE                 load the VULNs of a KNOWLEDGE_BASE_VULN_LIST_OUTPUT document
+                            (repeatable) and answer KnowledgeBase queries (ids) from them
+  --warning-host HOST       the host the paging WARNING's URL names (default: the request's)
 
 Options also take the form --name=value.
 ";
@@ -253,6 +260,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let mut options = ServerOptions::new("", "");
     let (mut user, mut password) = (None, None);
     let (mut requests_out, mut exit_after) = (None, None);
+    let (mut detections, mut kb): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
@@ -292,6 +300,9 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 | "--content-encoding"
                 | "--requests-out"
                 | "--exit-after-requests"
+                | "--detections"
+                | "--kb"
+                | "--warning-host"
         ) {
             return Err(format!("unknown option `{arg}`"));
         }
@@ -309,6 +320,9 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 options.listen = addr;
             }
             "--user" => user = Some(value),
+            "--detections" => detections.push(PathBuf::from(value)),
+            "--kb" => kb.push(PathBuf::from(value)),
+            "--warning-host" => options.warning_host = Some(value),
             "--password" => password = Some(value),
             "--template" => {
                 let (id, source) = value
@@ -365,6 +379,11 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     }
     options.user = user.ok_or("--user is required")?;
     options.password = password.ok_or("--password is required")?;
+    if !detections.is_empty() || !kb.is_empty() {
+        let estate = qualys_connector_sim::qualys::Estate::load(&detections, &kb)
+            .map_err(|e| format!("--detections / --kb: {e}"))?;
+        options.estate = Some(Arc::new(estate));
+    }
     Ok(Some(ServeArgs {
         options,
         requests_out,

@@ -6,11 +6,13 @@
 
 mod body;
 mod corpus;
+pub mod estate;
 pub mod generate;
 mod http;
 mod server;
 mod tls;
 
+pub use estate::Estate;
 pub use generate::{GenSpec, GenSummary, generate};
 pub use server::{
     InjectedBody, InjectedError, QualysServer, RATE_LIMIT, RATE_WINDOW_SEC, RecordedRequest,

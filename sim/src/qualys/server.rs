@@ -32,6 +32,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::body::{Cut, Framed, Trickle};
+use super::estate::{self, Estate, Query};
 use super::generate::{GenSpec, generate};
 use super::http::{self, ReadError, Request, cdata, xml_escape};
 use super::tls;
@@ -188,6 +189,12 @@ pub struct ServerOptions {
     /// as they are: Qualys documents no other option produces (success replies, other
     /// document kinds, text with control characters or invalid UTF-8).
     pub inject_body: Option<InjectedBody>,
+    /// The detection path's estate (Host List, Host List Detection, KnowledgeBase;
+    /// qualys.md §7); `None`: those paths answer 404.
+    pub estate: Option<Arc<Estate>>,
+    /// The host the paging WARNING's URL names (default: the request's `Host`), to
+    /// test that a client never follows it elsewhere.
+    pub warning_host: Option<String>,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -246,6 +253,8 @@ impl ServerOptions {
             server_error_first: 0,
             inject: None,
             inject_body: None,
+            estate: None,
+            warning_host: None,
         }
     }
 
@@ -880,16 +889,27 @@ enum Endpoint {
     AssetDataReport,
     /// `/msp/report_template_list.php`.
     TemplateList,
+    /// `/api/<version>/fo/asset/host/` (qualys.md §7).
+    HostList,
+    /// `/api/<version>/fo/asset/host/vm/detection/`.
+    Detection(String),
+    /// `/api/<version>/fo/knowledge_base/vuln/`.
+    KnowledgeBase,
     Unknown,
 }
 
 fn endpoint(path: &str) -> Endpoint {
     let trimmed = path.trim_end_matches('/');
     if let Some(rest) = trimmed.strip_prefix("/api/")
-        && let Some((_version, tail)) = rest.split_once('/')
-        && tail == "fo/report"
+        && let Some((version, tail)) = rest.split_once('/')
     {
-        return Endpoint::Report;
+        match tail {
+            "fo/report" => return Endpoint::Report,
+            "fo/asset/host" => return Endpoint::HostList,
+            "fo/asset/host/vm/detection" => return Endpoint::Detection(version.to_string()),
+            "fo/knowledge_base/vuln" => return Endpoint::KnowledgeBase,
+            _ => {}
+        }
     }
     match trimmed {
         "/msp/asset_data_report.php" => Endpoint::AssetDataReport,
@@ -969,7 +989,96 @@ fn route(call: &mut Call<'_>, request: &Request, record: &RecordedRequest) -> Re
         Endpoint::Report => report_call(shared, params),
         Endpoint::AssetDataReport => asset_data_report(shared, params),
         Endpoint::TemplateList => Reply::xml(200, template_list(shared)),
+        Endpoint::HostList | Endpoint::Detection(_) | Endpoint::KnowledgeBase => {
+            detection_call(shared, request, params, endpoint(&request.path))
+        }
     }
+}
+
+/// The detection path's calls (qualys.md §7), answered from the estate.
+fn detection_call(
+    shared: &Shared,
+    request: &Request,
+    params: &[(String, String)],
+    which: Endpoint,
+) -> Reply {
+    let Some(estate) = &shared.options.estate else {
+        return Reply::html(404, "Not Found");
+    };
+    if param(params, "action") != Some("list") {
+        return missing("action=list");
+    }
+    let now = iso(OffsetDateTime::now_utc());
+    let query = match detection_query(params) {
+        Ok(q) => q,
+        Err(text) => return Reply::xml(400, simple_return(Some("1905"), &text, &[])),
+    };
+    match which {
+        Endpoint::HostList => Reply::xml(200, estate.host_list(&query, &now)),
+        Endpoint::Detection(version) => {
+            let host = shared
+                .options
+                .warning_host
+                .clone()
+                .or_else(|| request.header("Host"))
+                .unwrap_or_else(|| "qualysapi.qualys.com".into());
+            let scheme = if shared.options.tls_dir.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let rest: Vec<String> = params
+                .iter()
+                .filter(|(n, _)| n != "id_min")
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            let next = |id: u64| {
+                format!(
+                    "{scheme}://{host}/api/{version}/fo/asset/host/vm/detection/?{}&id_min={id}",
+                    rest.join("&")
+                )
+            };
+            Reply::xml(200, estate.detection_page(&query, &now, &next))
+        }
+        _ => match param(params, "ids").and_then(estate::id_list) {
+            Some(ids) => Reply::xml(200, estate.kb_answer(&ids, &now)),
+            None => missing("ids"),
+        },
+    }
+}
+
+/// A detection query from the call's parameters (qualys.md §7 defaults).
+fn detection_query(params: &[(String, String)]) -> Result<Query, String> {
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        param(params, name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("parameter {name} has invalid value: {v}"))
+            })
+            .transpose()
+    };
+    let ids = match param(params, "ids") {
+        Some(v) => Some(estate::id_list(v).ok_or_else(|| {
+            format!("parameter ids has invalid value: {v} (neither a positive integer nor a range)")
+        })?),
+        None => None,
+    };
+    let flag = |name: &str| param(params, name) == Some("1");
+    Ok(Query {
+        ids,
+        id_min: number("id_min")?,
+        id_max: number("id_max")?,
+        truncation_limit: number("truncation_limit")?.map_or(1000, |n| n as usize),
+        status: param(params, "status")
+            .unwrap_or("New,Active,Re-Opened")
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect(),
+        show_igs: flag("show_igs"),
+        vm_processed_after: param(params, "vm_processed_after").map(str::to_string),
+        include_ignored: flag("include_ignored"),
+        include_disabled: flag("include_disabled"),
+    })
 }
 
 /// An error document to answer with (`ServerOptions::inject`).

@@ -1,0 +1,160 @@
+//! The detection path's documents (qualys.md §7): qualys-sim loads the real Host List
+//! Detection and KnowledgeBase responses (`--detections`, `--kb`) and answers queries
+//! from them over HTTP; the connector's readers (`qualys::detection`) read the answers,
+//! following the paging WARNING by its `id_min` only.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use qualys_connector::qualys::detection::{ids, kb, page};
+use qualys_connector_sim::qualys::{Estate, QualysServer, ServerOptions};
+
+use crate::harness::shared_fixture;
+
+/// A made-up page of three more hosts, to page through.
+const MORE: &str = "<HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><HOST_LIST>\
+    <HOST><ID>7000001</ID><IP>192.0.2.1</IP><DETECTION_LIST><DETECTION><QID>6</QID><TYPE>Confirmed</TYPE><STATUS>Active</STATUS></DETECTION></DETECTION_LIST></HOST>\
+    <HOST><ID>7000002</ID><IP>192.0.2.2</IP><DETECTION_LIST><DETECTION><QID>45017</QID><TYPE>Potential</TYPE><STATUS>New</STATUS></DETECTION></DETECTION_LIST></HOST>\
+    <HOST><ID>7000003</ID><IPV6>2001:db8::3</IPV6><DETECTION_LIST><DETECTION><QID>38170</QID><TYPE>Confirmed</TYPE><STATUS>Fixed</STATUS></DETECTION></DETECTION_LIST></HOST>\
+    </HOST_LIST></RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>";
+
+/// `GET path?query` with the credentials and `X-Requested-With`; the body.
+fn get(server: &QualysServer, path_and_query: &str) -> (u16, Vec<u8>) {
+    let addr = server.url().trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("u:p");
+    write!(
+        s,
+        "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nX-Requested-With: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+#[test]
+fn real_responses_replay_through_the_readers_page_by_page() {
+    let (Some(hld), Some(kb_file)) = (
+        shared_fixture("detection/hld_1host_3detections.xml"),
+        shared_fixture("detection/kb_42_vulns.xml"),
+    ) else {
+        println!("SKIP: the detection fixtures are absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let more = dir.path().join("more.xml");
+    std::fs::write(&more, MORE).unwrap();
+    let estate = Estate::load(&[hld, more], &[kb_file]).unwrap();
+    let mut options = ServerOptions::new("u", "p");
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.estate = Some(Arc::new(estate));
+    // The WARNING's URL names another host: only its id_min may be used.
+    options.warning_host = Some("elsewhere.example".into());
+    let server = QualysServer::start(options).unwrap();
+
+    // The host IDs in scope.
+    let (status, body) = get(
+        &server,
+        "/api/2.0/fo/asset/host/?action=list&details=None&truncation_limit=0",
+    );
+    assert_eq!(status, 200);
+    let mut ranges = Vec::new();
+    let summary = ids::parse(&body[..], &mut |r| {
+        ranges.push(r);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(summary.ids, 4, "{ranges:?}");
+
+    // Pages of one host, followed by id_min, with Fixed detections asked for.
+    let mut hosts = Vec::new();
+    let mut id_min: Option<u64> = None;
+    let mut pages = 0;
+    loop {
+        let query = format!(
+            "/api/4.0/fo/asset/host/vm/detection/?action=list&truncation_limit=1&status=New,Active,Re-Opened,Fixed{}",
+            id_min.map(|i| format!("&id_min={i}")).unwrap_or_default()
+        );
+        let (status, body) = get(&server, &query);
+        assert_eq!(status, 200);
+        let summary = page::parse(&body[..], &mut |h| {
+            hosts.push(h);
+            Ok(())
+        })
+        .unwrap();
+        pages += 1;
+        match summary.warning {
+            Some(w) => {
+                assert!(w.url.as_deref().unwrap().contains("elsewhere.example"));
+                id_min = Some(w.id_min().unwrap());
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    assert_eq!(pages, 4);
+    let ids: Vec<u64> = hosts.iter().map(|h| h.id).collect();
+    assert_eq!(ids, vec![6506432, 7000001, 7000002, 7000003]);
+    assert_eq!(hosts[0].host.findings.len(), 3);
+    assert_eq!(hosts[3].host.ip.to_string(), "2001:db8::3");
+
+    // The KB for the QIDs seen: the known ones come back, the unknown are absent.
+    let (status, body) = get(
+        &server,
+        "/api/2.0/fo/knowledge_base/vuln/?action=list&ids=6,45017,38170,999999",
+    );
+    assert_eq!(status, 200);
+    let mut entries = Vec::new();
+    kb::parse(&body[..], 512, &mut |e| {
+        entries.push(e);
+        Ok(())
+    })
+    .unwrap();
+    let qids: Vec<u32> = entries.iter().map(|e| e.qid).collect();
+    assert!(qids.contains(&6) && qids.contains(&45017), "{qids:?}");
+    assert!(!qids.contains(&999999));
+    assert_eq!(
+        entries.iter().find(|e| e.qid == 6).unwrap().details.title,
+        "DNS Host Name"
+    );
+
+    // A bad ids value is Qualys's error 1905, read as such.
+    let (status, body) = get(
+        &server,
+        "/api/2.0/fo/asset/host/vm/detection/?action=list&ids=abc123",
+    );
+    assert_eq!(status, 400);
+    let err = page::parse(&body[..], &mut |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1905"), "{err}");
+    server.stop();
+}
