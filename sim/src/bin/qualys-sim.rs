@@ -244,6 +244,8 @@ writes the recorded requests to --requests-out as JSON lines.
                             vm_processed_after, include_ignored, include_disabled) from them
   --kb FILE                 load the VULNs of a KNOWLEDGE_BASE_VULN_LIST_OUTPUT document
                             (repeatable) and answer KnowledgeBase queries (ids) from them
+  --report-estate FILE      take the detection estate from an ASSET_DATA_REPORT instead
+                            (host IDs from 1000001 in report order, the glossary as the KB)
   --warning-host HOST       the host the paging WARNING's URL names (default: the request's)
 
 Options also take the form --name=value.
@@ -261,6 +263,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     let (mut user, mut password) = (None, None);
     let (mut requests_out, mut exit_after) = (None, None);
     let (mut detections, mut kb): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
+    let mut report_estate: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
@@ -302,6 +305,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 | "--exit-after-requests"
                 | "--detections"
                 | "--kb"
+                | "--report-estate"
                 | "--warning-host"
         ) {
             return Err(format!("unknown option `{arg}`"));
@@ -322,6 +326,7 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--user" => user = Some(value),
             "--detections" => detections.push(PathBuf::from(value)),
             "--kb" => kb.push(PathBuf::from(value)),
+            "--report-estate" => report_estate = Some(PathBuf::from(value)),
             "--warning-host" => options.warning_host = Some(value),
             "--password" => password = Some(value),
             "--template" => {
@@ -379,7 +384,14 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
     }
     options.user = user.ok_or("--user is required")?;
     options.password = password.ok_or("--password is required")?;
-    if !detections.is_empty() || !kb.is_empty() {
+    if let Some(path) = report_estate {
+        if !detections.is_empty() || !kb.is_empty() {
+            return Err("--report-estate and --detections / --kb do not go together".into());
+        }
+        let estate = qualys_connector_sim::qualys::Estate::from_report(&path)
+            .map_err(|e| format!("--report-estate: {e}"))?;
+        options.estate = Some(Arc::new(estate));
+    } else if !detections.is_empty() || !kb.is_empty() {
         let estate = qualys_connector_sim::qualys::Estate::load(&detections, &kb)
             .map_err(|e| format!("--detections / --kb: {e}"))?;
         options.estate = Some(Arc::new(estate));

@@ -5,7 +5,10 @@
 //! simulator answers the Host List (`ID_SET`), Host List Detection (`ids`, `id_min`,
 //! `id_max`, `truncation_limit` with the WARNING paging, `status`, `show_igs`,
 //! `vm_processed_after`, `include_ignored`, `include_disabled`) and KnowledgeBase
-//! (`ids`) queries.
+//! (`ids`) queries. `--report-estate FILE` takes the estate from an ASSET_DATA_REPORT
+//! instead (one `qualys-sim generate` made, say), so that the report path and the
+//! detection path can be fed the same estate: host IDs are given in report order from
+//! [`FIRST_HOST_ID`], a host's processed time is its latest `LAST_FOUND`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -57,6 +60,9 @@ pub struct KbVuln {
     pub bugtraqs: Vec<String>,
 }
 
+/// The ID of a report's first host in an estate made from it.
+pub const FIRST_HOST_ID: u64 = 1_000_001;
+
 /// Hosts by ID, and the KB by QID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Estate {
@@ -105,6 +111,16 @@ impl Estate {
             let text = std::fs::read_to_string(path.as_ref())?;
             load_kb(&text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
         }
+        Ok(estate)
+    }
+
+    /// The estate of an ASSET_DATA_REPORT: its hosts (IDs from [`FIRST_HOST_ID`] in
+    /// report order; Vuln / Practice / Ig become Confirmed / Potential / Info) and its
+    /// glossary as the KB (THREAT as DIAGNOSIS).
+    pub fn from_report(path: impl AsRef<Path>) -> io::Result<Estate> {
+        let text = std::fs::read_to_string(path.as_ref())?;
+        let mut estate = Estate::default();
+        load_report(&text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
         Ok(estate)
     }
 
@@ -428,6 +444,68 @@ fn load_hosts(text: &str, estate: &mut Estate) -> Result<(), String> {
     })
 }
 
+fn load_report(text: &str, estate: &mut Estate) -> Result<(), String> {
+    let mut host = EstateHost::default();
+    let mut d = Detection::default();
+    let mut v = KbVuln::default();
+    let mut next_id = FIRST_HOST_ID;
+    walk(text, &mut |path, t| {
+        let names: Vec<&str> = path.iter().map(String::as_str).collect();
+        let t = t.to_string();
+        match names.as_slice() {
+            [.., "HOST_LIST", "HOST", "IP"] if t.contains(':') => host.ipv6 = t,
+            [.., "HOST_LIST", "HOST", "IP"] => host.ip = t,
+            [.., "HOST_LIST", "HOST", "TRACKING_METHOD"] => host.tracking = t,
+            [.., "HOST_LIST", "HOST", "DNS"] => host.dns = t,
+            [.., "VULN_INFO", field] => match *field {
+                "QID" => d.qid = t,
+                "TYPE" => {
+                    d.kind = match t.as_str() {
+                        "Vuln" => "Confirmed",
+                        "Practice" => "Potential",
+                        _ => "Info",
+                    }
+                    .to_string();
+                }
+                "PORT" => d.port = t,
+                "PROTOCOL" => d.protocol = t,
+                "VULN_STATUS" => d.status = t,
+                "LAST_FOUND" => d.processed = t,
+                _ => {}
+            },
+            [.., "VULN_INFO_LIST", "VULN_INFO"] => {
+                let mut done = std::mem::take(&mut d);
+                if done.status.is_empty() {
+                    done.status = "Active".into();
+                }
+                if done.processed > host.processed {
+                    host.processed = done.processed.clone();
+                }
+                host.detections.push(done);
+            }
+            [.., "HOST_LIST", "HOST"] => {
+                let mut done = std::mem::take(&mut host);
+                done.id = next_id;
+                next_id += 1;
+                estate.hosts.insert(done.id, done);
+            }
+            [.., "VULN_DETAILS", "QID"] => v.qid = t.parse().unwrap_or(0),
+            [.., "VULN_DETAILS", "TITLE"] => v.title = t,
+            [.., "VULN_DETAILS", "THREAT"] => v.diagnosis = t,
+            [.., "VULN_DETAILS", "SEVERITY"] => v.severity = t,
+            [.., "CVE_ID_LIST", "CVE_ID", "ID"] => v.cves.push(t),
+            [.., "BUGTRAQ_ID_LIST", "BUGTRAQ_ID", "ID"] => v.bugtraqs.push(t),
+            [.., "VULN_DETAILS_LIST", "VULN_DETAILS"] => {
+                let done = std::mem::take(&mut v);
+                if done.qid > 0 {
+                    estate.kb.insert(done.qid, done);
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
 fn load_kb(text: &str, estate: &mut Estate) -> Result<(), String> {
     let mut v = KbVuln::default();
     walk(text, &mut |path, t| {
@@ -547,6 +625,44 @@ mod tests {
                 .contains("<ID_RANGE>3-4</ID_RANGE>")
         );
         assert_eq!(id_list("1, 5-9"), Some(vec![(1, 1), (5, 9)]));
+    }
+
+    #[test]
+    fn a_generated_report_is_the_same_estate() {
+        use crate::qualys::{GenSpec, generate};
+        let spec = GenSpec {
+            hosts: 30,
+            seed: 4,
+            findings_per_host: 6,
+            qids: 40,
+            ..GenSpec::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.xml");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let sum = generate(&spec, &mut file).unwrap();
+        drop(file);
+        let e = Estate::from_report(&path).unwrap();
+        assert_eq!(e.hosts.len() as u64, sum.hosts);
+        assert_eq!(e.hosts.keys().next(), Some(&FIRST_HOST_ID));
+        assert_eq!(e.kb.len() as u64, sum.glossary);
+        assert_eq!(
+            e.hosts.values().filter(|h| !h.ipv6.is_empty()).count() as u64,
+            sum.ipv6_hosts
+        );
+        // What the report path sends is what the detection path's defaults select.
+        let sendable = e
+            .hosts
+            .values()
+            .flat_map(|h| &h.detections)
+            .filter(|d| d.kind != "Info" && d.status != "Fixed")
+            .count() as u64;
+        assert_eq!(sendable, sum.sendable);
+        assert!(
+            e.hosts
+                .values()
+                .all(|h| !h.processed.is_empty() || h.detections.is_empty())
+        );
         assert_eq!(id_list("1,x"), None);
     }
 }
