@@ -946,3 +946,85 @@ fn sync_options_that_cannot_work_are_refused_before_anything_is_done() {
         .assert_code(0)
         .assert_output_contains("-full has no effect without sync_state");
 }
+
+/// Each template has its own state (another template never reuses it); a client
+/// re-enrolled on the same FMC keeps it, another FMC does not.
+#[test]
+fn destinations_are_the_fmc_its_ca_and_the_template() {
+    use qualys_connector_sim::qualys::TemplateSource;
+    let server = crate::download::qualys(|o| {
+        o.templates = vec![
+            (
+                "424242".into(),
+                TemplateSource::File(crate::harness::example("report.xml")),
+            ),
+            (
+                "535353".into(),
+                TemplateSource::File(crate::harness::example("report.xml")),
+            ),
+        ];
+    });
+    let mut fmc = Fmc::start(|_| {});
+    let yaml = crate::download::yaml(&server, "sync_state: sync.db\n");
+    let test = Test::new().config(&yaml);
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let args = |fmc: &Fmc| {
+        vec![
+            "-multiinfo=424242,535353".to_string(),
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+        ]
+    };
+    let run = |fmc: &Fmc| {
+        let out = test.command().args(args(fmc)).output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let first = run(&fmc);
+    first.assert_code(0);
+    assert_eq!(
+        first.output().matches("full run for FMC").count(),
+        2,
+        "{}",
+        first.output()
+    );
+    assert!(first.output().contains("template 424242"));
+    assert!(first.output().contains("template 535353"));
+    // Both templates again: each finds its own state.
+    let second = run(&fmc);
+    second.assert_code(0);
+    assert_eq!(
+        second.output().matches("delta run for FMC").count(),
+        2,
+        "{}",
+        second.output()
+    );
+    // A client re-enrolled on the same FMC (same CA): still delta.
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let third = run(&fmc);
+    assert_eq!(
+        third.output().matches("delta run for FMC").count(),
+        2,
+        "{}",
+        third.output()
+    );
+    // Another FMC (its own CA), even on the same address, is a new destination.
+    let addr = fmc.addr();
+    fmc.stop();
+    let other = Fmc::start(|o| o.listen = addr);
+    other.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let fourth = run(&other);
+    fourth.assert_code(0);
+    assert_eq!(
+        fourth
+            .output()
+            .matches("the state holds nothing for this destination yet")
+            .count(),
+        2,
+        "{}",
+        fourth.output()
+    );
+}
