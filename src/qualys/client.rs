@@ -398,6 +398,30 @@ impl Qualys {
         }
     }
 
+    /// One call of the detection path (qualys.md §7): `form` POSTed to `path` under the
+    /// configured base URL (never another host), with the limits, retries and timeouts
+    /// of every call, the answer streamed into `out` (emptied first). Whether the
+    /// document is complete is for its reader to say.
+    pub fn post_into(
+        &self,
+        call: &'static str,
+        path: &str,
+        form: &str,
+        out: &mut File,
+    ) -> Result<u64, DownloadError> {
+        let local = |source| DownloadError::Local {
+            path: PathBuf::from(call),
+            source,
+        };
+        out.set_len(0).map_err(local)?;
+        out.seek(SeekFrom::Start(0)).map_err(local)?;
+        let response = self.request(call, "POST", path, Some(form.as_bytes()))?;
+        let mut writer = BufWriter::with_capacity(256 * 1024, &mut *out);
+        let bytes = response.copy_to(&mut writer)?;
+        writer.flush().map_err(local)?;
+        Ok(bytes)
+    }
+
     /// Logs in and looks the template up in the account's report templates (one cheap
     /// call, for `check`). `Ok(Some(title))` when it exists, `Ok(None)` when it does not.
     pub fn find_template(&self, template_id: &str) -> Result<Option<String>, DownloadError> {
@@ -854,7 +878,7 @@ fn seconds_in(text: &str) -> Option<u64> {
     })
 }
 
-fn form_encode(value: &str) -> String {
+pub fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {

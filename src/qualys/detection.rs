@@ -8,6 +8,7 @@
 //! (SIMPLE_RETURN) is an error that quotes it; a document that does not close its root
 //! is incomplete, never half-used. The documents are not wired into a run yet.
 
+pub mod fetch;
 pub mod ids;
 pub mod kb;
 pub mod page;

@@ -158,3 +158,128 @@ fn real_responses_replay_through_the_readers_page_by_page() {
     assert!(err.contains("1905"), "{err}");
     server.stop();
 }
+
+/// A Qualys client for `server` (plain HTTP on loopback), as the run builds one.
+fn client(server: &QualysServer) -> qualys_connector::qualys::client::Qualys {
+    use qualys_connector::qualys::bounds::Bounds;
+    use qualys_connector::qualys::client::{Api, Limits, Qualys, QualysOptions};
+    use qualys_connector::qualys::http::{Client, Url};
+    use std::time::Duration;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let http = Client {
+        tls: Arc::new(tls),
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(10),
+    };
+    let options = QualysOptions {
+        url: Url::parse(&server.url()).unwrap(),
+        user: "u".into(),
+        password: qualys_connector::secret::Secret::new("p"),
+        api: Api::V2,
+        api_path: "/api/2.0".into(),
+        poll_interval: Duration::from_millis(50),
+        deadline: Duration::from_secs(60),
+        retries: 3,
+        max_wait: Duration::from_secs(5),
+        bounds: Bounds {
+            max_bytes: 1 << 30,
+            deadline: Duration::from_secs(60),
+            min_free: 0,
+        },
+    };
+    Qualys::new(http, options, Arc::new(Limits::default()))
+}
+
+/// Every page of a generated estate, fetched by two workers in batches of 7 host IDs and
+/// pages of 7 hosts, through a 409 burst, two cut pages and WARNINGs naming another host:
+/// each host exactly once, with the detections the report path would send.
+#[test]
+fn every_page_of_every_batch_is_fetched_whole() {
+    use qualys_connector::qualys::detection::fetch::{self, FetchOptions};
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 50,
+        seed: 2,
+        findings_per_host: 6,
+        qids: 60,
+        ..GenSpec::default()
+    };
+    let generated = generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let estate = Estate::from_report(&report).unwrap();
+    let mut options = ServerOptions::new("u", "p");
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.estate = Some(Arc::new(estate));
+    options.warning_host = Some("elsewhere.example".into());
+    options.rate_limit_first = 2;
+    options.to_wait_sec = 0;
+    options.cut_pages_first = 2;
+    let server = QualysServer::start(options).unwrap();
+    let qualys = client(&server);
+    let opts = FetchOptions {
+        api_path: "/api/2.0".into(),
+        hosts_per_call: 7,
+        workers: 2,
+        detection_params: vec![("status".into(), "New,Active,Re-Opened,Fixed".into())],
+        scope_params: Vec::new(),
+        page_tries: 3,
+    };
+    let (ranges, summary) = fetch::host_ids(&qualys, &opts).unwrap();
+    assert_eq!(summary.ids, 50);
+    let batches = fetch::batches(&ranges, 7);
+    assert_eq!(batches.len(), 8);
+    let mut ids = Vec::new();
+    let mut sendable = 0u64;
+    let pages = fetch::pages(&qualys, &opts, batches, &mut |p| {
+        let file = std::fs::File::open(p.file.path()).map_err(|e| e.to_string())?;
+        page::parse(std::io::BufReader::new(file), &mut |h| {
+            ids.push(h.id);
+            sendable += h
+                .host
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.kind != qualys_connector::model::FindingType::Ig
+                        && f.status != qualys_connector::model::VulnStatus::Fixed
+                })
+                .count() as u64;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(pages >= 8, "{pages} pages");
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "no host twice");
+    // Hosts without any detection are not listed by Qualys (nor by the simulator).
+    assert!(
+        ids.len() as u64 <= generated.hosts && ids.len() >= 45,
+        "{}",
+        ids.len()
+    );
+    assert_eq!(sendable, generated.sendable, "the report path's findings");
+    // Every request went to the configured server, none to the WARNING's host; the 409s
+    // and the cut pages were asked again.
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r.auth_ok || r.status == 409));
+    let detection_calls = requests
+        .iter()
+        .filter(|r| r.path.contains("/vm/detection"))
+        .count();
+    assert!(
+        detection_calls >= pages as usize + 2,
+        "{detection_calls} calls for {pages} pages"
+    );
+    server.stop();
+}

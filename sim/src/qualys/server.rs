@@ -195,6 +195,9 @@ pub struct ServerOptions {
     /// The host the paging WARNING's URL names (default: the request's `Host`), to
     /// test that a client never follows it elsewhere.
     pub warning_host: Option<String>,
+    /// The first N Host List Detection pages are sent cut in half (a whole HTTP answer
+    /// whose document ends mid-element), as a proxy or a failing server may.
+    pub cut_pages_first: u32,
 }
 
 impl fmt::Debug for ServerOptions {
@@ -255,6 +258,7 @@ impl ServerOptions {
             inject_body: None,
             estate: None,
             warning_host: None,
+            cut_pages_first: 0,
         }
     }
 
@@ -309,6 +313,7 @@ struct State {
     rate_limited: u32,
     busy: u32,
     cut_done: bool,
+    cut_pages: u32,
     running: u32,
     max_running: u32,
     next_report: u64,
@@ -1038,7 +1043,15 @@ fn detection_call(
                     rest.join("&")
                 )
             };
-            Reply::xml(200, estate.detection_page(&query, &now, &next))
+            let page = estate.detection_page(&query, &now, &next);
+            if shared.take(|s| &mut s.cut_pages, shared.options.cut_pages_first) {
+                let mut cut = page.len() / 2;
+                while !page.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                return Reply::xml(200, page[..cut].to_string());
+            }
+            Reply::xml(200, page)
         }
         _ => match param(params, "ids").and_then(estate::id_list) {
             Some(ids) => Reply::xml(200, estate.kb_answer(&ids, &now)),
