@@ -11,6 +11,7 @@
 pub mod fetch;
 pub mod ids;
 pub mod kb;
+pub mod kbcache;
 pub mod page;
 pub mod walk;
 

@@ -283,3 +283,59 @@ fn every_page_of_every_batch_is_fetched_whole() {
     );
     server.stop();
 }
+
+/// The KnowledgeBase through the cache: the first lookup asks Qualys (in batches), the
+/// second is served from the cache, unknown QIDs are reported, and a refresh asks only
+/// for what changed since.
+#[test]
+fn the_knowledge_base_is_fetched_once_and_cached() {
+    use qualys_connector::qualys::detection::kbcache::{self, KbCache};
+    let Some(kb_file) = shared_fixture("detection/kb_42_vulns.xml") else {
+        return;
+    };
+    let none: [&std::path::Path; 0] = [];
+    let estate = Estate::load(&none, &[kb_file]).unwrap();
+    let qids: Vec<u32> = estate.kb.keys().copied().collect();
+    assert_eq!(qids.len(), 42);
+    let mut options = ServerOptions::new("u", "p");
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.estate = Some(Arc::new(estate));
+    let server = QualysServer::start(options).unwrap();
+    let qualys = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = KbCache::open(&dir.path().join("sync.db")).unwrap();
+    let mut asked = qids.clone();
+    asked.push(999_999);
+    let (found, stats) = kbcache::lookup(&qualys, &cache, "/api/2.0", &asked, 512).unwrap();
+    assert_eq!(found.len(), 42);
+    assert_eq!((stats.cached, stats.fetched, stats.calls), (0, 42, 1));
+    assert_eq!(stats.unknown, vec![999_999]);
+    let kb_calls = |s: &QualysServer| {
+        s.requests()
+            .iter()
+            .filter(|r| r.path.contains("knowledge_base"))
+            .count()
+    };
+    assert_eq!(kb_calls(&server), 1);
+    let (again, stats) = kbcache::lookup(&qualys, &cache, "/api/2.0", &qids, 512).unwrap();
+    assert_eq!(again, found);
+    assert_eq!((stats.cached, stats.calls), (42, 0));
+    assert_eq!(kb_calls(&server), 1, "served from the cache");
+    // A refresh since a moment after every entry's modification brings nothing new.
+    kbcache::mark_refreshed(&cache, "2099-01-01T00:00:00Z").unwrap();
+    assert_eq!(
+        kbcache::refresh(&qualys, &cache, "/api/2.0", 512).unwrap(),
+        0
+    );
+    kbcache::mark_refreshed(&cache, "2000-01-01T00:00:00Z").unwrap();
+    assert_eq!(
+        kbcache::refresh(&qualys, &cache, "/api/2.0", 512).unwrap(),
+        42
+    );
+    let refreshed = cache.refreshed().unwrap().unwrap();
+    assert!(
+        refreshed.as_str() > "2000-01-01T00:00:00Z",
+        "the answer's own time"
+    );
+    server.stop();
+}

@@ -216,8 +216,9 @@ impl Estate {
         out
     }
 
-    /// The KnowledgeBase answer for `qids` (unknown ones are left out).
-    pub fn kb_answer(&self, qids: &[(u64, u64)], now: &str) -> String {
+    /// The KnowledgeBase answer for `qids` (unknown ones are left out), only those
+    /// modified after `after` when given (`last_modified_after`).
+    pub fn kb_answer(&self, qids: &[(u64, u64)], after: Option<&str>, now: &str) -> String {
         let mut out = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<KNOWLEDGE_BASE_VULN_LIST_OUTPUT>\n  <RESPONSE>\n    <DATETIME>{now}</DATETIME>\n"
         );
@@ -228,6 +229,7 @@ impl Estate {
                 qids.iter()
                     .any(|(a, b)| (*a..=*b).contains(&u64::from(v.qid)))
             })
+            .filter(|v| after.is_none_or(|t| v.modified.as_str() > t))
             .collect();
         if !found.is_empty() {
             out.push_str("    <VULN_LIST>\n");

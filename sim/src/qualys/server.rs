@@ -1053,10 +1053,24 @@ fn detection_call(
             }
             Reply::xml(200, page)
         }
-        _ => match param(params, "ids").and_then(estate::id_list) {
-            Some(ids) => Reply::xml(200, estate.kb_answer(&ids, &now)),
-            None => missing("ids"),
-        },
+        _ => {
+            let ids = match param(params, "ids") {
+                Some(v) => match estate::id_list(v) {
+                    Some(ids) => Some(ids),
+                    None => return missing("ids"),
+                },
+                None => None,
+            };
+            let after = param(params, "last_modified_after");
+            if ids.is_none() && after.is_none() {
+                return missing("ids");
+            }
+            let all = [(0, u64::MAX)];
+            Reply::xml(
+                200,
+                estate.kb_answer(ids.as_deref().unwrap_or(&all), after, &now),
+            )
+        }
     }
 }
 
