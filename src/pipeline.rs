@@ -188,25 +188,9 @@ struct Collector<'a> {
 
 impl ReportVisitor for Collector<'_> {
     fn host(&mut self, host: &Host) -> io::Result<()> {
-        if !self.settings.ip_ranges.contains(host.ip) {
-            self.summary.hosts_out_of_range += 1;
-            log::debug!("host {} is outside ip_ranges: skipped", host.ip);
+        if !select(self.settings, host, &mut self.kept, &mut self.summary) {
             return Ok(());
         }
-        self.summary.hosts_in_range += 1;
-        progress::hosts(self.summary.hosts_in_range);
-        self.kept.clear();
-        for f in &host.findings {
-            self.summary.findings_by_type[f.kind.index()] += 1;
-            if !self.settings.include_types.contains(&f.kind) {
-                self.summary.findings_excluded_type += 1;
-            } else if f.status == VulnStatus::Fixed {
-                self.summary.findings_fixed += 1;
-            } else {
-                self.kept.push(*f);
-            }
-        }
-        self.summary.findings_selected += self.kept.len() as u64;
         // Only a ScanFlush with nothing to send stages the generic result that a later
         // listing with findings replaces (see `repeats`).
         let nothing = self.kept.is_empty() && self.settings.commit == Commit::Flush;
@@ -215,21 +199,177 @@ impl ReportVisitor for Collector<'_> {
     }
 
     fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
-        let tail = ResultTail::new(
-            &details.title,
-            &details.description,
-            &details.cve_ids,
-            &details.bugtraq_ids,
-            self.settings.description_length,
-        );
-        self.summary.untransliterated_chars += tail.untransliterated() as u64;
-        self.glossary.insert(
-            qid,
-            Encoded {
-                title: details.title,
-                tail,
+        let encoded = encode_details(details, self.settings, &mut self.summary);
+        self.glossary.insert(qid, encoded);
+    }
+}
+
+/// Whether `host` is in `ip_ranges` (counted either way); if so, `kept` holds the findings
+/// to send: of the included types, not Fixed (counted by type and reason).
+fn select(
+    settings: &Settings,
+    host: &Host,
+    kept: &mut Vec<Finding>,
+    summary: &mut Summary,
+) -> bool {
+    if !settings.ip_ranges.contains(host.ip) {
+        summary.hosts_out_of_range += 1;
+        log::debug!("host {} is outside ip_ranges: skipped", host.ip);
+        return false;
+    }
+    summary.hosts_in_range += 1;
+    progress::hosts(summary.hosts_in_range);
+    kept.clear();
+    for f in &host.findings {
+        summary.findings_by_type[f.kind.index()] += 1;
+        if !settings.include_types.contains(&f.kind) {
+            summary.findings_excluded_type += 1;
+        } else if f.status == VulnStatus::Fixed {
+            summary.findings_fixed += 1;
+        } else {
+            kept.push(*f);
+        }
+    }
+    summary.findings_selected += kept.len() as u64;
+    true
+}
+
+/// A glossary (or KnowledgeBase) entry, encoded once for every line that uses it.
+fn encode_details(details: VulnDetails, settings: &Settings, summary: &mut Summary) -> Encoded {
+    let tail = ResultTail::new(
+        &details.title,
+        &details.description,
+        &details.cve_ids,
+        &details.bugtraq_ids,
+        settings.description_length,
+    );
+    summary.untransliterated_chars += tail.untransliterated() as u64;
+    Encoded {
+        title: details.title,
+        tail,
+    }
+}
+
+/// What [`Stream::host`] did with a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Outside `ip_ranges`: not sent.
+    OutOfRange,
+    /// Sent with nothing open (the generic result under ScanFlush).
+    Nothing,
+    Findings,
+}
+
+/// Hosts encoded and sent one at a time, with a glossary that may grow between them: the
+/// detection path (qualys.md §7), whose KnowledgeBase entries arrive page by page. The
+/// same selection (`ip_ranges`, `include_types`, Fixed) and the same lines as the report
+/// path. A host whose address was already sent in this stream is merged (ScanUpdate):
+/// `repeat` is the caller's to say, as it keeps the set of addresses sent.
+pub struct Stream<'s> {
+    settings: &'s Settings,
+    glossary: HashMap<u32, Encoded>,
+    encoder: Encoder<'s>,
+    summary: Summary,
+    kept: Host,
+    buf: Vec<u8>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("glossary", &self.glossary.len())
+            .finish()
+    }
+}
+
+impl<'s> Stream<'s> {
+    /// Sends the preamble (SetSource) to `sink`.
+    pub fn start(
+        settings: &'s Settings,
+        sink: &mut dyn CommandSink,
+    ) -> Result<Stream<'s>, PipelineError> {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        commands::set_source(&mut buf, &settings.source);
+        sink.preamble(&buf, 1)?;
+        Ok(Stream {
+            settings,
+            glossary: HashMap::new(),
+            encoder: Encoder::new(settings),
+            summary: Summary::default(),
+            kept: Host {
+                ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+                findings: Vec::new(),
             },
+            buf,
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether the details of `qid` are known.
+    pub fn knows(&self, qid: u32) -> bool {
+        self.glossary.contains_key(&qid)
+    }
+
+    /// Adds the details of `qid` (a KnowledgeBase entry).
+    pub fn add_details(&mut self, qid: u32, details: VulnDetails) {
+        let encoded = encode_details(details, self.settings, &mut self.summary);
+        self.glossary.insert(qid, encoded);
+    }
+
+    /// Selects, encodes and sends one host. `merge`: its address was sent before in this
+    /// stream with findings, so this record merges (ScanUpdate); after a record with
+    /// nothing to send (only the generic result) it replaces that one, as the report
+    /// path does.
+    pub fn host(
+        &mut self,
+        host: &Host,
+        merge: bool,
+        sink: &mut dyn CommandSink,
+    ) -> Result<Sent, PipelineError> {
+        if !select(
+            self.settings,
+            host,
+            &mut self.kept.findings,
+            &mut self.summary,
+        ) {
+            return Ok(Sent::OutOfRange);
+        }
+        let repeat = merge;
+        self.kept.ip = host.ip;
+        let commit = if repeat {
+            self.summary.repeated_hosts += 1;
+            Commit::Update
+        } else {
+            self.settings.commit
+        };
+        self.buf.clear();
+        let count = self.encoder.host(
+            &self.glossary,
+            &mut self.buf,
+            &self.kept,
+            commit,
+            &mut self.summary,
         );
+        sink.host(&HostBlock {
+            ip: self.kept.ip,
+            commands: count,
+            findings: self.kept.findings.len(),
+            bytes: &self.buf,
+        })?;
+        Ok(if self.kept.findings.is_empty() {
+            Sent::Nothing
+        } else {
+            Sent::Findings
+        })
+    }
+
+    /// Completes the delivery: the sink's accounting in the summary.
+    pub fn finish(mut self, sink: &mut dyn CommandSink) -> Result<Summary, PipelineError> {
+        self.summary.qids_without_details = self.encoder.missing.len() as u64;
+        self.summary.delivery = sink.finish()?;
+        self.summary.send_time = self.started.elapsed();
+        Ok(self.summary)
     }
 }
 
@@ -281,24 +421,7 @@ fn send(
     commands::set_source(&mut buf, &settings.source);
     sink.preamble(&buf, 1)?;
 
-    let mut encoder = Encoder {
-        glossary,
-        settings,
-        scanner: Field::new(&settings.source),
-        no_details: Encoded {
-            title: String::new(),
-            tail: ResultTail::empty(),
-        },
-        nothing_open: ResultTail::new(
-            commands::NOTHING_OPEN_NAME,
-            commands::NOTHING_OPEN_DESCRIPTION,
-            &[],
-            &[],
-            settings.description_length,
-        ),
-        missing: HashSet::new(),
-        debug: log::log_enabled!(log::Level::Debug),
-    };
+    let mut encoder = Encoder::new(settings);
     let mut host = Host {
         ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         findings: Vec::new(),
@@ -313,7 +436,7 @@ fn send(
         } else {
             settings.commit
         };
-        let count = encoder.host(&mut buf, &host, commit, summary);
+        let count = encoder.host(glossary, &mut buf, &host, commit, summary);
         sink.host(&HostBlock {
             ip: host.ip,
             commands: count,
@@ -325,9 +448,9 @@ fn send(
     Ok(())
 }
 
-/// What the second stage encodes every host with.
+/// What the second stage encodes every host with (the glossary is the caller's: the
+/// detection path's grows between hosts).
 struct Encoder<'a> {
-    glossary: &'a HashMap<u32, Encoded>,
     settings: &'a Settings,
     scanner: Field,
     no_details: Encoded,
@@ -338,10 +461,31 @@ struct Encoder<'a> {
     debug: bool,
 }
 
-impl Encoder<'_> {
+impl<'a> Encoder<'a> {
+    fn new(settings: &'a Settings) -> Encoder<'a> {
+        Encoder {
+            settings,
+            scanner: Field::new(&settings.source),
+            no_details: Encoded {
+                title: String::new(),
+                tail: ResultTail::empty(),
+            },
+            nothing_open: ResultTail::new(
+                commands::NOTHING_OPEN_NAME,
+                commands::NOTHING_OPEN_DESCRIPTION,
+                &[],
+                &[],
+                settings.description_length,
+            ),
+            missing: HashSet::new(),
+            debug: log::log_enabled!(log::Level::Debug),
+        }
+    }
+
     /// Appends one host's commands to `buf`, closed by `commit`; returns how many.
     fn host(
         &mut self,
+        glossary: &HashMap<u32, Encoded>,
         buf: &mut Vec<u8>,
         host: &Host,
         commit: Commit,
@@ -353,7 +497,7 @@ impl Encoder<'_> {
             count += 1;
         }
         for f in &host.findings {
-            self.finding(buf, host.ip, f);
+            self.finding(glossary, buf, host.ip, f);
             count += 1;
         }
         // A ScanFlush with nothing staged commits nothing for the host, which would
@@ -374,8 +518,14 @@ impl Encoder<'_> {
     }
 
     /// Appends one finding's AddScanResult.
-    fn finding(&mut self, buf: &mut Vec<u8>, ip: IpAddr, f: &Finding) {
-        let details = self.glossary.get(&f.qid);
+    fn finding(
+        &mut self,
+        glossary: &HashMap<u32, Encoded>,
+        buf: &mut Vec<u8>,
+        ip: IpAddr,
+        f: &Finding,
+    ) {
+        let details = glossary.get(&f.qid);
         if details.is_none() && self.missing.insert(f.qid) {
             log::warn!(
                 "QID {} (on host {ip}) is not in the report's glossary: sent without a title",

@@ -297,3 +297,78 @@ fn hosts_with_nothing_open_are_cleared() {
         assert_eq!(summary.hosts_cleared, cleared, "{name}");
     }
 }
+
+/// The page-by-page stream (the detection path) writes the same lines as the report path
+/// for the same hosts and details, merging a second record of an address.
+#[test]
+fn the_stream_writes_what_the_report_path_writes() {
+    let (result, report_sink) = run_with(&settings(), REPORT);
+    result.unwrap();
+    // The same hosts and glossary, as the detection path would hand them over.
+    struct Keep(Vec<Host>, Vec<(u32, VulnDetails)>);
+    impl ReportVisitor for Keep {
+        fn host(&mut self, host: &Host) -> io::Result<()> {
+            self.0.push(host.clone());
+            Ok(())
+        }
+        fn vuln_details(&mut self, qid: u32, details: VulnDetails) {
+            self.1.push((qid, details));
+        }
+    }
+    let mut keep = Keep(Vec::new(), Vec::new());
+    report::parse(
+        REPORT.as_bytes(),
+        ParseOptions {
+            description_length: 512,
+        },
+        &mut keep,
+    )
+    .unwrap();
+    let s = settings();
+    let mut sink = Memory::default();
+    let mut stream = Stream::start(&s, &mut sink).unwrap();
+    for (qid, details) in keep.1 {
+        assert!(!stream.knows(qid));
+        stream.add_details(qid, details);
+        assert!(stream.knows(qid));
+    }
+    for host in &keep.0 {
+        assert_eq!(stream.host(host, false, &mut sink).unwrap(), Sent::Findings);
+    }
+    let summary = stream.finish(&mut sink).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sink.bytes),
+        String::from_utf8_lossy(&report_sink.bytes)
+    );
+    assert_eq!(summary.findings_selected, 4);
+    assert_eq!(summary.qids_without_details, 1);
+    // A second record of an address with findings merges; out of range is not sent.
+    let mut s2 = settings();
+    s2.ip_ranges = IpRanges::parse("192.0.2.10").unwrap();
+    let mut sink = Memory::default();
+    let mut stream = Stream::start(&s2, &mut sink).unwrap();
+    assert_eq!(
+        stream.host(&keep.0[0], false, &mut sink).unwrap(),
+        Sent::Findings
+    );
+    assert_eq!(
+        stream.host(&keep.0[0], true, &mut sink).unwrap(),
+        Sent::Findings
+    );
+    assert_eq!(
+        stream.host(&keep.0[1], false, &mut sink).unwrap(),
+        Sent::OutOfRange
+    );
+    let text = String::from_utf8_lossy(&sink.bytes).into_owned();
+    assert_eq!(text.matches("ScanFlush").count(), 1, "{text}");
+    assert_eq!(text.matches("ScanUpdate").count(), 1, "{text}");
+    // A record with nothing open sends the generic result.
+    let empty = Host {
+        ip: "192.0.2.10".parse().unwrap(),
+        findings: Vec::new(),
+    };
+    assert_eq!(
+        stream.host(&empty, false, &mut sink).unwrap(),
+        Sent::Nothing
+    );
+}
