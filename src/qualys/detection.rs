@@ -13,6 +13,7 @@ pub mod ids;
 pub mod kb;
 pub mod kbcache;
 pub mod page;
+pub mod sent;
 pub mod walk;
 
 pub use walk::DocError;
