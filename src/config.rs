@@ -228,6 +228,35 @@ pub struct Config {
     pub max_vanished_percent: f64,
     /// A full sync when the last complete one is this many days old; 0: never by age.
     pub full_sync_days: u32,
+    /// Where the data comes from (qualys.md §7): a report template, or Host List Detection.
+    pub qualys_source: QualysSource,
+    /// The detection path's scope, passed to Qualys as given: `ips`, `ag_ids`,
+    /// `ag_titles`, `use_tags` + `tag_set_include`.
+    pub scope_ips: Option<String>,
+    pub scope_ag_ids: Option<String>,
+    pub scope_ag_titles: Option<String>,
+    pub scope_use_tags: bool,
+    pub scope_tag_set_include: Option<String>,
+    /// Version prefixes of Host List + Host List Detection, and of the KnowledgeBase.
+    pub detection_api_path: String,
+    pub kb_api_path: String,
+    /// Host IDs per Host List Detection call (`ids=`, also `truncation_limit`).
+    pub hosts_per_call: usize,
+    pub include_ignored: bool,
+    pub include_disabled: bool,
+    /// Calls at once; `None`: the concurrency limit − 1, at least 1.
+    pub qualys_workers: Option<u32>,
+    /// The KnowledgeBase cache's file when `sync_state` is unset.
+    pub kb_cache: Option<PathBuf>,
+}
+
+/// `qualys_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QualysSource {
+    /// The report of a template (the original's only source).
+    Report,
+    /// Host List Detection and the KnowledgeBase (qualys.md §7).
+    Detections,
 }
 
 /// `vanished_hosts`: what happens to hosts the FMC holds that the report no longer lists.
@@ -292,6 +321,19 @@ impl Config {
             vanished_hosts: VanishedHosts::Keep,
             max_vanished_percent: 20.0,
             full_sync_days: 7,
+            qualys_source: QualysSource::Report,
+            scope_ips: None,
+            scope_ag_ids: None,
+            scope_ag_titles: None,
+            scope_use_tags: false,
+            scope_tag_set_include: None,
+            detection_api_path: "/api/2.0".into(),
+            kb_api_path: "/api/2.0".into(),
+            hosts_per_call: 1000,
+            include_ignored: false,
+            include_disabled: false,
+            qualys_workers: None,
+            kb_cache: None,
         }
     }
 }
@@ -512,6 +554,20 @@ const KEYS: &[KeyDef] = &[
     key("vanished_hosts",     Kind::Text,                       OPTIONAL, set_vanished_hosts),
     key("max_vanished_percent", Kind::Text,                     OPTIONAL, set_max_vanished_percent),
     key("full_sync_days",     Kind::Text,                       OPTIONAL, set_full_sync_days),
+    // The detection path (qualys.md §7).
+    key("qualys_source",      Kind::Text,                       OPTIONAL, set_qualys_source),
+    key("ips",                Kind::TextOrList,                 OPTIONAL, set_scope_ips),
+    key("ag_ids",             Kind::TextOrList,                 OPTIONAL, set_scope_ag_ids),
+    key("ag_titles",          Kind::TextOrList,                 OPTIONAL, set_scope_ag_titles),
+    key("use_tags",           Kind::Text,                       OPTIONAL, set_scope_use_tags),
+    key("tag_set_include",    Kind::TextOrList,                 OPTIONAL, set_scope_tag_set_include),
+    key("detection_api_path", Kind::Text,                       OPTIONAL, set_detection_api_path),
+    key("kb_api_path",        Kind::Text,                       OPTIONAL, set_kb_api_path),
+    key("hosts_per_call",     Kind::Text,                       OPTIONAL, set_hosts_per_call),
+    key("include_ignored",    Kind::Text,                       OPTIONAL, set_include_ignored),
+    key("include_disabled",   Kind::Text,                       OPTIONAL, set_include_disabled),
+    key("qualys_workers",     Kind::Text,                       OPTIONAL, set_qualys_workers),
+    key("kb_cache",           Kind::Text,                       OPTIONAL, set_kb_cache),
 ];
 
 /// A key's value as its handler sees it.
@@ -832,6 +888,179 @@ fn set_tmp_min_free(config: &mut Config, value: &Value) -> Result<(), Fail> {
 fn set_max_run_seconds(config: &mut Config, value: &Value) -> Result<(), Fail> {
     config.max_run_seconds = seconds(value, 1.0..=604_800.0)?;
     Ok(())
+}
+
+fn set_qualys_source(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    config.qualys_source = match text.to_ascii_lowercase().as_str() {
+        "report" => QualysSource::Report,
+        "detections" => QualysSource::Detections,
+        _ => {
+            return Err(fail(format!(
+                "expected report or detections, got {}",
+                quote(text)
+            )));
+        }
+    };
+    Ok(())
+}
+
+/// A list key's parts joined with commas, as Qualys takes them.
+fn joined(value: &Value) -> Result<String, Fail> {
+    let parts: Vec<String> = value
+        .parts()
+        .into_iter()
+        .map(|(_, p)| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err(fail("expected at least one value"));
+    }
+    Ok(parts.join(","))
+}
+
+fn set_scope_ips(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = joined(value)?;
+    IpRanges::parse(&text).map_err(|e| fail(e.to_string()))?;
+    config.scope_ips = Some(text);
+    Ok(())
+}
+
+/// IDs and ranges (`123`, `100-200`), as Qualys's `ag_ids` and `tag_set_include` take them.
+fn id_list(value: &Value) -> Result<String, Fail> {
+    let text = joined(value)?;
+    for part in text.split(',') {
+        let ok = match part.split_once('-') {
+            Some((a, b)) => a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok(),
+            None => part.parse::<u64>().is_ok(),
+        };
+        if !ok {
+            return Err(fail(format!(
+                "expected IDs or ranges of IDs separated by commas, got {}",
+                quote(part)
+            )));
+        }
+    }
+    Ok(text)
+}
+
+fn set_scope_ag_ids(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.scope_ag_ids = Some(id_list(value)?);
+    Ok(())
+}
+
+fn set_scope_ag_titles(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.scope_ag_titles = Some(joined(value)?);
+    Ok(())
+}
+
+fn set_scope_use_tags(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.scope_use_tags = yes_no(value)?;
+    Ok(())
+}
+
+fn set_scope_tag_set_include(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.scope_tag_set_include = Some(id_list(value)?);
+    Ok(())
+}
+
+/// `/api/<major>.0` for a major version in `versions` (platforms move each API
+/// separately, qualys.md §7).
+fn version_prefix(value: &Value, versions: &[u32]) -> Result<String, Fail> {
+    let text = value.text()?;
+    let path = text.trim_end_matches('/');
+    let ok = versions.iter().any(|v| path == format!("/api/{v}.0"));
+    if !ok {
+        let list: Vec<String> = versions.iter().map(|v| format!("/api/{v}.0")).collect();
+        return Err(fail(format!(
+            "expected one of {}, got {}",
+            list.join(", "),
+            quote(text)
+        )));
+    }
+    Ok(path.to_string())
+}
+
+fn set_detection_api_path(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.detection_api_path = version_prefix(value, &[2, 3, 4, 5])?;
+    Ok(())
+}
+
+fn set_kb_api_path(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.kb_api_path = version_prefix(value, &[2, 3, 4])?;
+    Ok(())
+}
+
+fn set_hosts_per_call(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => {
+            config.hosts_per_call = n;
+            Ok(())
+        }
+        _ => Err(fail(format!(
+            "expected a whole number from 1 to 10000, got {}",
+            quote(text)
+        ))),
+    }
+}
+
+fn set_include_ignored(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.include_ignored = yes_no(value)?;
+    Ok(())
+}
+
+fn set_include_disabled(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    config.include_disabled = yes_no(value)?;
+    Ok(())
+}
+
+fn set_qualys_workers(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let text = value.text()?;
+    match text.parse::<u32>() {
+        Ok(n) if (1..=32).contains(&n) => {
+            config.qualys_workers = Some(n);
+            Ok(())
+        }
+        _ => Err(fail(format!(
+            "expected a whole number from 1 to 32, got {}",
+            quote(text)
+        ))),
+    }
+}
+
+fn set_kb_cache(config: &mut Config, value: &Value) -> Result<(), Fail> {
+    let path = PathBuf::from(value.text()?);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if path.is_dir() || !dir.is_dir() {
+        return Err(fail(format!(
+            "{} is not a file in an existing directory",
+            quote(&path.display().to_string())
+        )));
+    }
+    config.kb_cache = Some(path);
+    Ok(())
+}
+
+/// The scope keys' combinations (qualys.md §7): asset groups by ID or by title, not
+/// both; tags need both `use_tags` and `tag_set_include`.
+fn check_detection_scope(source: &Source<'_>, c: &Config) -> Result<(), ConfigError> {
+    let problem = if c.scope_ag_ids.is_some() && c.scope_ag_titles.is_some() {
+        Some("ag_ids and ag_titles do not go together: give the asset groups one way")
+    } else if c.scope_use_tags && c.scope_tag_set_include.is_none() {
+        Some("use_tags: y needs tag_set_include (the tag IDs)")
+    } else if !c.scope_use_tags && c.scope_tag_set_include.is_some() {
+        Some("tag_set_include needs use_tags: y")
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(source.error(None, None, message.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// The state file's directory must exist; the file itself is created on the first run.
@@ -1355,7 +1584,12 @@ fn parse(
     }
     apply_env_secrets(&source, env, &mut state);
     if let Require::Download { template } = require_qualys {
+        // The detection path needs no template (qualys.md §7).
+        let template = template && state.config.qualys_source == QualysSource::Report;
         check_required(&source, template, &mut state);
+    }
+    if let Err(e) = check_detection_scope(&source, &state.config) {
+        state.errors.push(e);
     }
     if let Err(e) = check_proxy_credentials(&source, &state.config, &state.set, &mut state.warnings)
     {

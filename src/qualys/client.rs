@@ -398,6 +398,11 @@ impl Qualys {
         }
     }
 
+    /// The concurrency limit as the last answer stated it (2 until one did).
+    pub fn concurrency(&self) -> u32 {
+        self.limits.concurrency()
+    }
+
     /// One call of the detection path (qualys.md §7): `form` POSTed to `path` under the
     /// configured base URL (never another host), with the limits, retries and timeouts
     /// of every call, the answer streamed into `out` (emptied first). Whether the

@@ -5,6 +5,7 @@ mod check;
 mod csv_plugin;
 #[cfg(feature = "demo")]
 mod demo;
+mod detections;
 mod download;
 mod fmc;
 mod qualysguard;

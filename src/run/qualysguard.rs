@@ -45,7 +45,7 @@ impl<R: io::Read> io::Read for Counted<R> {
 
 /// Where the commands go.
 #[derive(Debug, Clone)]
-enum Destination {
+pub(super) enum Destination {
     File(PathBuf),
     Fmc(String, FmcTarget),
 }
@@ -80,8 +80,22 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
             "-delta-csv needs -server (and -pkcs12) to name the FMC whose state it compares with; nothing is sent".into(),
         ));
     }
+    if config.qualys_source == config::QualysSource::Detections {
+        super::detections::refuse_options(args)?;
+    }
     let destination = destination(args, &config)?;
     let mut sync = sync::open(args, &config, &settings)?;
+    if config.qualys_source == config::QualysSource::Detections {
+        let qualys = download::qualys_client(&config, Arc::new(Limits::default()))?;
+        return Ok(super::detections::run(
+            args,
+            &config,
+            &settings,
+            &destination,
+            &qualys,
+            sync.as_mut(),
+        ));
+    }
     let templates: Vec<Option<String>> = match (&args.multiinfo, &args.report) {
         (Some(ids), _) => ids.iter().cloned().map(Some).collect(),
         (None, Some(_)) => vec![None],
@@ -184,6 +198,19 @@ fn run_template(
         (_, _) => (sink, None),
     };
     let delivered = deliver(parsed, settings, sink).map_err(stopped_delivery);
+    conclude(delivered, report, download_time, args, config, destination)
+}
+
+/// After a delivery: what the sync did in the log and the summary, then the checks that
+/// fail the run (hosts not confirmed, a clear the guard refused).
+pub(super) fn conclude(
+    delivered: Done,
+    report: Option<Arc<std::sync::Mutex<crate::sync::SyncReport>>>,
+    download_time: Option<Duration>,
+    args: &Args,
+    config: &Config,
+    destination: &Destination,
+) -> Done {
     let sync_report = report.as_ref().map(sync::log_report);
     let mut summary = match delivered {
         Ok(summary) => summary,
@@ -216,7 +243,7 @@ fn run_template(
 
 /// The sink of one template: the command file, the FMC (with the hook the sync state
 /// needs), or with `-delta-csv` the preview file.
-fn template_sink(
+pub(super) fn template_sink(
     args: &Args,
     destination: &Destination,
     synced: bool,
@@ -245,7 +272,7 @@ fn template_sink(
 
 /// A delivery the stop cut short keeps what the FMC confirmed (the sink has listed the
 /// hosts it did not confirm), and its failure is the stop's.
-fn stopped_delivery(failure: Failure) -> Box<(Option<Summary>, Failure)> {
+pub(super) fn stopped_delivery(failure: Failure) -> Box<(Option<Summary>, Failure)> {
     let Failure::Sink(SinkError::Stopped { stopped, delivery }) = failure else {
         return Box::new((None, failure));
     };

@@ -26,6 +26,8 @@ pub type Wrapped = (Box<dyn CommandSink>, Arc<Mutex<SyncReport>>);
 /// The run's sync state and settings.
 #[derive(Debug)]
 pub struct SyncContext {
+    /// The state's file, for the KnowledgeBase cache of the detection path.
+    pub(super) file: PathBuf,
     state: Option<Rc<State>>,
     path: PathBuf,
     /// How the state was found (decides the first template's plan).
@@ -87,6 +89,7 @@ pub fn open(
         (Some(state), opened)
     };
     Ok(Some(SyncContext {
+        file: path.clone(),
         state: state.map(Rc::new),
         path,
         opened,
@@ -117,13 +120,21 @@ impl SyncContext {
         port: u16,
         template: Option<&str>,
     ) -> Result<Wrapped, Failure> {
-        let destination = Destination::new(
-            server,
-            port,
-            &target.ca_der,
-            &self.options.source,
-            Destination::template_scope(template),
-        );
+        let scope = Destination::template_scope(template);
+        self.wrap_scoped(inner, confirmations, target, (server, port), scope)
+    }
+
+    /// Wraps a sink for the data of `scope` (a template, or the detection path's scope).
+    pub fn wrap_scoped(
+        &mut self,
+        inner: Box<dyn CommandSink>,
+        confirmations: Confirmations,
+        target: &FmcTarget,
+        (server, port): (&str, u16),
+        scope: String,
+    ) -> Result<Wrapped, Failure> {
+        let destination =
+            Destination::new(server, port, &target.ca_der, &self.options.source, scope);
         let (dest, new_destination) = match &self.state {
             Some(state) => state
                 .destination(&destination, !self.preview)?

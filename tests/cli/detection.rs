@@ -339,3 +339,83 @@ fn the_knowledge_base_is_fetched_once_and_cached() {
     );
     server.stop();
 }
+
+/// The same estate through both paths: a report template, and `qualys_source:
+/// detections` (pages of 7 hosts, two workers), into two FMC simulators: the same map.
+/// With `sync_state` the second detection run sends nothing.
+#[test]
+fn the_detection_path_puts_what_the_report_path_puts_in_the_fmc() {
+    use crate::fmc::Fmc;
+    use qualys_connector_sim::fmc::EnrollOptions;
+    use qualys_connector_sim::qualys::{GenSpec, TemplateSource, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 60,
+        seed: 5,
+        findings_per_host: 5,
+        qids: 80,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let server = crate::download::qualys(|o| {
+        o.templates = vec![("424242".into(), TemplateSource::File(report.clone()))];
+        o.estate = Some(Arc::new(Estate::from_report(&report).unwrap()));
+    });
+    let run = |fmc: &Fmc, extra: &str| {
+        let test = crate::harness::Test::new().config(&crate::download::yaml(&server, extra));
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        let test = test.args(&[
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+        ]);
+        (test.run(), test)
+    };
+    let mut by_report = Fmc::start(|_| {});
+    run(&by_report, "").0.assert_code(0);
+    let mut by_detections = Fmc::start(|_| {});
+    let (out, test) = run(
+        &by_detections,
+        "qualys_source: detections\nhosts_per_call: 7\nqualys_workers: 2\nsync_state: sync.db\n",
+    );
+    out.assert_code(0)
+        .assert_output_contains("Host List: 60 host IDs in scope")
+        .assert_output_contains("full run for FMC");
+    let want = crate::sync::held(&by_report.stop());
+    assert!(want.len() > 40, "{}", want.len());
+    let got = crate::sync::held(&by_detections.server.as_ref().unwrap().map());
+    assert_eq!(got, want);
+    // Again, with the state: nothing changed, nothing sent.
+    let before = by_detections
+        .server
+        .as_ref()
+        .unwrap()
+        .stats()
+        .applied_results;
+    let again = test.run();
+    again
+        .assert_code(0)
+        .assert_output_contains("delta run for FMC")
+        .assert_output_contains("0 new, 0 changed; 0 sent");
+    assert_eq!(
+        by_detections
+            .server
+            .as_ref()
+            .unwrap()
+            .stats()
+            .applied_results,
+        before
+    );
+    by_detections.stop();
+
+    // -report and -multiinfo are the report path's.
+    let t = crate::harness::Test::new()
+        .config(&crate::download::yaml(
+            &server,
+            "qualys_source: detections\n",
+        ))
+        .args(&["-report=x.xml", "-csvfile=o.csv"]);
+    t.run()
+        .assert_code(2)
+        .assert_output_contains("-report does not apply to qualys_source: detections");
+}

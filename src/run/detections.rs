@@ -1,0 +1,259 @@
+//! The detection source in a run (`qualys_source: detections`, qualys.md §7): the host
+//! IDs in scope, their Host List Detection pages fetched by worker threads, each whole
+//! page's QIDs looked up in the KnowledgeBase (cached), then its hosts encoded and sent
+//! while later pages download. Fixed detections are asked for and dropped here, so a
+//! host whose findings were all fixed still comes back and gets the generic result. An
+//! address met again (another record of the same machine) merges with ScanUpdate.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::io::BufReader;
+use std::time::{Duration, Instant};
+
+use super::qualysguard::{self, Destination};
+use super::sync::SyncContext;
+use super::{Done, Run};
+use crate::cli::Args;
+use crate::config::Config;
+use crate::exit::Failure;
+use crate::hostinput::CommandSink;
+use crate::model::FindingType;
+use crate::pipeline::{PipelineError, Sent, Settings, Stream};
+use crate::qualys::client::{DownloadError, Qualys};
+use crate::qualys::detection::fetch::{self, FetchError, FetchOptions};
+use crate::qualys::detection::kbcache::{self, KbCache};
+use crate::qualys::detection::page::{self, DetectedHost};
+use crate::qualys::detection::sent::{Prior, SentSet};
+
+/// The options that do not apply to this source, refused before anything is done.
+pub fn refuse_options(args: &Args) -> Result<(), Failure> {
+    let option = match (&args.report, &args.multiinfo) {
+        (Some(_), _) => "-report",
+        (None, Some(_)) => "-multiinfo",
+        (None, None) => return Ok(()),
+    };
+    Err(Failure::Invalid(format!(
+        "{option} does not apply to qualys_source: detections (it reads report templates); the detection path's scope is ips, ag_ids or ag_titles, use_tags and tag_set_include"
+    )))
+}
+
+/// The scope as the sync state names it.
+pub fn scope_name(config: &Config) -> String {
+    let mut parts = vec!["detections".to_string()];
+    for (key, value) in scope_params(config) {
+        parts.push(format!("{key}={value}"));
+    }
+    parts.join(" ")
+}
+
+/// The scope parameters, as Qualys takes them.
+fn scope_params(config: &Config) -> Vec<(String, String)> {
+    let tags = config.scope_use_tags.then_some("1".to_string());
+    let tag_set = config
+        .scope_tag_set_include
+        .clone()
+        .filter(|_| config.scope_use_tags);
+    [
+        ("ips", config.scope_ips.clone()),
+        ("ag_ids", config.scope_ag_ids.clone()),
+        ("ag_titles", config.scope_ag_titles.clone()),
+        ("use_tags", tags),
+        ("tag_set_include", tag_set),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .collect()
+}
+
+fn fetch_options(config: &Config, settings: &Settings, qualys: &Qualys) -> FetchOptions {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+    let mut detection_params = vec![
+        (
+            "status".to_string(),
+            "New,Active,Re-Opened,Fixed".to_string(),
+        ),
+        (
+            "show_igs".to_string(),
+            flag(settings.include_types.contains(&FindingType::Ig)),
+        ),
+        ("show_results".to_string(), "0".to_string()),
+        ("include_ignored".to_string(), flag(config.include_ignored)),
+        (
+            "include_disabled".to_string(),
+            flag(config.include_disabled),
+        ),
+    ];
+    detection_params.extend(scope_params(config));
+    // One slot is left for other tools of the subscription (qualys.md §7).
+    let workers = config
+        .qualys_workers
+        .unwrap_or_else(|| qualys.concurrency().saturating_sub(1).max(1));
+    FetchOptions {
+        api_path: config.detection_api_path.clone(),
+        hosts_per_call: config.hosts_per_call,
+        workers: workers as usize,
+        detection_params,
+        scope_params: scope_params(config),
+        page_tries: config.qualys_retries + 1,
+    }
+}
+
+/// Runs the detection source into the run's destination.
+pub fn run(
+    args: &Args,
+    config: &Config,
+    settings: &Settings,
+    destination: &Destination,
+    qualys: &Qualys,
+    sync: Option<&mut SyncContext>,
+) -> Vec<Run> {
+    vec![Run::timed(None, || {
+        run_once(args, config, settings, destination, qualys, sync)
+    })]
+}
+
+fn run_once(
+    args: &Args,
+    config: &Config,
+    settings: &Settings,
+    destination: &Destination,
+    qualys: &Qualys,
+    sync: Option<&mut SyncContext>,
+) -> Done {
+    let early = |failure: Failure| Box::new((None, failure));
+    let started = Instant::now();
+    let (sink, confirmations) =
+        qualysguard::template_sink(args, destination, sync.is_some(), false, None)
+            .map_err(early)?;
+    // Beside the sync state, in a file of its own: the state holds a write transaction
+    // across each batch of hosts, which the cache's writes must not wait for.
+    let cache_path = config.kb_cache.clone().or_else(|| {
+        sync.as_ref().map(|s| {
+            let mut name = s.file.clone().into_os_string();
+            name.push(".kb");
+            std::path::PathBuf::from(name)
+        })
+    });
+    let (sink, report) = match (sync, destination) {
+        (Some(ctx), Destination::Fmc(server, target)) => {
+            let (sink, report) = ctx
+                .wrap_scoped(
+                    sink,
+                    confirmations,
+                    target,
+                    (server, args.port),
+                    scope_name(config),
+                )
+                .map_err(early)?;
+            (sink, Some(report))
+        }
+        _ => (sink, None),
+    };
+    let delivered = deliver(config, settings, qualys, sink, cache_path.as_deref())
+        .map_err(qualysguard::stopped_delivery);
+    let download = Some(started.elapsed());
+    qualysguard::conclude(delivered, report, download, args, config, destination)
+}
+
+/// Fetches and delivers every page; the summary, or the failure.
+fn deliver(
+    config: &Config,
+    settings: &Settings,
+    qualys: &Qualys,
+    mut sink: Box<dyn CommandSink>,
+    cache_path: Option<&std::path::Path>,
+) -> Result<crate::pipeline::Summary, Failure> {
+    let opts = fetch_options(config, settings, qualys);
+    let (ranges, ids) = fetch::host_ids(qualys, &opts).map_err(fetch_failure)?;
+    log::info!(
+        "Host List: {} host IDs in scope; Host List Detection in batches of {}, {} at once",
+        ids.ids,
+        opts.hosts_per_call,
+        opts.workers
+    );
+    let tmp_cache;
+    let cache_file = match cache_path {
+        Some(p) => p,
+        None => {
+            tmp_cache = tempfile::NamedTempFile::new()
+                .map_err(|e| Failure::Spill(format!("KnowledgeBase cache: {e}")))?;
+            tmp_cache.path()
+        }
+    };
+    let cache = KbCache::open(cache_file).map_err(|e| Failure::Spill(e.to_string()))?;
+    let sent = SentSet::new().map_err(|e| Failure::Spill(format!("the addresses sent: {e}")))?;
+    let mut stream = Stream::start(settings, sink.as_mut()).map_err(pipeline_failure)?;
+    let batches = fetch::batches(&ranges, opts.hosts_per_call);
+    let failure: RefCell<Option<Failure>> = RefCell::new(None);
+    let fail = |f: Failure| {
+        failure.borrow_mut().get_or_insert(f);
+        "stopped".to_string()
+    };
+    let mut kb_time = Duration::ZERO;
+    let fetched = fetch::pages(qualys, &opts, batches, &mut |p| {
+        let file = std::fs::File::open(p.file.path())
+            .map_err(|e| fail(Failure::Spill(format!("a page: {e}"))))?;
+        let mut hosts: Vec<DetectedHost> = Vec::new();
+        page::parse(BufReader::new(file), &mut |h| {
+            hosts.push(h);
+            Ok(())
+        })
+        .map_err(|e| fail(fetch_failure(FetchError::Document(e))))?;
+        let qids: BTreeSet<u32> = hosts
+            .iter()
+            .flat_map(|h| h.host.findings.iter().map(|f| f.qid))
+            .filter(|q| !stream.knows(*q))
+            .collect();
+        let qids: Vec<u32> = qids.into_iter().collect();
+        let kb_started = Instant::now();
+        let (details, _) = kbcache::lookup(
+            qualys,
+            &cache,
+            &config.kb_api_path,
+            &qids,
+            settings.description_length,
+        )
+        .map_err(|e| fail(fetch_failure(e)))?;
+        kb_time += kb_started.elapsed();
+        for (qid, d) in details {
+            stream.add_details(qid, d);
+        }
+        for h in &hosts {
+            let prior = sent
+                .prior(h.host.ip)
+                .map_err(|e| fail(Failure::Spill(format!("the addresses sent: {e}"))))?;
+            let done = stream
+                .host(&h.host, prior == Prior::Findings, sink.as_mut())
+                .map_err(|e| fail(pipeline_failure(e)))?;
+            if done != Sent::OutOfRange {
+                sent.record(h.host.ip, done == Sent::Findings)
+                    .map_err(|e| fail(Failure::Spill(format!("the addresses sent: {e}"))))?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = fetched {
+        return Err(failure.into_inner().unwrap_or_else(|| fetch_failure(e)));
+    }
+    log::debug!("KnowledgeBase lookups took {kb_time:.2?}");
+    stream.finish(sink.as_mut()).map_err(pipeline_failure)
+}
+
+fn pipeline_failure(e: PipelineError) -> Failure {
+    match e {
+        PipelineError::Sink(e) => Failure::Sink(e),
+        PipelineError::Spill(e) => Failure::Spill(e.to_string()),
+        PipelineError::Report(e) => Failure::Spill(e.to_string()),
+    }
+}
+
+fn fetch_failure(e: FetchError) -> Failure {
+    match e {
+        FetchError::Download(e) => Failure::Download(Box::new(e)),
+        FetchError::Local(e) => Failure::Spill(format!("the detection pages: {e}")),
+        other => Failure::Download(Box::new(DownloadError::Unexpected {
+            call: "host list detection",
+            message: other.to_string(),
+        })),
+    }
+}
