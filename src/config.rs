@@ -3187,6 +3187,66 @@ proxy_password: 't0w3L'
     }
 
     #[test]
+    fn detection_keys() {
+        let (c, _) = parse_ok("");
+        assert_eq!(c.qualys_source, QualysSource::Report);
+        assert_eq!(
+            (c.detection_api_path.as_str(), c.kb_api_path.as_str()),
+            ("/api/2.0", "/api/2.0")
+        );
+        assert_eq!((c.hosts_per_call, c.qualys_workers), (1000, None));
+        let (c, _) = parse_ok(
+            "qualys_source: detections\nips: 10.0.0.0/8, 192.0.2.1-192.0.2.9\nag_ids: [12, 20-25]\nuse_tags: y\ntag_set_include: 7\ndetection_api_path: /api/5.0/\nkb_api_path: /api/4.0\nhosts_per_call: 300\ninclude_ignored: y\nqualys_workers: 3\n",
+        );
+        assert_eq!(c.qualys_source, QualysSource::Detections);
+        assert_eq!(
+            c.scope_ips.as_deref(),
+            Some("10.0.0.0/8,192.0.2.1-192.0.2.9")
+        );
+        assert_eq!(c.scope_ag_ids.as_deref(), Some("12,20-25"));
+        assert!(c.scope_use_tags);
+        assert_eq!(c.detection_api_path, "/api/5.0");
+        assert_eq!(c.kb_api_path, "/api/4.0");
+        assert_eq!((c.hosts_per_call, c.qualys_workers), (300, Some(3)));
+        assert!(c.include_ignored && !c.include_disabled);
+        // Table: (text, words of the error).
+        let cases = [
+            ("qualys_source: api\n", "expected report or detections"),
+            ("ips: 10.0.0.300\n", "ips"),
+            ("ag_ids: 12, x\n", "expected IDs or ranges of IDs"),
+            (
+                "kb_api_path: /api/5.0\n",
+                "expected one of /api/2.0, /api/3.0, /api/4.0",
+            ),
+            ("detection_api_path: /api/1.0\n", "expected one of /api/2.0"),
+            (
+                "hosts_per_call: 0\n",
+                "expected a whole number from 1 to 10000",
+            ),
+            (
+                "qualys_workers: 99\n",
+                "expected a whole number from 1 to 32",
+            ),
+            (
+                "ag_ids: 1\nag_titles: Servers\n",
+                "ag_ids and ag_titles do not go together",
+            ),
+            ("use_tags: y\n", "use_tags: y needs tag_set_include"),
+            ("tag_set_include: 5\n", "tag_set_include needs use_tags: y"),
+        ];
+        for (text, want) in cases {
+            let e = parse_err(text, false).to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // The detection path needs no template; the report path does.
+        let creds = "user_id: u\npassword: p\n";
+        let with = format!("{creds}qualys_source: detections\n");
+        assert!(parse_str(Path::new(PATH), &with, true, &no_env).is_ok());
+        let e = parse_err(creds, true).to_string();
+        assert!(e.contains("template_id"), "{e}");
+    }
+
+    #[test]
     fn sync_keys() {
         let (c, _) = parse_ok("");
         assert_eq!(c.sync_state, None);

@@ -285,11 +285,20 @@ fn check_qualys(args: &Args, config: &Config, failed: &[&str], steps: &mut Vec<S
             return;
         }
     };
+    let name = format!("Qualys {}", config.url);
+    if config.qualys_source == crate::config::QualysSource::Detections {
+        steps.push(
+            match super::detections::probe(&qualys, &config) {
+                Ok(detail) => ok(name, detail),
+                Err(failure) => fail(name, &failure),
+            },
+        );
+        return;
+    }
     let templates: Vec<String> = match &args.multiinfo {
         Some(ids) => ids.clone(),
         None => config.template_id.iter().cloned().collect(),
     };
-    let name = format!("Qualys {}", config.url);
     for (i, template) in templates.iter().enumerate() {
         match qualys.find_template(template) {
             Ok(Some(title)) => {

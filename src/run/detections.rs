@@ -37,6 +37,31 @@ pub fn refuse_options(args: &Args) -> Result<(), Failure> {
     )))
 }
 
+/// For `check`: one Host List call and one KnowledgeBase call, each tried once.
+pub fn probe(qualys: &Qualys, config: &Config) -> Result<String, Failure> {
+    let opts = FetchOptions {
+        api_path: config.detection_api_path.clone(),
+        hosts_per_call: 1,
+        workers: 1,
+        detection_params: Vec::new(),
+        scope_params: scope_params(config),
+        page_tries: 1,
+    };
+    let (_, ids) = fetch::host_ids(qualys, &opts).map_err(fetch_failure)?;
+    let dir = tempfile::tempdir().map_err(|e| Failure::Spill(e.to_string()))?;
+    let cache = KbCache::open(&dir.path().join("kb.db")).map_err(|e| Failure::Spill(e.to_string()))?;
+    let (found, _) = kbcache::lookup(qualys, &cache, &config.kb_api_path, &[6], 64)
+        .map_err(fetch_failure)?;
+    Ok(format!(
+        "logged in as {}; Host List ({}): {} host IDs in scope; KnowledgeBase ({}): {}",
+        config.user_id.as_deref().unwrap_or_default(),
+        config.detection_api_path,
+        ids.ids,
+        config.kb_api_path,
+        if found.is_empty() { "answers" } else { "answers (QID 6 found)" }
+    ))
+}
+
 /// The scope as the sync state names it.
 pub fn scope_name(config: &Config) -> String {
     let mut parts = vec!["detections".to_string()];
@@ -112,13 +137,17 @@ pub fn run(
     })]
 }
 
+/// Taken off the checkpoint before it is used as `vm_processed_after`: Qualys's
+/// processing of a scan and the start of a pull may overlap.
+const CHECKPOINT_MARGIN_SECS: u64 = 3600;
+
 fn run_once(
     args: &Args,
     config: &Config,
     settings: &Settings,
     destination: &Destination,
     qualys: &Qualys,
-    sync: Option<&mut SyncContext>,
+    mut sync: Option<&mut SyncContext>,
 ) -> Done {
     let early = |failure: Failure| Box::new((None, failure));
     let started = Instant::now();
@@ -134,25 +163,80 @@ fn run_once(
             std::path::PathBuf::from(name)
         })
     });
-    let (sink, report) = match (sync, destination) {
+    let scope = scope_name(config);
+    // A delta run with a checkpoint asks only for hosts Qualys processed since; those it
+    // does not get back are unchanged, not vanished.
+    let mut since = None;
+    if let (Some(ctx), Destination::Fmc(server, target)) = (sync.as_deref_mut(), destination) {
+        let (full, checkpoint) = ctx
+            .pull_plan(target, (server, args.port), scope.clone())
+            .map_err(early)?;
+        since = checkpoint.filter(|_| !full).and_then(|c| minus_margin(&c));
+        ctx.set_incremental(since.is_some());
+        if let Some(after) = &since {
+            log::info!(
+                "an incremental pull: hosts Qualys processed after {after} (the last complete pull's start, less {CHECKPOINT_MARGIN_SECS} s)"
+            );
+        }
+    }
+    let (sink, report) = match (sync.as_deref_mut(), destination) {
         (Some(ctx), Destination::Fmc(server, target)) => {
             let (sink, report) = ctx
-                .wrap_scoped(
-                    sink,
-                    confirmations,
-                    target,
-                    (server, args.port),
-                    scope_name(config),
-                )
+                .wrap_scoped(sink, confirmations, target, (server, args.port), scope)
                 .map_err(early)?;
             (sink, Some(report))
         }
         _ => (sink, None),
     };
-    let delivered = deliver(config, settings, qualys, sink, cache_path.as_deref())
-        .map_err(qualysguard::stopped_delivery);
+    let mut pulled_at = None;
+    let delivered = deliver(
+        config,
+        settings,
+        qualys,
+        sink,
+        cache_path.as_deref(),
+        since.as_deref(),
+    )
+    .map(|(summary, at)| {
+        pulled_at = at;
+        summary
+    })
+    .map_err(qualysguard::stopped_delivery);
     let download = Some(started.elapsed());
-    qualysguard::conclude(delivered, report, download, args, config, destination)
+    let done = qualysguard::conclude(delivered, report, download, args, config, destination)?;
+    // Only a complete pull whose every host was confirmed moves the checkpoint.
+    if let (Some(ctx), Some(at)) = (sync, pulled_at) {
+        ctx.save_checkpoint(&at)
+            .map_err(|f| Box::new((Some(done.clone()), f)))?;
+    }
+    Ok(done)
+}
+
+/// `2026-12-01T10:00:00Z` less the margin, in the same form; `None` if it is not that form.
+fn minus_margin(iso: &str) -> Option<String> {
+    let b = iso.trim().as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - CHECKPOINT_MARGIN_SECS as i64;
+    let secs = u64::try_from(secs).ok()?;
+    Some(crate::logging::utc_timestamp(
+        std::time::UNIX_EPOCH + Duration::from_secs(secs),
+    ))
 }
 
 /// Fetches and delivers every page; the summary, or the failure.
@@ -162,8 +246,14 @@ fn deliver(
     qualys: &Qualys,
     mut sink: Box<dyn CommandSink>,
     cache_path: Option<&std::path::Path>,
-) -> Result<crate::pipeline::Summary, Failure> {
-    let opts = fetch_options(config, settings, qualys);
+    since: Option<&str>,
+) -> Result<(crate::pipeline::Summary, Option<String>), Failure> {
+    let mut opts = fetch_options(config, settings, qualys);
+    if let Some(after) = since {
+        for params in [&mut opts.detection_params, &mut opts.scope_params] {
+            params.push(("vm_processed_after".into(), after.to_string()));
+        }
+    }
     let (ranges, ids) = fetch::host_ids(qualys, &opts).map_err(fetch_failure)?;
     log::info!(
         "Host List: {} host IDs in scope; Host List Detection in batches of {}, {} at once",
@@ -236,7 +326,8 @@ fn deliver(
         return Err(failure.into_inner().unwrap_or_else(|| fetch_failure(e)));
     }
     log::debug!("KnowledgeBase lookups took {kb_time:.2?}");
-    stream.finish(sink.as_mut()).map_err(pipeline_failure)
+    let summary = stream.finish(sink.as_mut()).map_err(pipeline_failure)?;
+    Ok((summary, ids.datetime))
 }
 
 fn pipeline_failure(e: PipelineError) -> Failure {
@@ -255,5 +346,26 @@ fn fetch_failure(e: FetchError) -> Failure {
             call: "host list detection",
             message: other.to_string(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_margin() {
+        // Table: (checkpoint, what is asked for).
+        let cases = [
+            ("2026-12-01T10:00:00Z", Some("2026-12-01T09:00:00Z")),
+            ("2026-03-01T00:30:00Z", Some("2026-02-28T23:30:00Z")),
+            ("2024-03-01T00:00:00Z", Some("2024-02-29T23:00:00Z")),
+            ("2026-12-01 10:00:00", None),
+            ("yesterday", None),
+            ("2026-13-01T10:00:00Z", None),
+        ];
+        for (at, want) in cases {
+            assert_eq!(minus_margin(at).as_deref(), want, "{at}");
+        }
     }
 }

@@ -28,6 +28,8 @@ pub type Wrapped = (Box<dyn CommandSink>, Arc<Mutex<SyncReport>>);
 pub struct SyncContext {
     /// The state's file, for the KnowledgeBase cache of the detection path.
     pub(super) file: PathBuf,
+    /// The destination of the last sink wrapped (for the detection path's checkpoint).
+    last_dest: Option<i64>,
     state: Option<Rc<State>>,
     path: PathBuf,
     /// How the state was found (decides the first template's plan).
@@ -90,6 +92,7 @@ pub fn open(
     };
     Ok(Some(SyncContext {
         file: path.clone(),
+        last_dest: None,
         state: state.map(Rc::new),
         path,
         opened,
@@ -105,6 +108,7 @@ pub fn open(
             forced_full: args.full,
             source: settings.source.clone(),
             description_length: settings.description_length,
+            judge_vanished: true,
         },
     }))
 }
@@ -171,6 +175,7 @@ impl SyncContext {
             ..SyncReport::default()
         }));
         let state = if dest >= 0 { self.state.clone() } else { None };
+        self.last_dest = (dest >= 0).then_some(dest);
         log::info!(
             "sync state {}: {} run for {destination}: {}",
             self.path.display(),
@@ -188,6 +193,50 @@ impl SyncContext {
             report: Arc::clone(&report),
         })?;
         Ok((Box::new(sink), report))
+    }
+}
+
+impl SyncContext {
+    /// Whether a pull with this plan is incremental: hosts it does not get back are not
+    /// vanished (set before wrapping).
+    pub fn set_incremental(&mut self, incremental: bool) {
+        self.options.judge_vanished = !incremental;
+    }
+
+    /// Moves the checkpoint of the last wrapped destination (never in a preview).
+    pub fn save_checkpoint(&self, at: &str) -> Result<(), Failure> {
+        match (&self.state, self.last_dest, self.preview) {
+            (Some(state), Some(dest), false) => Ok(state.set_checkpoint(dest, at)?),
+            _ => Ok(()),
+        }
+    }
+
+    /// For a pull of `scope`, before wrapping: whether the run will be a full sync, and
+    /// the destination's checkpoint.
+    pub fn pull_plan(
+        &self,
+        target: &FmcTarget,
+        (server, port): (&str, u16),
+        scope: String,
+    ) -> Result<(bool, Option<String>), Failure> {
+        let destination =
+            Destination::new(server, port, &target.ca_der, &self.options.source, scope);
+        let Some(state) = &self.state else {
+            return Ok((true, None));
+        };
+        let Some((dest, _)) = state.destination(&destination, false)? else {
+            return Ok((true, None));
+        };
+        let checkpoint = state.checkpoint(dest)?;
+        let plan = plan::decide(&Inputs {
+            forced: self.forced_full,
+            full_sync_days: self.full_sync_days,
+            opened: &self.opened,
+            new_destination: false,
+            last_full: state.last_successful_full(dest)?,
+            now: unix(SystemTime::now()),
+        });
+        Ok((plan.kind == Kind::Full, checkpoint))
     }
 }
 

@@ -108,6 +108,9 @@ pub struct SyncOptions {
     /// The Host Input source and description length, for the generic result.
     pub source: String,
     pub description_length: usize,
+    /// Whether hosts missing from this run's data vanished: not in an incremental pull
+    /// (hosts Qualys did not re-process since the checkpoint are unchanged).
+    pub judge_vanished: bool,
 }
 
 /// What a host sent and not yet confirmed becomes once it is.
@@ -372,6 +375,9 @@ impl SyncSink {
         let Some(state) = &self.state else {
             return Ok(());
         };
+        if !self.options.judge_vanished {
+            return Ok(());
+        }
         let vanished = state.unseen(self.dest).map_err(state_error)?;
         let before = self.report().tracked_before;
         self.report().vanished = vanished;
@@ -591,6 +597,7 @@ mod tests {
                 forced_full: false,
                 source: "QualysGuard".into(),
                 description_length: 512,
+                judge_vanished: true,
             },
             preview,
             confirmations: confirmations.clone(),

@@ -63,6 +63,14 @@ CREATE TABLE run (
 CREATE INDEX run_by_destination ON run (destination, kind, outcome, started);
 ";
 
+/// Tables added within schema 1, created when missing (older files lack them).
+const SCHEMA_ADDITIONS: &str = "
+CREATE TABLE IF NOT EXISTS checkpoint (
+    destination INTEGER PRIMARY KEY REFERENCES destination (id),
+    at TEXT NOT NULL
+);
+";
+
 /// Why the state cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -457,6 +465,39 @@ impl State {
         Ok(t.map(|t| t.max(0) as u64))
     }
 
+    /// The detection path's checkpoint of `dest` (Qualys's clock when the last complete
+    /// pull started), if any.
+    pub fn checkpoint(&self, dest: i64) -> Result<Option<String>, StateError> {
+        let found = self
+            .conn
+            .query_row(
+                "SELECT at FROM checkpoint WHERE destination = ?1",
+                params![dest],
+                |r| r.get(0),
+            )
+            .optional();
+        match found {
+            Ok(at) => Ok(at),
+            // A read-only file from before the table: no checkpoint.
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
+                Ok(None)
+            }
+            Err(e) => Err(self.failed("read the checkpoint")(e)),
+        }
+    }
+
+    /// Moves the checkpoint of `dest` to `at` (only after a complete, confirmed pull).
+    pub fn set_checkpoint(&self, dest: i64, at: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO checkpoint (destination, at) VALUES (?1, ?2)
+                 ON CONFLICT (destination) DO UPDATE SET at = ?2",
+                params![dest, at],
+            )
+            .map_err(self.failed("record the checkpoint"))?;
+        Ok(())
+    }
+
     /// Records the start of a run; returns its ID.
     pub fn start_run(&self, dest: i64, kind: &str, reason: &str) -> Result<i64, StateError> {
         self.conn
@@ -654,7 +695,7 @@ fn create(path: &Path) -> Result<Connection, StateError> {
         .map_err(|e| failed(path, "create the file", e))?;
     let conn = connect(path, false).map_err(|e| failed(path, "open", e))?;
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN; {SCHEMA} {SCHEMA_ADDITIONS} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
     ))
     .map_err(|e| failed(path, "create the schema", e))?;
     Ok(conn)
@@ -720,6 +761,10 @@ fn open_existing(path: &Path, read_only: bool) -> Result<Connection, Unreadable>
         .map_err(corrupt)?;
     if tables != 3 {
         return Err(Unreadable::Corrupt("tables are missing".into()));
+    }
+    if !read_only {
+        conn.execute_batch(SCHEMA_ADDITIONS)
+            .map_err(|e| Unreadable::Io(failed(path, "add the checkpoint table", e)))?;
     }
     Ok(conn)
 }

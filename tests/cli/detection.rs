@@ -408,6 +408,13 @@ fn the_detection_path_puts_what_the_report_path_puts_in_the_fmc() {
     );
     by_detections.stop();
 
+    // check tries the detection path: the Host List and the KnowledgeBase.
+    let t = crate::harness::Test::new()
+        .config(&crate::download::yaml(&server, "qualys_source: detections\n"))
+        .args(&["check"]);
+    let out = t.run();
+    out.assert_output_contains("Host List (/api/2.0): 60 host IDs in scope; KnowledgeBase (/api/2.0): answers");
+
     // -report and -multiinfo are the report path's.
     let t = crate::harness::Test::new()
         .config(&crate::download::yaml(
@@ -418,4 +425,121 @@ fn the_detection_path_puts_what_the_report_path_puts_in_the_fmc() {
     t.run()
         .assert_code(2)
         .assert_output_contains("-report does not apply to qualys_source: detections");
+}
+
+/// With `sync_state`, a delta run asks only for the hosts Qualys processed after the last
+/// complete pull's start (less the margin); the hosts it does not get back are unchanged,
+/// not vanished (even with `vanished_hosts: clear`); the FMC ends with what a full pull
+/// of the changed estate gives.
+#[test]
+fn a_delta_pull_asks_for_what_qualys_processed_since() {
+    use crate::fmc::Fmc;
+    use qualys_connector_sim::fmc::EnrollOptions;
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 40,
+        seed: 8,
+        findings_per_host: 4,
+        qids: 50,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let before = Estate::from_report(&report).unwrap();
+    // Three hosts re-processed later: one finding of each now Fixed.
+    let mut after = before.clone();
+    let changed: Vec<u64> = after.hosts.keys().copied().step_by(13).take(3).collect();
+    for id in &changed {
+        let h = after.hosts.get_mut(id).unwrap();
+        h.processed = "2099-01-01T00:00:00Z".into();
+        if let Some(d) = h
+            .detections
+            .iter_mut()
+            .find(|d| d.kind != "Info" && d.status != "Fixed")
+        {
+            d.status = "Fixed".into();
+        }
+    }
+    let serve =
+        |estate: &Estate| crate::download::qualys(|o| o.estate = Some(Arc::new(estate.clone())));
+    let config = |server: &QualysServer, extra: &str| {
+        crate::download::yaml(
+            server,
+            &format!(
+                "qualys_source: detections\nhosts_per_call: 10\nvanished_hosts: clear\n{extra}"
+            ),
+        )
+    };
+    let mut fmc = Fmc::start(|_| {});
+    let test = crate::harness::Test::new();
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let args = [
+        format!("-server={}", fmc.addr().ip()),
+        format!("-port={}", fmc.addr().port()),
+    ];
+    let run = |server: &QualysServer| {
+        std::fs::create_dir_all(test.path("InputPlugins")).unwrap();
+        std::fs::write(
+            test.path("InputPlugins/QualysGuard.yaml"),
+            config(server, "sync_state: sync.db\n"),
+        )
+        .unwrap();
+        let out = test.command().args(&args).output().unwrap();
+        crate::harness::Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let first = serve(&before);
+    run(&first)
+        .assert_code(0)
+        .assert_output_contains("full run for FMC");
+    assert!(
+        first
+            .requests()
+            .iter()
+            .all(|r| !r.params.iter().any(|(k, _)| k == "vm_processed_after")),
+        "a full pull asks for everything"
+    );
+    first.stop();
+    let second = serve(&after);
+    let out = run(&second);
+    out.assert_code(0)
+        .assert_output_contains("delta run for FMC")
+        .assert_output_contains("an incremental pull: hosts Qualys processed after ")
+        .assert_output_contains("0 new, 3 changed; 3 sent");
+    assert!(
+        !out.output().contains("no longer in the report"),
+        "{}",
+        out.output()
+    );
+    let asked: Vec<String> = second
+        .requests()
+        .iter()
+        .flat_map(|r| r.params.clone())
+        .filter(|(k, _)| k == "vm_processed_after")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        !asked.is_empty(),
+        "the delta pull asks for processed hosts only"
+    );
+    second.stop();
+    // What a full pull of the changed estate gives, into a fresh FMC.
+    let reference = serve(&after);
+    let mut fresh = Fmc::start(|_| {});
+    let t = crate::harness::Test::new().config(&config(&reference, ""));
+    fresh.enroll_into(&t, "CertFile.pkcs12", &EnrollOptions::default());
+    t.args(&[
+        format!("-server={}", fresh.addr().ip()),
+        format!("-port={}", fresh.addr().port()),
+    ])
+    .run()
+    .assert_code(0);
+    assert_eq!(
+        crate::sync::held(&fmc.stop()),
+        crate::sync::held(&fresh.stop())
+    );
 }
