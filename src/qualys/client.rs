@@ -203,6 +203,8 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 struct LimitState {
     concurrency: u32,
+    /// Slots left for other tools of the subscription (the detection path leaves one).
+    reserve: u32,
     running: u32,
     /// No call before this instant (ToWait-Sec with Remaining 0).
     not_before: Option<Instant>,
@@ -221,6 +223,7 @@ impl Limits {
         Limits {
             state: Mutex::new(LimitState {
                 concurrency: concurrency.max(1),
+                reserve: 0,
                 running: 0,
                 not_before: None,
             }),
@@ -233,6 +236,20 @@ impl Limits {
         self.state.lock().map_or(1, |s| s.concurrency)
     }
 
+    /// Leaves `slots` of the subscription's concurrency to other tools: at most the limit
+    /// less `slots` calls at once, and always at least one (qualys.md §7: QualysETL leaves
+    /// one slot).
+    pub fn reserve(&self, slots: u32) {
+        if let Ok(mut s) = self.state.lock() {
+            s.reserve = slots;
+        }
+    }
+
+    /// The most calls run at once so far is bounded by this.
+    fn allowed(state: &LimitState) -> u32 {
+        state.concurrency.saturating_sub(state.reserve).max(1)
+    }
+
     /// Waits for a free slot and for the rate-limit window; a wait longer than `max_wait`
     /// is refused, and every wait ends early on a stop.
     fn acquire(&self, call: &'static str, max_wait: Duration) -> Result<Permit<'_>, DownloadError> {
@@ -242,7 +259,7 @@ impl Limits {
         };
         // Other calls of this run hold the slots; they end within their own bounds. The
         // wait looks at the run's stop every slice, so it ends with the run.
-        while state.running >= state.concurrency {
+        while state.running >= Limits::allowed(&state) {
             crate::stop::check()?;
             state = match self.freed.wait_timeout(state, crate::stop::SLICE) {
                 Ok((s, _)) => s,

@@ -287,12 +287,10 @@ fn check_qualys(args: &Args, config: &Config, failed: &[&str], steps: &mut Vec<S
     };
     let name = format!("Qualys {}", config.url);
     if config.qualys_source == crate::config::QualysSource::Detections {
-        steps.push(
-            match super::detections::probe(&qualys, &config) {
-                Ok(detail) => ok(name, detail),
-                Err(failure) => fail(name, &failure),
-            },
-        );
+        steps.push(match super::detections::probe(&qualys, &config) {
+            Ok(detail) => ok(name, detail),
+            Err(failure) => fail(name, &failure),
+        });
         return;
     }
     let templates: Vec<String> = match &args.multiinfo {

@@ -49,16 +49,21 @@ pub fn probe(qualys: &Qualys, config: &Config) -> Result<String, Failure> {
     };
     let (_, ids) = fetch::host_ids(qualys, &opts).map_err(fetch_failure)?;
     let dir = tempfile::tempdir().map_err(|e| Failure::Spill(e.to_string()))?;
-    let cache = KbCache::open(&dir.path().join("kb.db")).map_err(|e| Failure::Spill(e.to_string()))?;
-    let (found, _) = kbcache::lookup(qualys, &cache, &config.kb_api_path, &[6], 64)
-        .map_err(fetch_failure)?;
+    let cache =
+        KbCache::open(&dir.path().join("kb.db")).map_err(|e| Failure::Spill(e.to_string()))?;
+    let (found, _) =
+        kbcache::lookup(qualys, &cache, &config.kb_api_path, &[6], 64).map_err(fetch_failure)?;
     Ok(format!(
         "logged in as {}; Host List ({}): {} host IDs in scope; KnowledgeBase ({}): {}",
         config.user_id.as_deref().unwrap_or_default(),
         config.detection_api_path,
         ids.ids,
         config.kb_api_path,
-        if found.is_empty() { "answers" } else { "answers (QID 6 found)" }
+        if found.is_empty() {
+            "answers"
+        } else {
+            "answers (QID 6 found)"
+        }
     ))
 }
 

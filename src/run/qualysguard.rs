@@ -86,7 +86,10 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     let destination = destination(args, &config)?;
     let mut sync = sync::open(args, &config, &settings)?;
     if config.qualys_source == config::QualysSource::Detections {
-        let qualys = download::qualys_client(&config, Arc::new(Limits::default()))?;
+        let limits = Arc::new(Limits::default());
+        // One slot of the subscription's concurrency is left for other tools (qualys.md §7).
+        limits.reserve(1);
+        let qualys = download::qualys_client(&config, limits)?;
         return Ok(super::detections::run(
             args,
             &config,

@@ -381,10 +381,33 @@ fn the_detection_path_puts_what_the_report_path_puts_in_the_fmc() {
     out.assert_code(0)
         .assert_output_contains("Host List: 60 host IDs in scope")
         .assert_output_contains("full run for FMC");
-    let want = crate::sync::held(&by_report.stop());
+    let report_map = by_report.stop();
+    let want = crate::sync::held(&report_map);
     assert!(want.len() > 40, "{}", want.len());
-    let got = crate::sync::held(&by_detections.server.as_ref().unwrap().map());
+    let detection_map = by_detections.server.as_ref().unwrap().map();
+    let got = crate::sync::held(&detection_map);
     assert_eq!(got, want);
+    // The same titles too (the KnowledgeBase's TITLE, the glossary's in the report).
+    let titles = |map: &qualys_connector_sim::fmc::NetworkMap| {
+        let mut t: Vec<(String, Option<u64>, String)> = map
+            .hosts
+            .iter()
+            .flat_map(|(ip, h)| {
+                h.results
+                    .iter()
+                    .map(move |r| (ip.to_string(), r.vuln_id, r.name.clone()))
+            })
+            .filter(|(_, qid, _)| qid.is_some())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&detection_map), titles(&report_map));
+    assert!(
+        titles(&report_map)
+            .iter()
+            .all(|(_, _, name)| !name.is_empty())
+    );
     // Again, with the state: nothing changed, nothing sent.
     let before = by_detections
         .server
@@ -410,10 +433,15 @@ fn the_detection_path_puts_what_the_report_path_puts_in_the_fmc() {
 
     // check tries the detection path: the Host List and the KnowledgeBase.
     let t = crate::harness::Test::new()
-        .config(&crate::download::yaml(&server, "qualys_source: detections\n"))
+        .config(&crate::download::yaml(
+            &server,
+            "qualys_source: detections\n",
+        ))
         .args(&["check"]);
     let out = t.run();
-    out.assert_output_contains("Host List (/api/2.0): 60 host IDs in scope; KnowledgeBase (/api/2.0): answers");
+    out.assert_output_contains(
+        "Host List (/api/2.0): 60 host IDs in scope; KnowledgeBase (/api/2.0): answers",
+    );
 
     // -report and -multiinfo are the report path's.
     let t = crate::harness::Test::new()
@@ -542,4 +570,105 @@ fn a_delta_pull_asks_for_what_qualys_processed_since() {
         crate::sync::held(&fmc.stop()),
         crate::sync::held(&fresh.stop())
     );
+}
+
+/// The run of `yaml` (the detection source) against `server` into a new fmc-sim: its
+/// outcome, and the map.
+fn detection_run(
+    server: &QualysServer,
+    extra: &str,
+) -> (
+    crate::harness::Outcome,
+    qualys_connector_sim::fmc::NetworkMap,
+) {
+    use qualys_connector_sim::fmc::EnrollOptions;
+    let mut fmc = crate::fmc::Fmc::start(|_| {});
+    let test = crate::harness::Test::new().config(&crate::download::yaml(
+        server,
+        &format!("qualys_source: detections\n{extra}"),
+    ));
+    fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+    let out = test
+        .args(&[
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+        ])
+        .run();
+    (out, fmc.stop())
+}
+
+/// Four workers against a concurrency limit of 2: one slot is left for other tools, so
+/// never more than one call is in flight from the connector.
+#[test]
+fn workers_leave_one_slot_of_the_concurrency_limit() {
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 80,
+        seed: 3,
+        findings_per_host: 3,
+        qids: 40,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let server = crate::download::qualys(|o| {
+        o.estate = Some(Arc::new(Estate::from_report(&report).unwrap()));
+        o.concurrency_limit = 2;
+        o.trickle_ms = 0;
+    });
+    let (out, map) = detection_run(&server, "hosts_per_call: 5\nqualys_workers: 4\n");
+    out.assert_code(0);
+    assert!(map.hosts.len() > 60);
+    assert_eq!(server.max_concurrent_seen(), 1, "calls in flight at once");
+    assert!(server.requests().iter().all(|r| r.status != 409), "no 409");
+}
+
+/// The real responses through a whole run: the host file's QIDs are not in the KB file,
+/// so they are sent without titles, one warning each; the error documents give their
+/// CODE, text, a hint and exit code 6.
+#[test]
+fn the_real_fixtures_through_a_run() {
+    use qualys_connector_sim::qualys::InjectedBody;
+    let (Some(hld), Some(kb_file), Some(error)) = (
+        shared_fixture("detection/hld_1host_3detections.xml"),
+        shared_fixture("detection/kb_42_vulns.xml"),
+        shared_fixture("detection/hld_error_1905_http400.xml"),
+    ) else {
+        return;
+    };
+    let estate = Estate::load(&[hld], &[kb_file]).unwrap();
+    let server = crate::download::qualys(|o| o.estate = Some(Arc::new(estate.clone())));
+    let (out, map) = detection_run(&server, "");
+    out.assert_code(0);
+    for qid in [38170, 38173, 38601] {
+        assert_eq!(
+            out.output()
+                .matches(&format!("QID {qid} is not in the KnowledgeBase"))
+                .count(),
+            1,
+            "{}",
+            out.output()
+        );
+    }
+    let host = &map.hosts[&"10.10.10.11".parse().unwrap()];
+    assert_eq!(host.results.len(), 3);
+    assert!(host.results.iter().all(|r| r.name.is_empty()), "no titles");
+    server.stop();
+
+    let body = std::fs::read(error).unwrap();
+    let server = crate::download::qualys(|o| {
+        o.estate = Some(Arc::new(estate));
+        o.inject_body = Some(InjectedBody {
+            status: 400,
+            body,
+            calls: 100,
+            action: None,
+        });
+    });
+    let (out, _) = detection_run(&server, "");
+    out.assert_code(6)
+        .assert_output_contains("1905")
+        .assert_output_contains("parameter ids has invalid value")
+        .assert_output_contains("hint:");
 }
