@@ -114,18 +114,22 @@ fn fetch_options(config: &Config, settings: &Settings, qualys: &Qualys) -> Fetch
         ),
     ];
     detection_params.extend(scope_params(config));
-    // One slot is left for other tools of the subscription (qualys.md §7).
-    let workers = config
-        .qualys_workers
-        .unwrap_or_else(|| qualys.concurrency().saturating_sub(1).max(1));
     FetchOptions {
         api_path: config.detection_api_path.clone(),
         hosts_per_call: config.hosts_per_call,
-        workers: workers as usize,
+        workers: workers(config, qualys),
         detection_params,
         scope_params: scope_params(config),
         page_tries: config.qualys_retries + 1,
     }
+}
+
+/// Worker threads: `qualys_workers`, else the concurrency limit less the slot left for
+/// other tools (qualys.md §7); the shared limits hold the calls to that either way.
+fn workers(config: &Config, qualys: &Qualys) -> usize {
+    config
+        .qualys_workers
+        .unwrap_or_else(|| qualys.concurrency().saturating_sub(1).max(1)) as usize
 }
 
 /// Runs the detection source into the run's destination.
@@ -260,6 +264,8 @@ fn deliver(
         }
     }
     let (ranges, ids) = fetch::host_ids(qualys, &opts).map_err(fetch_failure)?;
+    // The Host List's answer stated the concurrency limit: the workers follow it.
+    opts.workers = workers(config, qualys);
     log::info!(
         "Host List: {} host IDs in scope; Host List Detection in batches of {}, {} at once",
         ids.ids,
@@ -314,6 +320,13 @@ fn deliver(
             stream.add_details(qid, d);
         }
         for h in &hosts {
+            if !listed(&ranges, h.id) {
+                log::warn!(
+                    "Host List Detection returned host ID {} ({}), which the Host List did not list: sent all the same",
+                    h.id,
+                    h.host.ip
+                );
+            }
             let prior = sent
                 .prior(h.host.ip)
                 .map_err(|e| fail(Failure::Spill(format!("the addresses sent: {e}"))))?;
@@ -333,6 +346,12 @@ fn deliver(
     log::debug!("KnowledgeBase lookups took {kb_time:.2?}");
     let summary = stream.finish(sink.as_mut()).map_err(pipeline_failure)?;
     Ok((summary, ids.datetime))
+}
+
+/// Whether the Host List gave `id` (its ranges come sorted).
+fn listed(ranges: &[crate::qualys::detection::ids::IdRange], id: u64) -> bool {
+    let i = ranges.partition_point(|r| r.last < id);
+    ranges.get(i).is_some_and(|r| r.first <= id)
 }
 
 fn pipeline_failure(e: PipelineError) -> Failure {
@@ -357,6 +376,30 @@ fn fetch_failure(e: FetchError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_ids_the_host_list_gave() {
+        use crate::qualys::detection::ids::IdRange;
+        let ranges = [
+            IdRange { first: 5, last: 9 },
+            IdRange {
+                first: 20,
+                last: 20,
+            },
+        ];
+        // Table: (ID, listed).
+        for (id, want) in [
+            (4, false),
+            (5, true),
+            (9, true),
+            (10, false),
+            (20, true),
+            (21, false),
+        ] {
+            assert_eq!(listed(&ranges, id), want, "{id}");
+        }
+        assert!(!listed(&[], 1));
+    }
 
     #[test]
     fn the_checkpoint_margin() {

@@ -672,3 +672,57 @@ fn the_real_fixtures_through_a_run() {
         .assert_output_contains("parameter ids has invalid value")
         .assert_output_contains("hint:");
 }
+
+/// 25,000 hosts in ID batches of 1,000 while the platform's page limit is 300: every
+/// WARNING followed by id_min, with the other parameters kept, to the end of each batch.
+#[test]
+fn a_large_estate_is_fetched_completely_through_pages_smaller_than_the_batch() {
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 25_000,
+        seed: 6,
+        findings_per_host: 2,
+        qids: 300,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let estate = Estate::from_report(&report).unwrap();
+    let with_detections = estate
+        .hosts
+        .values()
+        .filter(|h| h.detections.iter().any(|d| d.kind != "Info"))
+        .count();
+    let server = crate::download::qualys(|o| {
+        o.estate = Some(Arc::new(estate));
+        o.max_page_hosts = Some(300);
+        o.concurrency_limit = 3;
+    });
+    let (out, map) = detection_run(&server, "hosts_per_call: 1000\n");
+    out.assert_code(0)
+        .assert_output_contains("Host List: 25000 host IDs in scope");
+    assert_eq!(map.hosts.len(), with_detections);
+    let pages: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/vm/detection"))
+        .collect();
+    // 25 batches of 4 pages each (300 + 300 + 300 + 100 hosts), or near it: hosts
+    // without a detection are left out of pages.
+    assert!(pages.len() >= 75, "{} pages", pages.len());
+    let followed: Vec<_> = pages
+        .iter()
+        .filter(|r| r.params.iter().any(|(k, _)| k == "id_min"))
+        .collect();
+    assert!(!followed.is_empty());
+    for r in &followed {
+        let has = |k: &str| r.params.iter().any(|(n, _)| n == k);
+        assert!(
+            has("ids") && has("status") && has("truncation_limit"),
+            "{:?}",
+            r.params
+        );
+    }
+    assert_eq!(server.max_concurrent_seen(), 2, "the limit less one");
+}

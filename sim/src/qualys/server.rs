@@ -195,6 +195,9 @@ pub struct ServerOptions {
     /// The host the paging WARNING's URL names (default: the request's `Host`), to
     /// test that a client never follows it elsewhere.
     pub warning_host: Option<String>,
+    /// The most hosts a Host List Detection page holds, whatever `truncation_limit` asks
+    /// for (the platform's own page limit); `None`: as asked.
+    pub max_page_hosts: Option<usize>,
     /// The first N Host List Detection pages are sent cut in half (a whole HTTP answer
     /// whose document ends mid-element), as a proxy or a failing server may.
     pub cut_pages_first: u32,
@@ -259,6 +262,7 @@ impl ServerOptions {
             estate: None,
             warning_host: None,
             cut_pages_first: 0,
+            max_page_hosts: None,
         }
     }
 
@@ -1018,6 +1022,12 @@ fn detection_call(
         Ok(q) => q,
         Err(text) => return Reply::xml(400, simple_return(Some("1905"), &text, &[])),
     };
+    let mut query = query;
+    if let Some(max) = shared.options.max_page_hosts {
+        if query.truncation_limit == 0 || query.truncation_limit > max {
+            query.truncation_limit = max;
+        }
+    }
     match which {
         Endpoint::HostList => Reply::xml(200, estate.host_list(&query, &now)),
         Endpoint::Detection(version) => {
