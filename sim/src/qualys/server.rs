@@ -1023,10 +1023,10 @@ fn detection_call(
         Err(text) => return Reply::xml(400, simple_return(Some("1905"), &text, &[])),
     };
     let mut query = query;
-    if let Some(max) = shared.options.max_page_hosts {
-        if query.truncation_limit == 0 || query.truncation_limit > max {
-            query.truncation_limit = max;
-        }
+    if let Some(max) = shared.options.max_page_hosts
+        && (query.truncation_limit == 0 || query.truncation_limit > max)
+    {
+        query.truncation_limit = max;
     }
     match which {
         Endpoint::HostList => Reply::xml(200, estate.host_list(&query, &now)),
