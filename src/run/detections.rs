@@ -291,7 +291,22 @@ fn deliver(
         "stopped".to_string()
     };
     let mut kb_time = Duration::ZERO;
+    let stamp = crate::logging::utc_timestamp(std::time::SystemTime::now()).replace([':', '-'], "");
     let fetched = fetch::pages(qualys, &opts, batches, &mut |p| {
+        if let Some(dir) = &config.keep_report {
+            // Every page is kept for audit, as whole downloaded reports are.
+            let kept = dir.join(format!(
+                "detections-{stamp}-batch{}-page{}.xml",
+                p.batch + 1,
+                p.page + 1
+            ));
+            std::fs::copy(p.file.path(), &kept).map_err(|e| {
+                fail(Failure::Spill(format!(
+                    "cannot keep the page as {}: {e}",
+                    kept.display()
+                )))
+            })?;
+        }
         let file = std::fs::File::open(p.file.path())
             .map_err(|e| fail(Failure::Spill(format!("a page: {e}"))))?;
         let mut hosts: Vec<DetectedHost> = Vec::new();

@@ -639,8 +639,14 @@ fn the_real_fixtures_through_a_run() {
     };
     let estate = Estate::load(&[hld], &[kb_file]).unwrap();
     let server = crate::download::qualys(|o| o.estate = Some(Arc::new(estate.clone())));
-    let (out, map) = detection_run(&server, "");
+    let kept = tempfile::tempdir().unwrap();
+    let (out, map) = detection_run(
+        &server,
+        &format!("keep_report: {}\n", kept.path().display()),
+    );
     out.assert_code(0);
+    let pages: Vec<_> = std::fs::read_dir(kept.path()).unwrap().collect();
+    assert_eq!(pages.len(), 1, "keep_report keeps every page");
     for qid in [38170, 38173, 38601] {
         assert_eq!(
             out.output()
