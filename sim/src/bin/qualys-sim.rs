@@ -247,6 +247,9 @@ writes the recorded requests to --requests-out as JSON lines.
   --report-estate FILE      take the detection estate from an ASSET_DATA_REPORT instead
                             (host IDs from 1000001 in report order, the glossary as the KB)
   --warning-host HOST       the host the paging WARNING's URL names (default: the request's)
+  --max-page-hosts N        a Host List Detection page holds at most N hosts
+  --page-delay-ms N         each Host List Detection page waits N ms (Qualys's latency)
+  --cut-pages-first N       the first N Host List Detection pages are sent cut in half
 
 Options also take the form --name=value.
 ";
@@ -306,6 +309,9 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
                 | "--detections"
                 | "--kb"
                 | "--report-estate"
+                | "--max-page-hosts"
+                | "--page-delay-ms"
+                | "--cut-pages-first"
                 | "--warning-host"
         ) {
             return Err(format!("unknown option `{arg}`"));
@@ -327,6 +333,9 @@ fn parse_serve(args: &[String]) -> Result<Option<ServeArgs>, String> {
             "--detections" => detections.push(PathBuf::from(value)),
             "--kb" => kb.push(PathBuf::from(value)),
             "--report-estate" => report_estate = Some(PathBuf::from(value)),
+            "--max-page-hosts" => options.max_page_hosts = Some(number(name, &value)?),
+            "--page-delay-ms" => options.page_delay_ms = number(name, &value)?,
+            "--cut-pages-first" => options.cut_pages_first = number(name, &value)?,
             "--warning-host" => options.warning_host = Some(value),
             "--password" => password = Some(value),
             "--template" => {

@@ -104,12 +104,12 @@ impl Estate {
     pub fn load(detections: &[impl AsRef<Path>], kb: &[impl AsRef<Path>]) -> io::Result<Estate> {
         let mut estate = Estate::default();
         for path in detections {
-            let text = std::fs::read_to_string(path.as_ref())?;
-            load_hosts(&text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
+            let file = io::BufReader::new(std::fs::File::open(path.as_ref())?);
+            load_hosts(file, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
         }
         for path in kb {
-            let text = std::fs::read_to_string(path.as_ref())?;
-            load_kb(&text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
+            let file = io::BufReader::new(std::fs::File::open(path.as_ref())?);
+            load_kb(file, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
         }
         Ok(estate)
     }
@@ -118,9 +118,9 @@ impl Estate {
     /// report order; Vuln / Practice / Ig become Confirmed / Potential / Info) and its
     /// glossary as the KB (THREAT as DIAGNOSIS).
     pub fn from_report(path: impl AsRef<Path>) -> io::Result<Estate> {
-        let text = std::fs::read_to_string(path.as_ref())?;
+        let text = io::BufReader::new(std::fs::File::open(path.as_ref())?);
         let mut estate = Estate::default();
-        load_report(&text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
+        load_report(text, &mut estate).map_err(|e| bad(path.as_ref(), &e))?;
         Ok(estate)
     }
 
@@ -346,12 +346,14 @@ fn bad(path: &Path, e: &str) -> io::Error {
 
 /// Walks `text`, calling `on` with the path of open elements (names) and, at each
 /// element's end, its text.
-fn walk(text: &str, on: &mut dyn FnMut(&[String], &str)) -> Result<(), String> {
-    let mut reader = Reader::from_str(text);
+fn walk(input: impl io::BufRead, on: &mut dyn FnMut(&[String], &str)) -> Result<(), String> {
+    let mut reader = Reader::from_reader(input);
     let mut path: Vec<String> = Vec::new();
     let mut texts: Vec<String> = Vec::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
+        buf.clear();
+        match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
             Event::Start(e) => {
                 path.push(e.name().as_ref().to_string());
                 texts.push(String::new());
@@ -400,7 +402,7 @@ fn walk(text: &str, on: &mut dyn FnMut(&[String], &str)) -> Result<(), String> {
     }
 }
 
-fn load_hosts(text: &str, estate: &mut Estate) -> Result<(), String> {
+fn load_hosts(text: impl io::BufRead, estate: &mut Estate) -> Result<(), String> {
     let mut host = EstateHost::default();
     let mut d = Detection::default();
     walk(text, &mut |path, t| {
@@ -446,7 +448,7 @@ fn load_hosts(text: &str, estate: &mut Estate) -> Result<(), String> {
     })
 }
 
-fn load_report(text: &str, estate: &mut Estate) -> Result<(), String> {
+fn load_report(text: impl io::BufRead, estate: &mut Estate) -> Result<(), String> {
     let mut host = EstateHost::default();
     let mut d = Detection::default();
     let mut v = KbVuln::default();
@@ -508,7 +510,7 @@ fn load_report(text: &str, estate: &mut Estate) -> Result<(), String> {
     })
 }
 
-fn load_kb(text: &str, estate: &mut Estate) -> Result<(), String> {
+fn load_kb(text: impl io::BufRead, estate: &mut Estate) -> Result<(), String> {
     let mut v = KbVuln::default();
     walk(text, &mut |path, t| {
         let names: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -552,7 +554,7 @@ mod tests {
 
     fn estate() -> Estate {
         let mut e = Estate::default();
-        load_hosts(PAGE, &mut e).unwrap();
+        load_hosts(PAGE.as_bytes(), &mut e).unwrap();
         e
     }
 

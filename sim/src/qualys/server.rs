@@ -195,6 +195,9 @@ pub struct ServerOptions {
     /// The host the paging WARNING's URL names (default: the request's `Host`), to
     /// test that a client never follows it elsewhere.
     pub warning_host: Option<String>,
+    /// Each Host List Detection page waits this long before it is sent (Qualys's latency:
+    /// a sleep, not CPU).
+    pub page_delay_ms: u64,
     /// The most hosts a Host List Detection page holds, whatever `truncation_limit` asks
     /// for (the platform's own page limit); `None`: as asked.
     pub max_page_hosts: Option<usize>,
@@ -263,6 +266,7 @@ impl ServerOptions {
             warning_host: None,
             cut_pages_first: 0,
             max_page_hosts: None,
+            page_delay_ms: 0,
         }
     }
 
@@ -1053,6 +1057,9 @@ fn detection_call(
                     rest.join("&")
                 )
             };
+            if shared.options.page_delay_ms > 0 {
+                thread::sleep(Duration::from_millis(shared.options.page_delay_ms));
+            }
             let page = estate.detection_page(&query, &now, &next);
             if shared.take(|s| &mut s.cut_pages, shared.options.cut_pages_first) {
                 let mut cut = page.len() / 2;
