@@ -732,3 +732,82 @@ fn a_large_estate_is_fetched_completely_through_pages_smaller_than_the_batch() {
     }
     assert_eq!(server.max_concurrent_seen(), 2, "the limit less one");
 }
+
+/// Faults of the detection path: pages cut in half (fetched again within the run), and
+/// the connector SIGKILLed at seeded moments of a run with `sync_state`: the rerun ends
+/// with the fault-free map.
+#[test]
+fn faults_and_kills_of_a_detection_run_converge() {
+    use crate::fmc::Fmc;
+    use qualys_connector_sim::fmc::EnrollOptions;
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 60,
+        seed: 9,
+        findings_per_host: 4,
+        qids: 60,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let estate = Arc::new(Estate::from_report(&report).unwrap());
+    let clean = crate::download::qualys(|o| o.estate = Some(Arc::clone(&estate)));
+    let (out, map) = detection_run(&clean, "hosts_per_call: 10\n");
+    out.assert_code(0);
+    let want = crate::sync::held(&map);
+    clean.stop();
+
+    let cut = crate::download::qualys(|o| {
+        o.estate = Some(Arc::clone(&estate));
+        o.cut_pages_first = 3;
+    });
+    let (out, map) = detection_run(&cut, "hosts_per_call: 10\n");
+    out.assert_code(0)
+        .assert_output_contains("fetching it again");
+    assert_eq!(crate::sync::held(&map), want, "cut pages");
+    cut.stop();
+
+    let points: u64 = std::env::var("SYNC_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(8, |n: u64| n.min(40));
+    let mut seed = 0xdec0de_u64;
+    for point in 0..points {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let server = crate::download::qualys(|o| {
+            o.estate = Some(Arc::clone(&estate));
+            o.page_delay_ms = 20;
+        });
+        let mut fmc = Fmc::start(|_| {});
+        let test = crate::harness::Test::new().config(&crate::download::yaml(
+            &server,
+            "qualys_source: detections\nhosts_per_call: 10\nsync_state: sync.db\n",
+        ));
+        fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
+        let args = [
+            format!("-server={}", fmc.addr().ip()),
+            format!("-port={}", fmc.addr().port()),
+        ];
+        let mut child = test
+            .command()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(seed % 300));
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = test.command().args(&args).output().unwrap();
+        assert!(out.status.success(), "point {point}: {out:?}");
+        assert_eq!(
+            crate::sync::held(&fmc.stop()),
+            want,
+            "killed at point {point}"
+        );
+        server.stop();
+    }
+}

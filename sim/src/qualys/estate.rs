@@ -353,7 +353,10 @@ fn walk(input: impl io::BufRead, on: &mut dyn FnMut(&[String], &str)) -> Result<
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         buf.clear();
-        match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
             Event::Start(e) => {
                 path.push(e.name().as_ref().to_string());
                 texts.push(String::new());
