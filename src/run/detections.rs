@@ -5,8 +5,7 @@
 //! host whose findings were all fixed still comes back and gets the generic result. An
 //! address met again (another record of the same machine) merges with ScanUpdate.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::BufReader;
 use std::time::{Duration, Instant};
 
@@ -203,7 +202,7 @@ fn run_once(
         settings,
         qualys,
         sink,
-        cache_path.as_deref(),
+        (cache_path.as_deref(), report.as_ref()),
         since.as_deref(),
     )
     .map(|(summary, at)| {
@@ -254,7 +253,10 @@ fn deliver(
     settings: &Settings,
     qualys: &Qualys,
     mut sink: Box<dyn CommandSink>,
-    cache_path: Option<&std::path::Path>,
+    (cache_path, report): (
+        Option<&std::path::Path>,
+        Option<&std::sync::Arc<std::sync::Mutex<crate::sync::SyncReport>>>,
+    ),
     since: Option<&str>,
 ) -> Result<(crate::pipeline::Summary, Option<String>), Failure> {
     let mut opts = fetch_options(config, settings, qualys);
@@ -282,85 +284,165 @@ fn deliver(
         }
     };
     let cache = KbCache::open(cache_file).map_err(|e| Failure::Spill(e.to_string()))?;
-    let sent = SentSet::new().map_err(|e| Failure::Spill(format!("the addresses sent: {e}")))?;
-    let mut stream = Stream::start(settings, sink.as_mut()).map_err(pipeline_failure)?;
-    let batches = fetch::batches(&ranges, opts.hosts_per_call);
-    let failure: RefCell<Option<Failure>> = RefCell::new(None);
-    let fail = |f: Failure| {
-        failure.borrow_mut().get_or_insert(f);
-        "stopped".to_string()
+    // Entries Qualys changed since the last run's refresh are fetched again.
+    let refreshed = kbcache::refresh(
+        qualys,
+        &cache,
+        &config.kb_api_path,
+        settings.description_length,
+    )
+    .map_err(fetch_failure)?;
+    if refreshed > 0 {
+        log::info!("KnowledgeBase cache: {refreshed} entries changed since the last run, updated");
+    }
+    let stream = Stream::start(settings, sink.as_mut()).map_err(pipeline_failure)?;
+    let mut pages = Pages {
+        config,
+        settings,
+        qualys,
+        sink: sink.as_mut(),
+        stream,
+        sent: SentSet::new().map_err(|e| Failure::Spill(format!("the addresses sent: {e}")))?,
+        cache: &cache,
+        ranges: &ranges,
+        unknown: HashSet::new(),
+        stamp: crate::logging::utc_timestamp(std::time::SystemTime::now()).replace([':', '-'], ""),
+        kb_time: Duration::ZERO,
     };
-    let mut kb_time = Duration::ZERO;
-    let stamp = crate::logging::utc_timestamp(std::time::SystemTime::now()).replace([':', '-'], "");
+    let batches = fetch::batches(&ranges, opts.hosts_per_call);
+    let mut failure: Option<Failure> = None;
     let fetched = fetch::pages(qualys, &opts, batches, &mut |p| {
-        if let Some(dir) = &config.keep_report {
+        pages.page(&p).map_err(|f| {
+            failure.get_or_insert(f);
+            "stopped".to_string()
+        })
+    });
+    log::debug!("KnowledgeBase lookups took {:.2?}", pages.kb_time);
+    let Pages { stream, .. } = pages;
+    if let Err(e) = fetched {
+        let failure = failure.unwrap_or_else(|| fetch_failure(e));
+        // The hosts handed over are whole: they are delivered and confirmed (and, with
+        // sync_state, recorded) before the run fails; a rerun sends the rest.
+        if !matches!(failure, Failure::Sink(_)) {
+            if let Some(report) = report {
+                report
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .incomplete = true;
+            }
+            match stream.finish(sink.as_mut()) {
+                Ok(s) => log::warn!(
+                    "the pull failed part-way: {} hosts were delivered and confirmed before it",
+                    s.delivery.hosts
+                ),
+                Err(e) => log::error!("delivering the hosts fetched before the failure: {e:?}"),
+            }
+        }
+        return Err(failure);
+    }
+    let summary = stream.finish(sink.as_mut()).map_err(pipeline_failure)?;
+    if let Some(at) = &ids.datetime {
+        kbcache::mark_refreshed(&cache, at).map_err(fetch_failure)?;
+    }
+    Ok((summary, ids.datetime))
+}
+
+/// What each whole page goes through.
+struct Pages<'a, 's> {
+    config: &'a Config,
+    settings: &'s Settings,
+    qualys: &'a Qualys,
+    sink: &'a mut dyn CommandSink,
+    stream: Stream<'s>,
+    sent: SentSet,
+    cache: &'a KbCache,
+    /// The Host List's IDs, to notice a host it did not give.
+    ranges: &'a [crate::qualys::detection::ids::IdRange],
+    /// QIDs the KnowledgeBase did not know: not asked for again.
+    unknown: HashSet<u32>,
+    stamp: String,
+    kb_time: Duration,
+}
+
+impl Pages<'_, '_> {
+    /// Keeps the page if asked, looks up its new QIDs, sends its hosts.
+    fn page(&mut self, p: &fetch::FetchedPage) -> Result<(), Failure> {
+        if let Some(dir) = &self.config.keep_report {
             // Every page is kept for audit, as whole downloaded reports are.
             let kept = dir.join(format!(
-                "detections-{stamp}-batch{}-page{}.xml",
+                "detections-{}-batch{}-page{}.xml",
+                self.stamp,
                 p.batch + 1,
                 p.page + 1
             ));
             std::fs::copy(p.file.path(), &kept).map_err(|e| {
-                fail(Failure::Spill(format!(
-                    "cannot keep the page as {}: {e}",
-                    kept.display()
-                )))
+                Failure::Spill(format!("cannot keep the page as {}: {e}", kept.display()))
             })?;
         }
         let file = std::fs::File::open(p.file.path())
-            .map_err(|e| fail(Failure::Spill(format!("a page: {e}"))))?;
+            .map_err(|e| Failure::Spill(format!("a page: {e}")))?;
         let mut hosts: Vec<DetectedHost> = Vec::new();
         page::parse(BufReader::new(file), &mut |h| {
             hosts.push(h);
             Ok(())
         })
-        .map_err(|e| fail(fetch_failure(FetchError::Document(e))))?;
+        .map_err(|e| fetch_failure(FetchError::Document(e)))?;
+        self.details_for(&hosts)?;
+        for h in &hosts {
+            self.send(h)?;
+        }
+        Ok(())
+    }
+
+    /// The KnowledgeBase entries of the page's QIDs not known yet.
+    fn details_for(&mut self, hosts: &[DetectedHost]) -> Result<(), Failure> {
         let qids: BTreeSet<u32> = hosts
             .iter()
             .flat_map(|h| h.host.findings.iter().map(|f| f.qid))
-            .filter(|q| !stream.knows(*q))
+            .filter(|q| !self.stream.knows(*q) && !self.unknown.contains(q))
             .collect();
-        let qids: Vec<u32> = qids.into_iter().collect();
-        let kb_started = Instant::now();
-        let (details, _) = kbcache::lookup(
-            qualys,
-            &cache,
-            &config.kb_api_path,
-            &qids,
-            settings.description_length,
-        )
-        .map_err(|e| fail(fetch_failure(e)))?;
-        kb_time += kb_started.elapsed();
-        for (qid, d) in details {
-            stream.add_details(qid, d);
+        if qids.is_empty() {
+            return Ok(());
         }
-        for h in &hosts {
-            if !listed(&ranges, h.id) {
-                log::warn!(
-                    "Host List Detection returned host ID {} ({}), which the Host List did not list: sent all the same",
-                    h.id,
-                    h.host.ip
-                );
-            }
-            let prior = sent
-                .prior(h.host.ip)
-                .map_err(|e| fail(Failure::Spill(format!("the addresses sent: {e}"))))?;
-            let done = stream
-                .host(&h.host, prior == Prior::Findings, sink.as_mut())
-                .map_err(|e| fail(pipeline_failure(e)))?;
-            if done != Sent::OutOfRange {
-                sent.record(h.host.ip, done == Sent::Findings)
-                    .map_err(|e| fail(Failure::Spill(format!("the addresses sent: {e}"))))?;
-            }
+        let qids: Vec<u32> = qids.into_iter().collect();
+        let started = Instant::now();
+        let (details, lookup) = kbcache::lookup(
+            self.qualys,
+            self.cache,
+            &self.config.kb_api_path,
+            &qids,
+            self.settings.description_length,
+        )
+        .map_err(fetch_failure)?;
+        self.kb_time += started.elapsed();
+        self.unknown.extend(lookup.unknown);
+        for (qid, d) in details {
+            self.stream.add_details(qid, d);
         }
         Ok(())
-    });
-    if let Err(e) = fetched {
-        return Err(failure.into_inner().unwrap_or_else(|| fetch_failure(e)));
     }
-    log::debug!("KnowledgeBase lookups took {kb_time:.2?}");
-    let summary = stream.finish(sink.as_mut()).map_err(pipeline_failure)?;
-    Ok((summary, ids.datetime))
+
+    fn send(&mut self, h: &DetectedHost) -> Result<(), Failure> {
+        if !listed(self.ranges, h.id) {
+            log::warn!(
+                "Host List Detection returned host ID {} ({}), which the Host List did not list: sent all the same",
+                h.id,
+                h.host.ip
+            );
+        }
+        let spill = |e: rusqlite::Error| Failure::Spill(format!("the addresses sent: {e}"));
+        let prior = self.sent.prior(h.host.ip).map_err(spill)?;
+        let done = self
+            .stream
+            .host(&h.host, prior == Prior::Findings, &mut *self.sink)
+            .map_err(pipeline_failure)?;
+        if done != Sent::OutOfRange {
+            self.sent
+                .record(h.host.ip, done == Sent::Findings)
+                .map_err(spill)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether the Host List gave `id` (its ranges come sorted).

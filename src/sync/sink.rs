@@ -96,6 +96,9 @@ pub struct SyncReport {
     /// a confirmed fingerprint.
     pub tracked: u64,
     pub tracked_before: u64,
+    /// Set by the source before `finish` when it stopped part-way (a pull that failed):
+    /// the hosts it did not get to are not vanished, and a full sync replaces nothing.
+    pub incomplete: bool,
 }
 
 /// The settings a sync sink needs.
@@ -375,7 +378,7 @@ impl SyncSink {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        if !self.options.judge_vanished {
+        if !self.options.judge_vanished || self.report().incomplete {
             return Ok(());
         }
         let vanished = state.unseen(self.dest).map_err(state_error)?;
@@ -452,7 +455,8 @@ impl SyncSink {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        let complete = delivery.is_some_and(|d| d.unconfirmed.is_empty());
+        let complete =
+            delivery.is_some_and(|d| d.unconfirmed.is_empty()) && !self.report().incomplete;
         let refused = self.report().clear_refused.is_some();
         if complete && self.plan.kind == Kind::Full && self.options.vanished == Vanished::Keep {
             state.forget_unseen(self.dest)?;

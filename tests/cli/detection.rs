@@ -811,3 +811,92 @@ fn faults_and_kills_of_a_detection_run_converge() {
         server.stop();
     }
 }
+
+/// A stalled page and a stalled KnowledgeBase call (the idle timeout gives up, the call
+/// is made again), and an error document mid-run (the run fails with what was confirmed
+/// kept; with `sync_state` the rerun sends the rest): the fault-free map either way.
+#[test]
+fn stalls_and_an_error_mid_run_end_in_the_fault_free_map() {
+    use qualys_connector_sim::qualys::{GenSpec, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    let spec = GenSpec {
+        hosts: 50,
+        seed: 10,
+        findings_per_host: 3,
+        qids: 40,
+        ..GenSpec::default()
+    };
+    generate(&spec, &mut std::fs::File::create(&report).unwrap()).unwrap();
+    let estate = Arc::new(Estate::from_report(&report).unwrap());
+    let clean = crate::download::qualys(|o| o.estate = Some(Arc::clone(&estate)));
+    let (out, map) = detection_run(&clean, "hosts_per_call: 10\n");
+    out.assert_code(0);
+    let want = crate::sync::held(&map);
+    clean.stop();
+
+    let stalls = crate::download::qualys(|o| {
+        o.estate = Some(Arc::clone(&estate));
+        o.stall_pages_first = 1;
+        o.stall_kb_first = 1;
+        o.stall_ms = 2500;
+    });
+    let (out, map) = detection_run(&stalls, "hosts_per_call: 10\ndownload_idle_timeout: 1\n");
+    out.assert_code(0);
+    assert_eq!(crate::sync::held(&map), want, "stalls");
+    stalls.stop();
+
+    // A full pull that fails part-way, after a complete one, with `vanished_hosts:
+    // clear`: the hosts it did not get to are not vanished (nothing is cleared), and the
+    // rerun converges.
+    let mut fmc = crate::fmc::Fmc::start(|_| {});
+    let test = crate::harness::Test::new();
+    fmc.enroll_into(
+        &test,
+        "CertFile.pkcs12",
+        &qualys_connector_sim::fmc::EnrollOptions::default(),
+    );
+    let run = |server: &QualysServer, extra: &[&str]| {
+        std::fs::create_dir_all(test.path("InputPlugins")).unwrap();
+        std::fs::write(
+            test.path("InputPlugins/QualysGuard.yaml"),
+            crate::download::yaml(
+                server,
+                "qualys_source: detections\nhosts_per_call: 10\nqualys_workers: 1\nsync_state: sync.db\nvanished_hosts: clear\nmax_vanished_percent: 100\n",
+            ),
+        )
+        .unwrap();
+        let out = test
+            .command()
+            .args([
+                format!("-server={}", fmc.addr().ip()),
+                format!("-port={}", fmc.addr().port()),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        crate::harness::Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let clean = crate::download::qualys(|o| o.estate = Some(Arc::clone(&estate)));
+    run(&clean, &[]).assert_code(0);
+    clean.stop();
+    let failing = crate::download::qualys(|o| {
+        o.estate = Some(Arc::clone(&estate));
+        o.error_after_pages = Some(2);
+    });
+    run(&failing, &["-full"])
+        .assert_code(6)
+        .assert_output_contains("999")
+        .assert_output_contains("the pull failed part-way");
+    assert_eq!(
+        crate::sync::held(&fmc.server.as_ref().unwrap().map()),
+        want,
+        "nothing cleared by a pull that stopped part-way"
+    );
+    run(&failing, &[]).assert_code(0);
+    assert_eq!(crate::sync::held(&fmc.stop()), want, "after the rerun");
+}

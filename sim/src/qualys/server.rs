@@ -195,6 +195,14 @@ pub struct ServerOptions {
     /// The host the paging WARNING's URL names (default: the request's `Host`), to
     /// test that a client never follows it elsewhere.
     pub warning_host: Option<String>,
+    /// The first N Host List Detection calls, and the first M KnowledgeBase calls, stall
+    /// for `stall_ms` before answering (a client gives up on them at its idle timeout).
+    pub stall_pages_first: u32,
+    pub stall_kb_first: u32,
+    pub stall_ms: u64,
+    /// After this many Host List Detection pages, the next call answers an error
+    /// document once (CODE 999), as a platform failing mid-run does.
+    pub error_after_pages: Option<u32>,
     /// Each Host List Detection page waits this long before it is sent (Qualys's latency:
     /// a sleep, not CPU).
     pub page_delay_ms: u64,
@@ -267,6 +275,10 @@ impl ServerOptions {
             cut_pages_first: 0,
             max_page_hosts: None,
             page_delay_ms: 0,
+            stall_pages_first: 0,
+            stall_kb_first: 0,
+            stall_ms: 0,
+            error_after_pages: None,
         }
     }
 
@@ -322,6 +334,10 @@ struct State {
     busy: u32,
     cut_done: bool,
     cut_pages: u32,
+    stalled_pages: u32,
+    stalled_kb: u32,
+    pages_answered: u32,
+    mid_run_errors: u32,
     running: u32,
     max_running: u32,
     next_report: u64,
@@ -1057,6 +1073,31 @@ fn detection_call(
                     rest.join("&")
                 )
             };
+            if shared.take(|s| &mut s.stalled_pages, shared.options.stall_pages_first) {
+                thread::sleep(Duration::from_millis(shared.options.stall_ms));
+            }
+            if let Some(n) = shared.options.error_after_pages {
+                let fail = {
+                    let mut state = shared.state();
+                    let due = state.pages_answered >= n && state.mid_run_errors == 0;
+                    if due {
+                        state.mid_run_errors += 1;
+                    } else {
+                        state.pages_answered += 1;
+                    }
+                    due
+                };
+                if fail {
+                    return Reply::xml(
+                        400,
+                        simple_return(
+                            Some("999"),
+                            "Internal error. Please contact customer support.",
+                            &[],
+                        ),
+                    );
+                }
+            }
             if shared.options.page_delay_ms > 0 {
                 thread::sleep(Duration::from_millis(shared.options.page_delay_ms));
             }
@@ -1071,6 +1112,9 @@ fn detection_call(
             Reply::xml(200, page)
         }
         _ => {
+            if shared.take(|s| &mut s.stalled_kb, shared.options.stall_kb_first) {
+                thread::sleep(Duration::from_millis(shared.options.stall_ms));
+            }
             let ids = match param(params, "ids") {
                 Some(v) => match estate::id_list(v) {
                     Some(ids) => Some(ids),

@@ -276,7 +276,19 @@ fn fetch_page(
     loop {
         tries += 1;
         let mut file = tempfile::NamedTempFile::new().map_err(FetchError::Local)?;
-        qualys.post_into("host list detection", &path, &body, file.as_file_mut())?;
+        match qualys.post_into("host list detection", &path, &body, file.as_file_mut()) {
+            Ok(_) => {}
+            // A transfer that stalled (idle timeout) or broke: the page is asked again.
+            Err(DownloadError::Http(e)) if e.is_transient() && tries < opts.page_tries.max(1) => {
+                let wait = Duration::from_millis(200 * u64::from(tries));
+                log::warn!(
+                    "Host List Detection batch {batch} page {page}: {e}; fetching it again in {wait:.1?}"
+                );
+                crate::stop::sleep(wait).map_err(DownloadError::from)?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
         let reread = File::open(file.path()).map_err(FetchError::Local)?;
         match page::parse(BufReader::new(reread), &mut |_| Ok(())) {
             Ok(summary) => {
