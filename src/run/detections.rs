@@ -162,15 +162,14 @@ fn run_once(
     let (sink, confirmations) =
         qualysguard::template_sink(args, destination, sync.is_some(), false, None)
             .map_err(early)?;
-    // Beside the sync state, in a file of its own: the state holds a write transaction
-    // across each batch of hosts, which the cache's writes must not wait for.
-    let cache_path = config.kb_cache.clone().or_else(|| {
-        sync.as_ref().map(|s| {
-            let mut name = s.file.clone().into_os_string();
-            name.push(".kb");
-            std::path::PathBuf::from(name)
-        })
-    });
+    // The KnowledgeBase cache lives in the sync state's database when there is one.
+    let cache_at = match sync.as_ref().and_then(|s| s.writable_state()) {
+        Some(state) => CacheAt::State(state),
+        None => match &config.kb_cache {
+            Some(path) => CacheAt::File(path.clone()),
+            None => CacheAt::Temporary,
+        },
+    };
     let scope = scope_name(config);
     // A delta run with a checkpoint asks only for hosts Qualys processed since; those it
     // does not get back are unchanged, not vanished.
@@ -202,7 +201,7 @@ fn run_once(
         settings,
         qualys,
         sink,
-        (cache_path.as_deref(), report.as_ref()),
+        (&cache_at, report.as_ref()),
         since.as_deref(),
     )
     .map(|(summary, at)| {
@@ -247,14 +246,24 @@ fn minus_margin(iso: &str) -> Option<String> {
     ))
 }
 
+/// Where the KnowledgeBase cache is kept.
+enum CacheAt {
+    /// In the sync state's database, through its connection.
+    State(std::rc::Rc<crate::sync::State>),
+    /// In its own file (`kb_cache`).
+    File(std::path::PathBuf),
+    /// For this run only.
+    Temporary,
+}
+
 /// Fetches and delivers every page; the summary, or the failure.
 fn deliver(
     config: &Config,
     settings: &Settings,
     qualys: &Qualys,
     mut sink: Box<dyn CommandSink>,
-    (cache_path, report): (
-        Option<&std::path::Path>,
+    (cache_at, report): (
+        &CacheAt,
         Option<&std::sync::Arc<std::sync::Mutex<crate::sync::SyncReport>>>,
     ),
     since: Option<&str>,
@@ -275,15 +284,18 @@ fn deliver(
         opts.workers
     );
     let tmp_cache;
-    let cache_file = match cache_path {
-        Some(p) => p,
-        None => {
+    let cache = match cache_at {
+        CacheAt::State(state) => {
+            KbCache::within(state.connection(), &state.path().display().to_string())
+        }
+        CacheAt::File(path) => KbCache::open(path),
+        CacheAt::Temporary => {
             tmp_cache = tempfile::NamedTempFile::new()
                 .map_err(|e| Failure::Spill(format!("KnowledgeBase cache: {e}")))?;
-            tmp_cache.path()
+            KbCache::open(tmp_cache.path())
         }
-    };
-    let cache = KbCache::open(cache_file).map_err(|e| Failure::Spill(e.to_string()))?;
+    }
+    .map_err(|e| Failure::Spill(e.to_string()))?;
     // Entries Qualys changed since the last run's refresh are fetched again.
     let refreshed = kbcache::refresh(
         qualys,
@@ -355,7 +367,7 @@ struct Pages<'a, 's> {
     sink: &'a mut dyn CommandSink,
     stream: Stream<'s>,
     sent: SentSet,
-    cache: &'a KbCache,
+    cache: &'a KbCache<'a>,
     /// The Host List's IDs, to notice a host it did not give.
     ranges: &'a [crate::qualys::detection::ids::IdRange],
     /// QIDs the KnowledgeBase did not know: not asked for again.

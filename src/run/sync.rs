@@ -26,8 +26,6 @@ pub type Wrapped = (Box<dyn CommandSink>, Arc<Mutex<SyncReport>>);
 /// The run's sync state and settings.
 #[derive(Debug)]
 pub struct SyncContext {
-    /// The state's file, for the KnowledgeBase cache of the detection path.
-    pub(super) file: PathBuf,
     /// The destination of the last sink wrapped (for the detection path's checkpoint).
     last_dest: Option<i64>,
     state: Option<Rc<State>>,
@@ -91,7 +89,6 @@ pub fn open(
         (Some(state), opened)
     };
     Ok(Some(SyncContext {
-        file: path.clone(),
         last_dest: None,
         state: state.map(Rc::new),
         path,
@@ -197,6 +194,12 @@ impl SyncContext {
 }
 
 impl SyncContext {
+    /// The state, to hold tables that belong with it (the KnowledgeBase cache); none
+    /// for a preview, which writes nothing.
+    pub fn writable_state(&self) -> Option<Rc<State>> {
+        self.state.clone().filter(|_| !self.preview)
+    }
+
     /// Whether a pull with this plan is incremental: hosts it does not get back are not
     /// vanished (set before wrapping).
     pub fn set_incremental(&mut self, incremental: bool) {

@@ -242,6 +242,12 @@ impl State {
         &self.path
     }
 
+    /// The state's database, for tables that belong with it (the detection path's
+    /// KnowledgeBase cache): their writes join the state's transactions.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn failed(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StateError + '_ {
         move |e| StateError::Failed {
             path: self.path.clone(),

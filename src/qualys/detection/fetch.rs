@@ -78,6 +78,16 @@ pub enum FetchError {
     Caller(String),
 }
 
+/// The wait before a page is asked again: growing with the tries, with jitter so that
+/// workers whose pages failed together do not ask again together.
+fn backoff(tries: u32) -> Duration {
+    let base = Duration::from_millis(200u64 << tries.saturating_sub(1).min(5));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 500) / 1000.0)
+}
+
 /// `name=value&…`, form-encoded.
 fn form(params: &[(String, String)]) -> String {
     params
@@ -280,7 +290,7 @@ fn fetch_page(
             Ok(_) => {}
             // A transfer that stalled (idle timeout) or broke: the page is asked again.
             Err(DownloadError::Http(e)) if e.is_transient() && tries < opts.page_tries.max(1) => {
-                let wait = Duration::from_millis(200 * u64::from(tries));
+                let wait = backoff(tries);
                 log::warn!(
                     "Host List Detection batch {batch} page {page}: {e}; fetching it again in {wait:.1?}"
                 );
@@ -302,7 +312,7 @@ fn fetch_page(
             // A Qualys error document is an answer, not a cut page.
             Err(e @ DocError::Qualys { .. }) => return Err(e.into()),
             Err(e) if tries < opts.page_tries.max(1) => {
-                let wait = Duration::from_millis(200 * u64::from(tries));
+                let wait = backoff(tries);
                 log::warn!(
                     "Host List Detection batch {batch} page {page}: {e}; fetching it again in {wait:.1?}"
                 );

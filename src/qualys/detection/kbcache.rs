@@ -1,9 +1,10 @@
 //! The KnowledgeBase, fetched and cached (qualys.md §7): QIDs are looked up in batches of
 //! at most 500 (POST, so long `ids` lists fit), and kept in an SQLite table so that a
 //! nightly run asks only for QIDs it has never seen, plus the entries Qualys changed since
-//! the last refresh (`last_modified_after`). The table lives in the sync state's file
-//! when there is one (`sync_state`), else in its own (`kb_cache`); WAL mode lets both
-//! connections share a file.
+//! the last refresh (`last_modified_after`). The table lives in the sync state's database
+//! when there is one (`sync_state`: the cache then shares the state's connection, so its
+//! writes join the state's transactions instead of waiting for them), else in its own
+//! file (`kb_cache`).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Seek, SeekFrom};
@@ -38,21 +39,49 @@ pub struct CacheError {
     pub message: String,
 }
 
+/// The connection a cache uses: its own, or the sync state's.
+enum Conn<'a> {
+    Own(Connection),
+    Shared(&'a Connection),
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Conn::Own(c) => c,
+            Conn::Shared(c) => c,
+        }
+    }
+}
+
 /// An open cache.
-pub struct KbCache {
-    conn: Connection,
+pub struct KbCache<'a> {
+    conn: Conn<'a>,
     path: String,
 }
 
-impl std::fmt::Debug for KbCache {
+impl std::fmt::Debug for KbCache<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KbCache").field("path", &self.path).finish()
     }
 }
 
-impl KbCache {
+impl<'a> KbCache<'a> {
+    /// The cache's tables in an open database (the sync state's), created if needed.
+    pub fn within(conn: &'a Connection, name: &str) -> Result<KbCache<'a>, CacheError> {
+        conn.execute_batch(SCHEMA).map_err(|e| CacheError {
+            path: name.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(KbCache {
+            conn: Conn::Shared(conn),
+            path: name.to_string(),
+        })
+    }
+
     /// Opens (creating if needed) the cache table in the file at `path`.
-    pub fn open(path: &Path) -> Result<KbCache, CacheError> {
+    pub fn open(path: &Path) -> Result<KbCache<'static>, CacheError> {
         let fail = |e: rusqlite::Error| CacheError {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -64,7 +93,7 @@ impl KbCache {
             .map_err(fail)?;
         conn.execute_batch(SCHEMA).map_err(fail)?;
         Ok(KbCache {
-            conn,
+            conn: Conn::Own(conn),
             path: path.display().to_string(),
         })
     }
@@ -159,7 +188,7 @@ pub struct Lookup {
 /// batches of [`KB_BATCH`] (then cached). `kb_path` is the KB's version prefix.
 pub fn lookup(
     qualys: &Qualys,
-    cache: &KbCache,
+    cache: &KbCache<'_>,
     kb_path: &str,
     qids: &[u32],
     description_length: usize,
@@ -202,7 +231,7 @@ pub fn lookup(
 /// refresh time is the answer's own `DATETIME`.
 pub fn refresh(
     qualys: &Qualys,
-    cache: &KbCache,
+    cache: &KbCache<'_>,
     kb_path: &str,
     description_length: usize,
 ) -> Result<u64, FetchError> {
@@ -226,7 +255,7 @@ pub fn refresh(
 }
 
 /// Marks the cache refreshed as of `at` (the first lookup's answer time).
-pub fn mark_refreshed(cache: &KbCache, at: &str) -> Result<(), FetchError> {
+pub fn mark_refreshed(cache: &KbCache<'_>, at: &str) -> Result<(), FetchError> {
     cache
         .set_refreshed(at)
         .map_err(|e| FetchError::Caller(e.to_string()))
