@@ -950,3 +950,39 @@ fn two_records_of_one_address_merge() {
     qids.sort();
     assert_eq!(qids, vec![Some(6), Some(45017)], "both records' findings");
 }
+
+/// A host ID Host List Detection returns that the Host List did not give is warned
+/// about, and still sent.
+#[test]
+fn a_host_the_host_list_did_not_give_is_warned_about() {
+    use qualys_connector_sim::qualys::estate::{Detection, EstateHost};
+    let mut estate = Estate::default();
+    for id in 1..=10u64 {
+        estate.hosts.insert(
+            id,
+            EstateHost {
+                id,
+                ip: format!("192.0.2.{id}"),
+                processed: "2026-01-01T00:00:00Z".into(),
+                detections: vec![Detection {
+                    qid: "6".into(),
+                    kind: "Confirmed".into(),
+                    status: "Active".into(),
+                    ..Detection::default()
+                }],
+                ..EstateHost::default()
+            },
+        );
+    }
+    let server = crate::download::qualys(|o| {
+        o.estate = Some(Arc::new(estate));
+        o.unlisted_host = Some(5);
+    });
+    let (out, map) = detection_run(&server, "hosts_per_call: 3\n");
+    out.assert_code(0)
+        .assert_output_contains("Host List: 9 host IDs in scope")
+        .assert_output_contains(
+            "Host List Detection returned host ID 5 (192.0.2.5), which the Host List did not list",
+        );
+    assert_eq!(map.hosts.len(), 10);
+}

@@ -85,6 +85,9 @@ pub struct Query {
     pub vm_processed_after: Option<String>,
     pub include_ignored: bool,
     pub include_disabled: bool,
+    /// A host the Host List leaves out but Host List Detection still returns (in the
+    /// page of the batch holding the ID before it): a platform out of step with itself.
+    pub unlisted: Option<u64>,
 }
 
 /// `1,5-9, 12` → ranges; `None` when a part is no ID or range.
@@ -131,9 +134,13 @@ impl Estate {
             .range(start..=q.id_max.unwrap_or(u64::MAX))
             .map(|(_, h)| h)
             .filter(move |h| {
-                q.ids
-                    .as_ref()
-                    .is_none_or(|ids| ids.iter().any(|(a, b)| (*a..=*b).contains(&h.id)))
+                let unlisted = q.unlisted == Some(h.id);
+                q.ids.as_ref().is_none_or(|ids| {
+                    ids.iter().any(|(a, b)| {
+                        (*a..=*b).contains(&h.id)
+                            || (unlisted && (*a..=*b).contains(&h.id.saturating_sub(1)))
+                    })
+                })
             })
             .filter(move |h| {
                 q.vm_processed_after
@@ -155,7 +162,7 @@ impl Estate {
     /// The Host List answer: the IDs in scope as `ID` and `ID_RANGE`.
     pub fn host_list(&self, q: &Query, now: &str) -> String {
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for h in self.in_scope(q) {
+        for h in self.in_scope(q).filter(|h| q.unlisted != Some(h.id)) {
             match ranges.last_mut() {
                 Some((_, last)) if *last + 1 == h.id => *last = h.id,
                 _ => ranges.push((h.id, h.id)),

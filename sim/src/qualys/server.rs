@@ -200,6 +200,8 @@ pub struct ServerOptions {
     pub stall_pages_first: u32,
     pub stall_kb_first: u32,
     pub stall_ms: u64,
+    /// A host ID the Host List leaves out while Host List Detection returns it.
+    pub unlisted_host: Option<u64>,
     /// After this many Host List Detection pages, the next call answers an error
     /// document once (CODE 999), as a platform failing mid-run does.
     pub error_after_pages: Option<u32>,
@@ -279,6 +281,7 @@ impl ServerOptions {
             stall_kb_first: 0,
             stall_ms: 0,
             error_after_pages: None,
+            unlisted_host: None,
         }
     }
 
@@ -1043,6 +1046,7 @@ fn detection_call(
         Err(text) => return Reply::xml(400, simple_return(Some("1905"), &text, &[])),
     };
     let mut query = query;
+    query.unlisted = shared.options.unlisted_host;
     if let Some(max) = shared.options.max_page_hosts
         && (query.truncation_limit == 0 || query.truncation_limit > max)
     {
@@ -1166,6 +1170,7 @@ fn detection_query(params: &[(String, String)]) -> Result<Query, String> {
         vm_processed_after: param(params, "vm_processed_after").map(str::to_string),
         include_ignored: flag("include_ignored"),
         include_disabled: flag("include_disabled"),
+        unlisted: None,
     })
 }
 
