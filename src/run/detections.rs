@@ -283,19 +283,9 @@ fn deliver(
         opts.hosts_per_call,
         opts.workers
     );
-    let tmp_cache;
-    let cache = match cache_at {
-        CacheAt::State(state) => {
-            KbCache::within(state.connection(), &state.path().display().to_string())
-        }
-        CacheAt::File(path) => KbCache::open(path),
-        CacheAt::Temporary => {
-            tmp_cache = tempfile::NamedTempFile::new()
-                .map_err(|e| Failure::Spill(format!("KnowledgeBase cache: {e}")))?;
-            KbCache::open(tmp_cache.path())
-        }
-    }
-    .map_err(|e| Failure::Spill(e.to_string()))?;
+    let tmp_cache = tempfile::NamedTempFile::new()
+        .map_err(|e| Failure::Spill(format!("KnowledgeBase cache: {e}")))?;
+    let cache = open_cache(cache_at, tmp_cache.path())?;
     // Entries Qualys changed since the last run's refresh are fetched again.
     let refreshed = kbcache::refresh(
         qualys,
@@ -333,30 +323,58 @@ fn deliver(
     let Pages { stream, .. } = pages;
     if let Err(e) = fetched {
         let failure = failure.unwrap_or_else(|| fetch_failure(e));
-        // The hosts handed over are whole: they are delivered and confirmed (and, with
-        // sync_state, recorded) before the run fails; a rerun sends the rest.
-        if !matches!(failure, Failure::Sink(_)) {
-            if let Some(report) = report {
-                report
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .incomplete = true;
-            }
-            match stream.finish(sink.as_mut()) {
-                Ok(s) => log::warn!(
-                    "the pull failed part-way: {} hosts were delivered and confirmed before it",
-                    s.delivery.hosts
-                ),
-                Err(e) => log::error!("delivering the hosts fetched before the failure: {e:?}"),
-            }
-        }
-        return Err(failure);
+        return Err(deliver_before_failing(
+            failure,
+            stream,
+            sink.as_mut(),
+            report,
+        ));
     }
     let summary = stream.finish(sink.as_mut()).map_err(pipeline_failure)?;
     if let Some(at) = &ids.datetime {
         kbcache::mark_refreshed(&cache, at).map_err(fetch_failure)?;
     }
     Ok((summary, ids.datetime))
+}
+
+/// The KnowledgeBase cache where `at` says (`temporary`: the file for one run).
+fn open_cache<'a>(at: &'a CacheAt, temporary: &std::path::Path) -> Result<KbCache<'a>, Failure> {
+    match at {
+        CacheAt::State(state) => {
+            KbCache::within(state.connection(), &state.path().display().to_string())
+        }
+        CacheAt::File(path) => KbCache::open(path),
+        CacheAt::Temporary => KbCache::open(temporary),
+    }
+    .map_err(|e| Failure::Spill(e.to_string()))
+}
+
+/// A pull that failed part-way: the hosts handed over are whole, so they are delivered
+/// and confirmed (and, with sync_state, recorded) before the run fails; no host counts
+/// as vanished. A rerun sends the rest.
+fn deliver_before_failing(
+    failure: Failure,
+    stream: Stream<'_>,
+    sink: &mut dyn CommandSink,
+    report: Option<&std::sync::Arc<std::sync::Mutex<crate::sync::SyncReport>>>,
+) -> Failure {
+    if matches!(failure, Failure::Sink(_)) {
+        return failure;
+    }
+    if let Some(report) = report {
+        report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .incomplete = true;
+    }
+    match stream.finish(sink) {
+        Ok(s) => log::warn!(
+            "the pull failed part-way: {} hosts were delivered and confirmed before it",
+            s.delivery.hosts
+        ),
+        Err(e) => log::error!("delivering the hosts fetched before the failure: {e:?}"),
+    }
+    failure
 }
 
 /// What each whole page goes through.

@@ -61,19 +61,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     }
     let config = load_config(args)?;
     let settings = settings(&config);
-    log::info!(
-        "settings: source {}, {}, add_host {}, types {}, ip_ranges {}",
-        settings.source,
-        settings.commit.keyword(),
-        if settings.add_host { "y" } else { "n" },
-        settings
-            .include_types
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        settings.ip_ranges
-    );
+    log_settings(&settings);
     // Everything is checked before the first byte goes over the network.
     if args.delta_csv.is_some() && args.server.as_deref().is_none_or(str::is_empty) {
         return Err(Failure::Invalid(
@@ -86,18 +74,7 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
     let destination = destination(args, &config)?;
     let mut sync = sync::open(args, &config, &settings)?;
     if config.qualys_source == config::QualysSource::Detections {
-        let limits = Arc::new(Limits::default());
-        // One slot of the subscription's concurrency is left for other tools (qualys.md §7).
-        limits.reserve(1);
-        let qualys = download::qualys_client(&config, limits)?;
-        return Ok(super::detections::run(
-            args,
-            &config,
-            &settings,
-            &destination,
-            &qualys,
-            sync.as_mut(),
-        ));
+        return detections_run(args, &config, &settings, &destination, sync.as_mut());
     }
     let templates: Vec<Option<String>> = match (&args.multiinfo, &args.report) {
         (Some(ids), _) => ids.iter().cloned().map(Some).collect(),
@@ -157,6 +134,44 @@ pub fn run(args: &Args) -> Result<Vec<Run>, Failure> {
         runs.push(run);
     }
     Ok(runs)
+}
+
+fn log_settings(settings: &Settings) {
+    log::info!(
+        "settings: source {}, {}, add_host {}, types {}, ip_ranges {}",
+        settings.source,
+        settings.commit.keyword(),
+        if settings.add_host { "y" } else { "n" },
+        settings
+            .include_types
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        settings.ip_ranges
+    );
+}
+
+/// `qualys_source: detections`: its own client, one slot of the subscription's
+/// concurrency left for other tools (qualys.md §7).
+fn detections_run(
+    args: &Args,
+    config: &Config,
+    settings: &Settings,
+    destination: &Destination,
+    sync: Option<&mut SyncContext>,
+) -> Result<Vec<Run>, Failure> {
+    let limits = Arc::new(Limits::default());
+    limits.reserve(1);
+    let qualys = download::qualys_client(config, limits)?;
+    Ok(super::detections::run(
+        args,
+        config,
+        settings,
+        destination,
+        &qualys,
+        sync,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

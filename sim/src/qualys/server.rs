@@ -1055,65 +1055,7 @@ fn detection_call(
     match which {
         Endpoint::HostList => Reply::xml(200, estate.host_list(&query, &now)),
         Endpoint::Detection(version) => {
-            let host = shared
-                .options
-                .warning_host
-                .clone()
-                .or_else(|| request.header("Host"))
-                .unwrap_or_else(|| "qualysapi.qualys.com".into());
-            let scheme = if shared.options.tls_dir.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            let rest: Vec<String> = params
-                .iter()
-                .filter(|(n, _)| n != "id_min")
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
-            let next = |id: u64| {
-                format!(
-                    "{scheme}://{host}/api/{version}/fo/asset/host/vm/detection/?{}&id_min={id}",
-                    rest.join("&")
-                )
-            };
-            if shared.take(|s| &mut s.stalled_pages, shared.options.stall_pages_first) {
-                thread::sleep(Duration::from_millis(shared.options.stall_ms));
-            }
-            if let Some(n) = shared.options.error_after_pages {
-                let fail = {
-                    let mut state = shared.state();
-                    let due = state.pages_answered >= n && state.mid_run_errors == 0;
-                    if due {
-                        state.mid_run_errors += 1;
-                    } else {
-                        state.pages_answered += 1;
-                    }
-                    due
-                };
-                if fail {
-                    return Reply::xml(
-                        400,
-                        simple_return(
-                            Some("999"),
-                            "Internal error. Please contact customer support.",
-                            &[],
-                        ),
-                    );
-                }
-            }
-            if shared.options.page_delay_ms > 0 {
-                thread::sleep(Duration::from_millis(shared.options.page_delay_ms));
-            }
-            let page = estate.detection_page(&query, &now, &next);
-            if shared.take(|s| &mut s.cut_pages, shared.options.cut_pages_first) {
-                let mut cut = page.len() / 2;
-                while !page.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                return Reply::xml(200, page[..cut].to_string());
-            }
-            Reply::xml(200, page)
+            detection_page(shared, request, params, &version, &query, &now)
         }
         _ => {
             if shared.take(|s| &mut s.stalled_kb, shared.options.stall_kb_first) {
@@ -1137,6 +1079,79 @@ fn detection_call(
             )
         }
     }
+}
+
+/// One Host List Detection page, with the faults that apply to it.
+fn detection_page(
+    shared: &Shared,
+    request: &Request,
+    params: &[(String, String)],
+    version: &str,
+    query: &Query,
+    now: &str,
+) -> Reply {
+    let Some(estate) = &shared.options.estate else {
+        return Reply::html(404, "Not Found");
+    };
+    let host = shared
+        .options
+        .warning_host
+        .clone()
+        .or_else(|| request.header("Host"))
+        .unwrap_or_else(|| "qualysapi.qualys.com".into());
+    let scheme = if shared.options.tls_dir.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let rest: Vec<String> = params
+        .iter()
+        .filter(|(n, _)| n != "id_min")
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let next = |id: u64| {
+        format!(
+            "{scheme}://{host}/api/{version}/fo/asset/host/vm/detection/?{}&id_min={id}",
+            rest.join("&")
+        )
+    };
+    if shared.take(|s| &mut s.stalled_pages, shared.options.stall_pages_first) {
+        thread::sleep(Duration::from_millis(shared.options.stall_ms));
+    }
+    if let Some(n) = shared.options.error_after_pages {
+        let fail = {
+            let mut state = shared.state();
+            let due = state.pages_answered >= n && state.mid_run_errors == 0;
+            if due {
+                state.mid_run_errors += 1;
+            } else {
+                state.pages_answered += 1;
+            }
+            due
+        };
+        if fail {
+            return Reply::xml(
+                400,
+                simple_return(
+                    Some("999"),
+                    "Internal error. Please contact customer support.",
+                    &[],
+                ),
+            );
+        }
+    }
+    if shared.options.page_delay_ms > 0 {
+        thread::sleep(Duration::from_millis(shared.options.page_delay_ms));
+    }
+    let page = estate.detection_page(query, now, &next);
+    if shared.take(|s| &mut s.cut_pages, shared.options.cut_pages_first) {
+        let mut cut = page.len() / 2;
+        while !page.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Reply::xml(200, page[..cut].to_string());
+    }
+    Reply::xml(200, page)
 }
 
 /// A detection query from the call's parameters (qualys.md §7 defaults).
