@@ -76,6 +76,16 @@ impl Protocol {
             Protocol::Udp => "udp",
         }
     }
+
+    /// `tcp` or `udp` in any case, spaces around allowed; anything else is none (the
+    /// report's PROTOCOL and the detection's alike).
+    pub fn parse(text: &str) -> Option<Protocol> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
 }
 
 /// Qualys VULN_STATUS. `Fixed` findings are no longer present and are not sent.
@@ -87,6 +97,21 @@ pub enum VulnStatus {
     Fixed,
     /// No VULN_STATUS element (older templates do not include it).
     Unknown,
+}
+
+impl VulnStatus {
+    /// A report's VULN_STATUS or a detection's STATUS, in any case: empty is `Unknown`,
+    /// a word that is no status is none.
+    pub fn parse(text: &str) -> Option<VulnStatus> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" => Some(VulnStatus::Unknown),
+            "new" => Some(VulnStatus::New),
+            "active" => Some(VulnStatus::Active),
+            "re-opened" | "reopened" => Some(VulnStatus::ReOpened),
+            "fixed" => Some(VulnStatus::Fixed),
+            _ => None,
+        }
+    }
 }
 
 /// One finding on one host, as the report states it. Details that live in the glossary

@@ -881,8 +881,13 @@ fn check_wait(call: &'static str, wait: Duration, max: Duration) -> Result<(), D
 /// 1 s, 2 s, 4 s ... capped at 60 s, with up to 50% jitter so that several clients do
 /// not retry in step (qualys.md §3: "do not stack retries").
 fn backoff(attempt: u32) -> Duration {
-    let base =
-        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60));
+    backoff_from(Duration::from_secs(1), attempt)
+}
+
+/// `first`, doubled after each attempt (at most 6 times, capped at 60 s), with up to 50%
+/// jitter.
+pub(crate) fn backoff_from(first: Duration, attempt: u32) -> Duration {
+    let base = (first * (1u32 << attempt.saturating_sub(1).min(6))).min(Duration::from_secs(60));
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

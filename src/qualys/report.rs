@@ -852,11 +852,7 @@ impl Parser {
                 Ok(n) => Some(n),
             },
         };
-        let protocol = match f.protocol.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Some(Protocol::Tcp),
-            "udp" => Some(Protocol::Udp),
-            _ => None,
-        };
+        let protocol = Protocol::parse(&f.protocol);
         let (port, protocol, dropped_port) = match (port, protocol) {
             (Some(port), Some(proto)) => (Some(port), Some(proto), false),
             (None, _) => (None, None, false),
@@ -864,18 +860,12 @@ impl Parser {
             // worth sending, at host level (warned once per host).
             (Some(_), None) => (None, None, true),
         };
-        let status = match f.status.trim().to_ascii_lowercase().as_str() {
-            "" => VulnStatus::Unknown,
-            "new" => VulnStatus::New,
-            "active" => VulnStatus::Active,
-            "re-opened" | "reopened" => VulnStatus::ReOpened,
-            "fixed" => VulnStatus::Fixed,
-            other => {
-                return Err(format!(
-                    "QID {qid}: VULN_STATUS {other:?} is not New, Active, Re-Opened or Fixed"
-                ));
-            }
-        };
+        let status = VulnStatus::parse(&f.status).ok_or_else(|| {
+            format!(
+                "QID {qid}: VULN_STATUS {:?} is not New, Active, Re-Opened or Fixed",
+                f.status.trim().to_ascii_lowercase()
+            )
+        })?;
         Ok((
             Finding {
                 qid,

@@ -78,14 +78,10 @@ pub enum FetchError {
     Caller(String),
 }
 
-/// The wait before a page is asked again: growing with the tries, with jitter so that
-/// workers whose pages failed together do not ask again together.
+/// The wait before a page is asked again: from 200 ms, growing with the tries, with
+/// jitter so that workers whose pages failed together do not ask again together.
 fn backoff(tries: u32) -> Duration {
-    let base = Duration::from_millis(200u64 << tries.saturating_sub(1).min(5));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    base + base.mul_f64(f64::from(nanos % 500) / 1000.0)
+    crate::qualys::client::backoff_from(Duration::from_millis(200), tries)
 }
 
 /// `name=value&…`, form-encoded.

@@ -4,8 +4,7 @@
 
 use std::io::BufRead;
 
-use super::page::Warning;
-use super::walk::{self, DocError, Document};
+use super::walk::{self, DocError, Document, Warning};
 
 /// IDs `first..=last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,27 +54,22 @@ pub fn parse(
     let mut doc = Ids {
         range,
         summary: IdsSummary::default(),
-        warning: Warning::default(),
     };
-    walk::walk(input, &mut doc)?;
+    let walked = walk::walk(input, &mut doc)?;
+    doc.summary.datetime = walked.datetime;
+    doc.summary.warning = walked.warning;
     Ok(doc.summary)
 }
 
 const ROOT: u16 = 1;
 const RESPONSE: u16 = 2;
-const DATETIME: u16 = 3;
 const ID_SET: u16 = 4;
 const ID: u16 = 5;
 const ID_RANGE: u16 = 6;
-const WARNING: u16 = 7;
-const CODE: u16 = 8;
-const TEXT: u16 = 9;
-const URL: u16 = 10;
 
 struct Ids<'a> {
     range: &'a mut dyn FnMut(IdRange) -> Result<(), String>,
     summary: IdsSummary,
-    warning: Warning,
 }
 
 impl Document for Ids<'_> {
@@ -86,32 +80,21 @@ impl Document for Ids<'_> {
         match name {
             b"HOST_LIST_OUTPUT" => ROOT,
             b"RESPONSE" => RESPONSE,
-            b"DATETIME" => DATETIME,
             b"ID_SET" => ID_SET,
             b"ID" => ID,
             b"ID_RANGE" => ID_RANGE,
-            b"WARNING" => WARNING,
-            b"CODE" => CODE,
-            b"TEXT" => TEXT,
-            b"URL" => URL,
             _ => 0,
         }
     }
 
     fn open(&mut self, stack: &[u16]) -> bool {
-        matches!(
-            stack,
-            [ROOT, RESPONSE, DATETIME]
-                | [ROOT, RESPONSE, ID_SET, ID | ID_RANGE]
-                | [ROOT, RESPONSE, WARNING, CODE | TEXT | URL]
-        )
+        matches!(stack, [ROOT, RESPONSE, ID_SET, ID | ID_RANGE])
     }
 
     fn close(&mut self, stack: &[u16], text: Option<&str>) -> Result<(), DocError> {
         let t = text.map(str::trim).unwrap_or_default();
-        match stack {
-            [ROOT, RESPONSE, DATETIME] => self.summary.datetime = Some(t.to_string()),
-            [ROOT, RESPONSE, ID_SET, ID | ID_RANGE] => match IdRange::parse(t) {
+        if let [ROOT, RESPONSE, ID_SET, ID | ID_RANGE] = stack {
+            match IdRange::parse(t) {
                 Some(r) => {
                     self.summary.ranges += 1;
                     self.summary.ids += r.len();
@@ -124,14 +107,7 @@ impl Document for Ids<'_> {
                         crate::servertext::escape(t.as_bytes(), 80)
                     );
                 }
-            },
-            [ROOT, RESPONSE, WARNING, CODE] => self.warning.code = Some(t.to_string()),
-            [ROOT, RESPONSE, WARNING, TEXT] => self.warning.text = t.to_string(),
-            [ROOT, RESPONSE, WARNING, URL] => self.warning.url = Some(t.to_string()),
-            [ROOT, RESPONSE, WARNING] => {
-                self.summary.warning = Some(std::mem::take(&mut self.warning));
             }
-            _ => {}
         }
         Ok(())
     }

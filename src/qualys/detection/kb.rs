@@ -6,8 +6,7 @@
 
 use std::io::BufRead;
 
-use super::page::Warning;
-use super::walk::{self, DocError, Document};
+use super::walk::{self, DocError, Document, Warning};
 use crate::model::VulnDetails;
 use crate::qualys::html;
 
@@ -40,15 +39,15 @@ pub fn parse(
         summary: KbSummary::default(),
         current: KbEntry::default(),
         qid: String::new(),
-        warning: Warning::default(),
     };
-    walk::walk(input, &mut doc)?;
+    let walked = walk::walk(input, &mut doc)?;
+    doc.summary.datetime = walked.datetime;
+    doc.summary.warning = walked.warning;
     Ok(doc.summary)
 }
 
 const ROOT: u16 = 1;
 const RESPONSE: u16 = 2;
-const DATETIME: u16 = 3;
 const VULN_LIST: u16 = 4;
 const VULN: u16 = 5;
 const QID: u16 = 6;
@@ -60,10 +59,6 @@ const BUGTRAQ_LIST: u16 = 11;
 const BUGTRAQ: u16 = 12;
 const ID: u16 = 13;
 const MODIFIED: u16 = 14;
-const WARNING: u16 = 15;
-const CODE: u16 = 16;
-const TEXT: u16 = 17;
-const URL: u16 = 18;
 
 struct Kb<'a> {
     entry: &'a mut dyn FnMut(KbEntry) -> Result<(), String>,
@@ -71,7 +66,6 @@ struct Kb<'a> {
     summary: KbSummary,
     current: KbEntry,
     qid: String,
-    warning: Warning,
 }
 
 /// The path below `RESPONSE/VULN_LIST/VULN`, if the element is inside one.
@@ -87,7 +81,6 @@ impl Document for Kb<'_> {
         match name {
             b"KNOWLEDGE_BASE_VULN_LIST_OUTPUT" => ROOT,
             b"RESPONSE" => RESPONSE,
-            b"DATETIME" => DATETIME,
             b"VULN_LIST" => VULN_LIST,
             b"VULN" => VULN,
             b"QID" => QID,
@@ -99,10 +92,6 @@ impl Document for Kb<'_> {
             b"BUGTRAQ" => BUGTRAQ,
             b"ID" => ID,
             b"LAST_SERVICE_MODIFICATION_DATETIME" => MODIFIED,
-            b"WARNING" => WARNING,
-            b"CODE" => CODE,
-            b"TEXT" => TEXT,
-            b"URL" => URL,
             _ => 0,
         }
     }
@@ -112,40 +101,32 @@ impl Document for Kb<'_> {
             self.current = KbEntry::default();
             self.qid.clear();
         }
-        match in_vuln(stack) {
-            Some([QID | TITLE | DIAGNOSIS | MODIFIED]) => true,
-            Some([CVE_LIST, CVE, ID] | [BUGTRAQ_LIST, BUGTRAQ, ID]) => true,
-            Some(_) => false,
-            None => matches!(
-                stack,
-                [ROOT, RESPONSE, DATETIME] | [ROOT, RESPONSE, WARNING, CODE | TEXT | URL]
-            ),
-        }
+        matches!(
+            in_vuln(stack),
+            Some(
+                [QID | TITLE | DIAGNOSIS | MODIFIED]
+                    | [CVE_LIST, CVE, ID]
+                    | [BUGTRAQ_LIST, BUGTRAQ, ID]
+            )
+        )
     }
 
     fn close(&mut self, stack: &[u16], text: Option<&str>) -> Result<(), DocError> {
         let raw = text.unwrap_or_default();
         let t = raw.trim();
         let d = &mut self.current.details;
-        match (in_vuln(stack), stack) {
-            (Some([QID]), _) => self.qid = t.to_string(),
-            (Some([TITLE]), _) => d.title = html::decode_text(t),
-            (Some([DIAGNOSIS]), _) => {
+        match in_vuln(stack) {
+            Some([QID]) => self.qid = t.to_string(),
+            Some([TITLE]) => d.title = html::decode_text(t),
+            Some([DIAGNOSIS]) => {
                 d.description = html::to_plain_text(raw, self.description_length);
             }
-            (Some([CVE_LIST, CVE, ID]), _) if !t.is_empty() => d.cve_ids.push(t.to_string()),
-            (Some([BUGTRAQ_LIST, BUGTRAQ, ID]), _) if !t.is_empty() => {
+            Some([CVE_LIST, CVE, ID]) if !t.is_empty() => d.cve_ids.push(t.to_string()),
+            Some([BUGTRAQ_LIST, BUGTRAQ, ID]) if !t.is_empty() => {
                 d.bugtraq_ids.push(t.to_string());
             }
-            (Some([MODIFIED]), _) => self.current.modified = Some(t.to_string()),
-            (Some([]), _) => self.finish()?,
-            (_, [ROOT, RESPONSE, DATETIME]) => self.summary.datetime = Some(t.to_string()),
-            (_, [ROOT, RESPONSE, WARNING, CODE]) => self.warning.code = Some(t.to_string()),
-            (_, [ROOT, RESPONSE, WARNING, TEXT]) => self.warning.text = t.to_string(),
-            (_, [ROOT, RESPONSE, WARNING, URL]) => self.warning.url = Some(t.to_string()),
-            (_, [ROOT, RESPONSE, WARNING]) => {
-                self.summary.warning = Some(std::mem::take(&mut self.warning));
-            }
+            Some([MODIFIED]) => self.current.modified = Some(t.to_string()),
+            Some([]) => self.finish()?,
             _ => {}
         }
         Ok(())

@@ -12,6 +12,7 @@
 use std::io::BufRead;
 use std::net::IpAddr;
 
+pub use super::walk::Warning;
 use super::walk::{self, DocError, Document};
 use crate::model::{Finding, FindingType, Host, Protocol, VulnStatus};
 
@@ -20,28 +21,6 @@ use crate::model::{Finding, FindingType, Host, Protocol, VulnStatus};
 pub struct DetectedHost {
     pub id: u64,
     pub host: Host,
-}
-
-/// The paging WARNING (code 1980 when more hosts match than `truncation_limit`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Warning {
-    pub code: Option<String>,
-    pub text: String,
-    pub url: Option<String>,
-}
-
-impl Warning {
-    /// The `id_min` of the URL: the first host ID of the next page. Only this is taken
-    /// from the URL; the next request is the connector's own, to the configured server.
-    pub fn id_min(&self) -> Option<u64> {
-        let url = self.url.as_deref()?;
-        let query = url.split_once('?').map_or(url, |(_, q)| q);
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "id_min")
-            .and_then(|(_, v)| v.trim().parse().ok())
-    }
 }
 
 /// What the page held besides its hosts.
@@ -70,16 +49,16 @@ pub fn parse(
         summary: PageSummary::default(),
         current: HostFields::default(),
         detection: DetectionFields::default(),
-        warning: Warning::default(),
     };
-    let bytes = walk::walk(input, &mut page)?;
-    page.summary.bytes = bytes;
+    let walked = walk::walk(input, &mut page)?;
+    page.summary.bytes = walked.bytes;
+    page.summary.datetime = walked.datetime;
+    page.summary.warning = walked.warning;
     Ok(page.summary)
 }
 
 // Tags (0: ignored).
 const RESPONSE: u16 = 1;
-const DATETIME: u16 = 2;
 const HOST_LIST: u16 = 3;
 const HOST: u16 = 4;
 const ID: u16 = 5;
@@ -94,10 +73,6 @@ const PROTOCOL: u16 = 13;
 const STATUS: u16 = 14;
 const IS_IGNORED: u16 = 15;
 const IS_DISABLED: u16 = 16;
-const WARNING: u16 = 17;
-const CODE: u16 = 18;
-const TEXT: u16 = 19;
-const URL: u16 = 20;
 const ROOT: u16 = 21;
 
 #[derive(Debug, Default)]
@@ -123,7 +98,6 @@ struct Page<'a> {
     summary: PageSummary,
     current: HostFields,
     detection: DetectionFields,
-    warning: Warning,
 }
 
 /// The element's path below the root, without the root: `[RESPONSE, HOST_LIST, HOST]`.
@@ -139,7 +113,6 @@ impl Document for Page<'_> {
         match name {
             b"HOST_LIST_VM_DETECTION_OUTPUT" => ROOT,
             b"RESPONSE" => RESPONSE,
-            b"DATETIME" => DATETIME,
             b"HOST_LIST" => HOST_LIST,
             b"HOST" => HOST,
             b"ID" => ID,
@@ -154,10 +127,6 @@ impl Document for Page<'_> {
             b"STATUS" => STATUS,
             b"IS_IGNORED" => IS_IGNORED,
             b"IS_DISABLED" => IS_DISABLED,
-            b"WARNING" => WARNING,
-            b"CODE" => CODE,
-            b"TEXT" => TEXT,
-            b"URL" => URL,
             _ => 0,
         }
     }
@@ -168,13 +137,11 @@ impl Document for Page<'_> {
             [RESPONSE, HOST_LIST, HOST, DETECTION_LIST, DETECTION] => {
                 self.detection = DetectionFields::default();
             }
-            [RESPONSE, WARNING] => self.warning = Warning::default(),
             _ => {}
         }
         matches!(
             below_root(stack),
-            [RESPONSE, DATETIME]
-                | [RESPONSE, HOST_LIST, HOST, ID | IP | IPV6]
+            [RESPONSE, HOST_LIST, HOST, ID | IP | IPV6]
                 | [
                     RESPONSE,
                     HOST_LIST,
@@ -183,14 +150,12 @@ impl Document for Page<'_> {
                     DETECTION,
                     QID | TYPE | PORT | PROTOCOL | STATUS | IS_IGNORED | IS_DISABLED
                 ]
-                | [RESPONSE, WARNING, CODE | TEXT | URL]
         )
     }
 
     fn close(&mut self, stack: &[u16], text: Option<&str>) -> Result<(), DocError> {
         let t = text.map(str::trim).unwrap_or_default().to_string();
         match below_root(stack) {
-            [RESPONSE, DATETIME] => self.summary.datetime = Some(t),
             [RESPONSE, HOST_LIST, HOST, ID] => self.current.id = t,
             [RESPONSE, HOST_LIST, HOST, IP] => self.current.ip = t,
             [RESPONSE, HOST_LIST, HOST, IPV6] => self.current.ipv6 = t,
@@ -199,12 +164,6 @@ impl Document for Page<'_> {
             }
             [RESPONSE, HOST_LIST, HOST, DETECTION_LIST, DETECTION] => self.finish_detection(),
             [RESPONSE, HOST_LIST, HOST] => self.finish_host()?,
-            [RESPONSE, WARNING, CODE] => self.warning.code = Some(t),
-            [RESPONSE, WARNING, TEXT] => {
-                self.warning.text = t.split_whitespace().collect::<Vec<_>>().join(" ");
-            }
-            [RESPONSE, WARNING, URL] => self.warning.url = Some(t),
-            [RESPONSE, WARNING] => self.summary.warning = Some(std::mem::take(&mut self.warning)),
             _ => {}
         }
         Ok(())
@@ -287,18 +246,8 @@ fn detection(d: &DetectionFields) -> Result<Finding, String> {
                 .map_err(|_| format!("port {p:?} is not 0-65535"))?,
         ),
     };
-    let protocol = match d.protocol.to_ascii_lowercase().as_str() {
-        "tcp" => Some(Protocol::Tcp),
-        "udp" => Some(Protocol::Udp),
-        _ => None,
-    };
-    let status = match d.status.to_ascii_lowercase().as_str() {
-        "new" => VulnStatus::New,
-        "active" => VulnStatus::Active,
-        "re-opened" | "reopened" => VulnStatus::ReOpened,
-        "fixed" => VulnStatus::Fixed,
-        _ => VulnStatus::Unknown,
-    };
+    let protocol = Protocol::parse(&d.protocol);
+    let status = VulnStatus::parse(&d.status).unwrap_or(VulnStatus::Unknown);
     Ok(Finding {
         qid,
         kind,

@@ -1,7 +1,8 @@
 //! A streaming walk over one Qualys API document: the root checked, the open elements
 //! kept as a stack of the caller's tags, and the text of the elements the caller asks
 //! for handed over when they close (bounded by `report::MAX_FIELD`). A SIMPLE_RETURN
-//! root is read here and returned as the Qualys error it is.
+//! root is read here and returned as the Qualys error it is; so are the parts every
+//! answer of the detection path shares: `RESPONSE/DATETIME` and the paging `WARNING`.
 
 use std::io::BufRead;
 
@@ -51,6 +52,46 @@ pub enum DocError {
     Visitor(String),
 }
 
+/// The paging WARNING (code 1980 when more hosts match than `truncation_limit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Warning {
+    pub code: Option<String>,
+    pub text: String,
+    pub url: Option<String>,
+}
+
+impl Warning {
+    /// The `id_min` of the URL: the first host ID of the next page. Only this is taken
+    /// from the URL; the next request is the connector's own, to the configured server.
+    pub fn id_min(&self) -> Option<u64> {
+        let url = self.url.as_deref()?;
+        let query = url.split_once('?').map_or(url, |(_, q)| q);
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "id_min")
+            .and_then(|(_, v)| v.trim().parse().ok())
+    }
+}
+
+/// What the walk read besides the caller's elements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walked {
+    pub bytes: u64,
+    /// `RESPONSE/DATETIME`, as written (ISO 8601 UTC): Qualys's clock.
+    pub datetime: Option<String>,
+    pub warning: Option<Warning>,
+}
+
+/// The shared parts of an answer: which one an element is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    Datetime,
+    Code,
+    Text,
+    Url,
+}
+
 /// What a document reader tells the walk.
 pub trait Document {
     /// The root element, and what the document is called in errors.
@@ -69,8 +110,8 @@ pub trait Document {
 const SR_CODE: u16 = 1;
 const SR_TEXT: u16 = 2;
 
-/// Walks `input` to its end; returns the bytes read.
-pub fn walk<R: BufRead, D: Document>(input: R, doc: &mut D) -> Result<u64, DocError> {
+/// Walks `input` to its end; returns the bytes read and the shared parts.
+pub fn walk<R: BufRead, D: Document>(input: R, doc: &mut D) -> Result<Walked, DocError> {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
     let mut walker = Walker {
@@ -80,6 +121,8 @@ pub fn walk<R: BufRead, D: Document>(input: R, doc: &mut D) -> Result<u64, DocEr
         capturing: None,
         error: None,
         rooted: false,
+        shared: None,
+        walked: Walked::default(),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
@@ -139,7 +182,8 @@ pub fn walk<R: BufRead, D: Document>(input: R, doc: &mut D) -> Result<u64, DocEr
     if !walker.rooted {
         return Err(DocError::Empty { doc: D::NAME });
     }
-    Ok(reader.buffer_position())
+    walker.walked.bytes = reader.buffer_position();
+    Ok(walker.walked)
 }
 
 struct Walker {
@@ -153,6 +197,9 @@ struct Walker {
     error: Option<QualysError>,
     /// The root element was seen.
     rooted: bool,
+    /// The shared part whose text is being read.
+    shared: Option<Shared>,
+    walked: Walked,
 }
 
 impl Walker {
@@ -183,9 +230,13 @@ impl Walker {
         };
         self.stack.push(tag);
         self.names.push(text);
+        self.shared = None;
         let wanted = match &self.error {
             Some(_) => tag != 0,
-            None => doc.open(&self.stack),
+            None => {
+                self.shared = self.shared_part();
+                doc.open(&self.stack) | self.shared.is_some()
+            }
         };
         if wanted {
             self.text.clear();
@@ -198,6 +249,18 @@ impl Walker {
         let captured = self.capturing == Some(self.stack.len());
         if captured {
             self.capturing = None;
+        }
+        let text = captured.then_some(self.text.as_str());
+        if let (Some(part), Some(t)) = (self.shared.take().filter(|_| captured), text) {
+            let t = t.trim();
+            match part {
+                Shared::Datetime => self.walked.datetime = Some(t.to_string()),
+                Shared::Code => self.warning().code = Some(t.to_string()),
+                Shared::Text => {
+                    self.warning().text = t.split_whitespace().collect::<Vec<_>>().join(" ");
+                }
+                Shared::Url => self.warning().url = Some(t.to_string()),
+            }
         }
         let text = captured.then_some(self.text.as_str());
         match &mut self.error {
@@ -213,6 +276,27 @@ impl Walker {
         self.stack.pop();
         self.names.pop();
         Ok(())
+    }
+
+    /// The shared part the open element is: `<root>/RESPONSE/DATETIME` and
+    /// `<root>/RESPONSE/WARNING/{CODE,TEXT,URL}` (a WARNING is kept even when empty).
+    fn shared_part(&mut self) -> Option<Shared> {
+        let path: Vec<&str> = self.names.iter().skip(1).map(String::as_str).collect();
+        match path.as_slice() {
+            ["RESPONSE", "DATETIME"] => Some(Shared::Datetime),
+            ["RESPONSE", "WARNING"] => {
+                self.warning();
+                None
+            }
+            ["RESPONSE", "WARNING", "CODE"] => Some(Shared::Code),
+            ["RESPONSE", "WARNING", "TEXT"] => Some(Shared::Text),
+            ["RESPONSE", "WARNING", "URL"] => Some(Shared::Url),
+            _ => None,
+        }
+    }
+
+    fn warning(&mut self) -> &mut Warning {
+        self.walked.warning.get_or_insert_with(Warning::default)
     }
 
     fn push(&mut self, text: &str) {
