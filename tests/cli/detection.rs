@@ -514,23 +514,13 @@ fn a_delta_pull_asks_for_what_qualys_processed_since() {
     let mut fmc = Fmc::start(|_| {});
     let test = crate::harness::Test::new();
     fmc.enroll_into(&test, "CertFile.pkcs12", &EnrollOptions::default());
-    let args = [
-        format!("-server={}", fmc.addr().ip()),
-        format!("-port={}", fmc.addr().port()),
-    ];
     let run = |server: &QualysServer| {
-        std::fs::create_dir_all(test.path("InputPlugins")).unwrap();
-        std::fs::write(
-            test.path("InputPlugins/QualysGuard.yaml"),
-            config(server, "sync_state: sync.db\n"),
+        run_in(
+            &test,
+            &config(server, "sync_state: sync.db\n"),
+            fmc.addr(),
+            &[],
         )
-        .unwrap();
-        let out = test.command().args(&args).output().unwrap();
-        crate::harness::Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
     };
     let first = serve(&before);
     run(&first)
@@ -582,6 +572,28 @@ fn a_delta_pull_asks_for_what_qualys_processed_since() {
         crate::sync::held(&fmc.stop()),
         crate::sync::held(&fresh.stop())
     );
+}
+
+/// Runs the connector in `test`, with `yaml` as its configuration (written anew), against
+/// the FMC at `fmc`, with `extra` options.
+fn run_in(
+    test: &crate::harness::Test,
+    yaml: &str,
+    fmc: std::net::SocketAddr,
+    extra: &[&str],
+) -> crate::harness::Outcome {
+    std::fs::create_dir_all(test.path("InputPlugins")).unwrap();
+    std::fs::write(test.path("InputPlugins/QualysGuard.yaml"), yaml).unwrap();
+    let out = test
+        .command()
+        .args([
+            format!("-server={}", fmc.ip()),
+            format!("-port={}", fmc.port()),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    crate::harness::Outcome::from(out)
 }
 
 /// The run of `yaml` (the detection source) against `server` into a new fmc-sim: its
@@ -871,29 +883,11 @@ fn stalls_and_an_error_mid_run_end_in_the_fault_free_map() {
         &qualys_connector_sim::fmc::EnrollOptions::default(),
     );
     let run = |server: &QualysServer, extra: &[&str]| {
-        std::fs::create_dir_all(test.path("InputPlugins")).unwrap();
-        std::fs::write(
-            test.path("InputPlugins/QualysGuard.yaml"),
-            crate::download::yaml(
-                server,
-                "qualys_source: detections\nhosts_per_call: 10\nqualys_workers: 1\nsync_state: sync.db\nvanished_hosts: clear\nmax_vanished_percent: 100\n",
-            ),
-        )
-        .unwrap();
-        let out = test
-            .command()
-            .args([
-                format!("-server={}", fmc.addr().ip()),
-                format!("-port={}", fmc.addr().port()),
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        crate::harness::Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let yaml = crate::download::yaml(
+            server,
+            "qualys_source: detections\nhosts_per_call: 10\nqualys_workers: 1\nsync_state: sync.db\nvanished_hosts: clear\nmax_vanished_percent: 100\n",
+        );
+        run_in(&test, &yaml, fmc.addr(), extra)
     };
     let clean = crate::download::qualys(|o| o.estate = Some(Arc::clone(&estate)));
     run(&clean, &[]).assert_code(0);

@@ -28,6 +28,16 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Outcome {
+    fn from(out: std::process::Output) -> Outcome {
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Outcome {
     /// Everything the run printed, both streams.
     pub fn output(&self) -> String {
@@ -109,12 +119,7 @@ impl Test {
     }
 
     pub fn run(&self) -> Outcome {
-        let out = self.command().output().expect("run the binary");
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Outcome::from(self.command().output().expect("run the binary"))
     }
 
     pub fn read(&self, name: &str) -> String {

@@ -83,11 +83,7 @@ impl Site {
 
     pub fn run(&self, estate: &Estate, extra: &[&str]) -> Outcome {
         let out = self.command(estate, extra).output().unwrap();
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Outcome::from(out)
     }
 
     pub fn state(&self) -> PathBuf {
@@ -418,11 +414,7 @@ fn a_full_state_file_fails_the_run_and_the_rerun_converges() {
             (pages + 1).to_string(),
         );
         let o = cmd.output().unwrap();
-        Outcome {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        Outcome::from(o)
     };
     out.assert_code(9)
         .assert_output_contains("database or disk is full");
@@ -977,11 +969,7 @@ fn destinations_are_the_fmc_its_ca_and_the_template() {
     };
     let run = |fmc: &Fmc| {
         let out = test.command().args(args(fmc)).output().unwrap();
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Outcome::from(out)
     };
     let first = run(&fmc);
     first.assert_code(0);

@@ -47,6 +47,16 @@ pub struct EstateHost {
     pub detections: Vec<Detection>,
 }
 
+impl EstateHost {
+    /// Adds a detection; the host's processed time is its latest detection's.
+    fn add(&mut self, d: Detection) {
+        if d.processed > self.processed {
+            self.processed = d.processed.clone();
+        }
+        self.detections.push(d);
+    }
+}
+
 /// One KnowledgeBase entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KbVuln {
@@ -440,13 +450,7 @@ fn load_hosts(text: impl io::BufRead, estate: &mut Estate) -> Result<(), String>
                 "LAST_PROCESSED_DATETIME" => d.processed = t,
                 _ => {}
             },
-            [.., "DETECTION_LIST", "DETECTION"] => {
-                let done = std::mem::take(&mut d);
-                if done.processed > host.processed {
-                    host.processed = done.processed.clone();
-                }
-                host.detections.push(done);
-            }
+            [.., "DETECTION_LIST", "DETECTION"] => host.add(std::mem::take(&mut d)),
             [.., "HOST_LIST", "HOST"] => {
                 let done = std::mem::take(&mut host);
                 if done.id > 0 {
@@ -492,10 +496,7 @@ fn load_report(text: impl io::BufRead, estate: &mut Estate) -> Result<(), String
                 if done.status.is_empty() {
                     done.status = "Active".into();
                 }
-                if done.processed > host.processed {
-                    host.processed = done.processed.clone();
-                }
-                host.detections.push(done);
+                host.add(done);
             }
             [.., "HOST_LIST", "HOST"] => {
                 let mut done = std::mem::take(&mut host);
